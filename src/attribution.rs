@@ -1,0 +1,424 @@
+//! Energy-conserving attribution: a pair of [`Sample`]s in, per-device energy split among processes out.
+//!
+//! Pure code (DESIGN §4). For every device and interval
+//! `energy_j = Σ process shares + idle_j + unattributed_j`, every term ≥ 0. The only state kept
+//! between calls is each GPU's learned idle floor. Must not read clocks, files or sensors.
+
+use std::collections::HashMap;
+
+use crate::sample::{
+    CpuTimes, DeviceKind, DeviceReading, EnergyCounter, GpuProcess, ProcKey, Provenance, Sample,
+};
+
+/// Largest plausible average power of one device, watts. A counter delta above this is treated as a
+/// counter reset, never as energy (so a glitch cannot add megajoules).
+pub const MAX_PLAUSIBLE_W: f64 = 10_000.0;
+
+/// Policy knobs for attribution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributionConfig {
+    /// Give CPU idle energy to processes in proportion to their CPU share instead of the idle row.
+    pub charge_idle: bool,
+    /// Fixed GPU idle (static) power, watts; `None` = learn it.
+    pub gpu_idle_w: Option<f64>,
+    /// Until a GPU has been seen with no process, its idle power is assumed to be this share of its
+    /// power limit.
+    pub gpu_idle_fraction_of_limit: f64,
+}
+
+impl Default for AttributionConfig {
+    fn default() -> Self {
+        AttributionConfig {
+            charge_idle: false,
+            gpu_idle_w: None,
+            gpu_idle_fraction_of_limit: 0.1,
+        }
+    }
+}
+
+/// One device's energy over one interval, split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceEnergy {
+    pub id: String,
+    pub kind: DeviceKind,
+    pub name: String,
+    /// Energy over the interval, joules; `None` = not available (see `status`).
+    pub energy_j: Option<f64>,
+    pub provenance: Provenance,
+    /// `None` = ok; otherwise why the energy is missing or degraded.
+    pub status: Option<String>,
+    pub idle_j: f64,
+    pub unattributed_j: f64,
+    /// GPU only: the static (idle-floor) part of `energy_j`.
+    pub static_j: f64,
+    /// Joules per process.
+    pub shares: Vec<(ProcKey, f64)>,
+}
+
+impl DeviceEnergy {
+    /// Average power over the interval.
+    pub fn power_w(&self, dt_s: f64) -> Option<f64> {
+        self.energy_j.map(|e| if dt_s > 0.0 { e / dt_s } else { 0.0 })
+    }
+
+    /// `energy − (Σ shares + idle + unattributed)`; zero up to rounding.
+    pub fn conservation_error_j(&self) -> f64 {
+        let parts: f64 = self.shares.iter().map(|(_, j)| j).sum::<f64>() + self.idle_j + self.unattributed_j;
+        self.energy_j.unwrap_or(0.0) - parts
+    }
+}
+
+/// The result of attributing one interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interval {
+    pub dt_s: f64,
+    /// Wall clock at the end of the interval, ms since the epoch.
+    pub wall_ms: i64,
+    pub devices: Vec<DeviceEnergy>,
+    /// CPU utilisation over the interval, 0..=1, when `/proc/stat` was readable twice.
+    pub cpu_load: Option<f64>,
+    /// Each process's share of busy CPU time over the interval (after skew scaling).
+    pub cpu_shares: Vec<(ProcKey, f64)>,
+}
+
+/// Holds the little state attribution needs between intervals (learned GPU idle floors).
+#[derive(Debug, Clone, Default)]
+pub struct Attributor {
+    pub config: AttributionConfig,
+    /// Lowest average power seen per GPU id over an interval with no process on it, watts.
+    idle_floor_w: HashMap<String, f64>,
+}
+
+impl Attributor {
+    pub fn new(config: AttributionConfig) -> Self {
+        Attributor {
+            config,
+            idle_floor_w: HashMap::new(),
+        }
+    }
+
+    /// The idle power currently assumed for a GPU, and whether it was learned (true) or assumed.
+    pub fn gpu_idle_w(&self, dev: &DeviceReading) -> Option<(f64, &'static str)> {
+        if let Some(w) = self.config.gpu_idle_w {
+            return Some((w, "config"));
+        }
+        if let Some(w) = self.idle_floor_w.get(&dev.id) {
+            return Some((*w, "learned"));
+        }
+        dev.power_limit_w
+            .map(|l| (l * self.config.gpu_idle_fraction_of_limit, "share of limit"))
+    }
+
+    /// Attribute the energy between `prev` and `cur`.
+    pub fn attribute(&mut self, prev: &Sample, cur: &Sample) -> Interval {
+        let dt_s = (cur.mono_s - prev.mono_s).max(0.0);
+        let (cpu_load, cpu_shares) = cpu_shares(prev, cur);
+        let pid_index: HashMap<u32, ProcKey> = cur.processes.iter().map(|p| (p.key.pid, p.key)).collect();
+        let mut devices = Vec::with_capacity(cur.devices.len());
+        for dev in &cur.devices {
+            let before = prev.devices.iter().find(|d| d.id == dev.id);
+            let (energy_j, provenance, status) = device_energy(before, dev, dt_s, cpu_load);
+            let de = match dev.kind {
+                DeviceKind::Cpu | DeviceKind::Dram => split_cpu(
+                    dev,
+                    energy_j,
+                    provenance,
+                    status,
+                    prev.cpu_times.zip(cur.cpu_times),
+                    &cpu_shares,
+                    self.config.charge_idle,
+                ),
+                DeviceKind::Gpu => {
+                    let idle_w = self.gpu_idle_w(dev).map(|(w, _)| w);
+                    let de = split_gpu(dev, energy_j, provenance, status, dt_s, idle_w, &pid_index);
+                    self.learn_idle_floor(dev, &de, dt_s);
+                    de
+                }
+            };
+            devices.push(de);
+        }
+        Interval {
+            dt_s,
+            wall_ms: cur.wall_ms,
+            devices,
+            cpu_load,
+            cpu_shares,
+        }
+    }
+
+    fn learn_idle_floor(&mut self, dev: &DeviceReading, de: &DeviceEnergy, dt_s: f64) {
+        if !dev.gpu_processes.is_empty() || dt_s <= 0.0 {
+            return;
+        }
+        if let Some(w) = de.power_w(dt_s) {
+            let floor = self.idle_floor_w.entry(dev.id.clone()).or_insert(w);
+            if w < *floor {
+                *floor = w;
+            }
+        }
+    }
+}
+
+/// Difference of a cumulative counter, joules, with RAPL wrap-around. `Err` explains a reset.
+pub fn counter_delta_j(prev: EnergyCounter, cur: EnergyCounter) -> Result<f64, String> {
+    let delta_uj = if cur.value_uj >= prev.value_uj {
+        cur.value_uj - prev.value_uj
+    } else {
+        match cur.wrap_uj {
+            Some(max) if prev.value_uj <= max => max - prev.value_uj + cur.value_uj,
+            _ => {
+                return Err(format!(
+                    "energy counter went backwards ({} → {} µJ): counter reset, interval skipped",
+                    prev.value_uj, cur.value_uj
+                ));
+            }
+        }
+    };
+    Ok(delta_uj as f64 * 1e-6)
+}
+
+/// Energy of one device over the interval, how it was obtained, and why it is missing if it is.
+fn device_energy(
+    prev: Option<&DeviceReading>,
+    cur: &DeviceReading,
+    dt_s: f64,
+    cpu_load: Option<f64>,
+) -> (Option<f64>, Provenance, Option<String>) {
+    let Some(prev) = prev else {
+        return (
+            None,
+            Provenance::Measured,
+            Some("device appeared during the interval".into()),
+        );
+    };
+    if let (Some(a), Some(b)) = (prev.energy, cur.energy) {
+        return match counter_delta_j(a, b) {
+            Ok(j) if j <= MAX_PLAUSIBLE_W * dt_s.max(1e-3) => (Some(j), Provenance::Measured, None),
+            Ok(j) => (
+                None,
+                Provenance::Measured,
+                Some(format!(
+                    "implausible energy counter jump ({j:.0} J in {dt_s:.3} s): interval skipped"
+                )),
+            ),
+            Err(e) => (None, Provenance::Measured, Some(e)),
+        };
+    }
+    if let (Some(a), Some(b)) = (prev.power_w, cur.power_w)
+        && a.is_finite()
+        && b.is_finite()
+        && a >= 0.0
+        && b >= 0.0
+    {
+        return (Some((a + b) / 2.0 * dt_s), Provenance::Integrated, None);
+    }
+    if let Some(est) = &cur.estimate {
+        return match cpu_load {
+            Some(load) => (Some(est.power_w(load) * dt_s), Provenance::Estimated, None),
+            None => (
+                None,
+                Provenance::Estimated,
+                Some("no CPU load from /proc/stat: cannot estimate".into()),
+            ),
+        };
+    }
+    let why = cur
+        .error
+        .clone()
+        .or_else(|| prev.error.clone())
+        .unwrap_or_else(|| "no energy counter or power reading".into());
+    let prov = if cur.energy.is_some() || prev.energy.is_some() {
+        Provenance::Measured
+    } else {
+        Provenance::Integrated
+    };
+    (None, prov, Some(why))
+}
+
+/// CPU load over the interval and each process's share of busy time (DESIGN §4 CPU steps 2–3).
+fn cpu_shares(prev: &Sample, cur: &Sample) -> (Option<f64>, Vec<(ProcKey, f64)>) {
+    let Some((a, b)) = prev.cpu_times.zip(cur.cpu_times) else {
+        return (None, Vec::new());
+    };
+    let busy = b.busy.saturating_sub(a.busy);
+    let idle = b.idle.saturating_sub(a.idle);
+    let total = busy + idle;
+    let load = if total > 0 {
+        busy as f64 / total as f64
+    } else {
+        0.0
+    };
+    if busy == 0 {
+        return (Some(load), Vec::new());
+    }
+    let before: HashMap<ProcKey, u64> = prev.processes.iter().map(|p| (p.key, p.cpu_ticks)).collect();
+    let born_after = prev.uptime_s.map(|u| u * cur.ticks_per_s as f64);
+    let mut shares = Vec::new();
+    let mut sum = 0.0;
+    for p in &cur.processes {
+        let ticks = match before.get(&p.key) {
+            Some(t) => p.cpu_ticks.saturating_sub(*t),
+            // Born during the interval: all of its CPU time falls inside it.
+            None if born_after.is_some_and(|b| p.key.starttime as f64 >= b) => p.cpu_ticks,
+            // First seen but older than the interval: its share here is unknown.
+            None => 0,
+        };
+        if ticks > 0 {
+            let s = ticks as f64 / busy as f64;
+            sum += s;
+            shares.push((p.key, s));
+        }
+    }
+    if sum > 1.0 {
+        for (_, s) in &mut shares {
+            *s /= sum;
+        }
+    }
+    (Some(load), shares)
+}
+
+fn split_cpu(
+    dev: &DeviceReading,
+    energy_j: Option<f64>,
+    provenance: Provenance,
+    status: Option<String>,
+    times: Option<(CpuTimes, CpuTimes)>,
+    shares: &[(ProcKey, f64)],
+    charge_idle: bool,
+) -> DeviceEnergy {
+    let mut de = empty(dev, energy_j, provenance, status);
+    let Some(e) = energy_j else { return de };
+    let Some((a, b)) = times else {
+        de.unattributed_j = e;
+        de.status
+            .get_or_insert_with(|| "/proc/stat unreadable: energy not split".into());
+        return de;
+    };
+    let busy = b.busy.saturating_sub(a.busy) as f64;
+    let total = busy + b.idle.saturating_sub(a.idle) as f64;
+    let busy_frac = if total > 0.0 { (busy / total).min(1.0) } else { 0.0 };
+    let mut idle = e * (1.0 - busy_frac);
+    let active = e - idle;
+    let share_sum: f64 = shares.iter().map(|(_, s)| s).sum();
+    let idle_per_share = if charge_idle && share_sum > 0.0 {
+        let per = idle / share_sum;
+        idle = 0.0;
+        per
+    } else {
+        0.0
+    };
+    let mut given = 0.0;
+    de.shares = shares
+        .iter()
+        .map(|(k, s)| {
+            let j = active * s + idle_per_share * s;
+            given += j;
+            (*k, j)
+        })
+        .collect();
+    de.idle_j = idle;
+    de.unattributed_j = (e - idle - given).max(0.0);
+    de
+}
+
+fn split_gpu(
+    dev: &DeviceReading,
+    energy_j: Option<f64>,
+    provenance: Provenance,
+    status: Option<String>,
+    dt_s: f64,
+    idle_w: Option<f64>,
+    pid_index: &HashMap<u32, ProcKey>,
+) -> DeviceEnergy {
+    let mut de = empty(dev, energy_j, provenance, status);
+    let Some(e) = energy_j else { return de };
+    let static_j = idle_w.map_or(0.0, |w| (w.max(0.0) * dt_s).min(e));
+    let dynamic_j = e - static_j;
+    de.static_j = static_j;
+    let holders = dedup_holders(&dev.gpu_processes);
+    if holders.is_empty() {
+        // Nobody holds a context: the floor is the device idling, anything above it is unseen work.
+        de.idle_j = static_j;
+        de.unattributed_j = dynamic_j;
+        return de;
+    }
+    let key = |pid: u32| {
+        pid_index
+            .get(&pid)
+            .copied()
+            .unwrap_or(ProcKey { pid, starttime: 0 })
+    };
+    let util: Vec<f64> = holders
+        .iter()
+        .map(|p| p.sm_util_pct.unwrap_or(0.0).max(0.0))
+        .collect();
+    let mem: Vec<f64> = holders
+        .iter()
+        .map(|p| p.used_mem_bytes.unwrap_or(0) as f64)
+        .collect();
+    let mem_known = holders.iter().all(|p| p.used_mem_bytes.is_some()) && mem.iter().sum::<f64>() > 0.0;
+    let even = vec![1.0; holders.len()];
+    let static_w = if mem_known { &mem } else { &even };
+    let dyn_w = if util.iter().sum::<f64>() > 0.0 {
+        &util
+    } else {
+        static_w
+    };
+    let static_sum: f64 = static_w.iter().sum();
+    let dyn_sum: f64 = dyn_w.iter().sum();
+    let mut given = 0.0;
+    de.shares = holders
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let j = static_j * static_w[i] / static_sum + dynamic_j * dyn_w[i] / dyn_sum;
+            given += j;
+            (key(p.pid), j)
+        })
+        .collect();
+    de.unattributed_j = (e - given).max(0.0);
+    de
+}
+
+/// Compute, graphics and MPS lists can name one pid twice: merge (max memory, max utilisation).
+fn dedup_holders(list: &[GpuProcess]) -> Vec<GpuProcess> {
+    let mut out: Vec<GpuProcess> = Vec::with_capacity(list.len());
+    for p in list {
+        if let Some(q) = out.iter_mut().find(|q| q.pid == p.pid) {
+            q.used_mem_bytes = match (q.used_mem_bytes, p.used_mem_bytes) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            q.sm_util_pct = match (q.sm_util_pct, p.sm_util_pct) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+fn empty(
+    dev: &DeviceReading,
+    energy_j: Option<f64>,
+    provenance: Provenance,
+    status: Option<String>,
+) -> DeviceEnergy {
+    DeviceEnergy {
+        id: dev.id.clone(),
+        kind: dev.kind,
+        name: dev.name.clone(),
+        energy_j,
+        provenance,
+        status,
+        idle_j: 0.0,
+        unattributed_j: 0.0,
+        static_j: 0.0,
+        shares: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+//! Command line: clap definitions and the subcommands' drivers.
+//!
+//! Conventions for every subcommand: `--config PATH` before or after it, durations written `500ms`,
+//! `2s`, `1m`, `--help` with examples, `--version`. Exit codes: 0 ok, 1 runtime error, 2 usage or
+//! config error. Writing to a closed pipe (`kwtop snapshot | head`) exits quietly.
+
+mod commands;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Settings, parse_duration};
+
+const EXAMPLES: &str = "\
+Examples:
+  kwtop                              live monitor
+  kwtop snapshot --json              one 1-second measurement as JSON (schema kwtop.snapshot/1)
+  kwtop snapshot --interval 5s       a 5-second measurement as a table
+  kwtop record -o run.jsonl --duration 10m --interval 1s
+  kwtop report run.jsonl --json      what a recording adds up to
+  kwtop --config ./kwtop.toml snapshot
+
+Config: ~/.config/kwtop/config.toml (every key is documented in config.example.toml).";
+
+#[derive(Debug, Parser)]
+#[command(name = "kwtop", version, about = "Per-process GPU and CPU power, energy and CO2e", after_help = EXAMPLES)]
+pub struct Cli {
+    /// Config file (default: the platform config dir, e.g. ~/.config/kwtop/config.toml)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Measure one interval and print a table, or JSON with --json
+    #[command(
+        after_help = "Examples:\n  kwtop snapshot\n  kwtop snapshot --interval 500ms --json | jq '.processes[0]'"
+    )]
+    Snapshot {
+        /// Length of the measured interval (e.g. 500ms, 2s, 1m)
+        #[arg(long, default_value = "1s", value_parser = parse_cli_duration)]
+        interval: Duration,
+        /// Print the kwtop.snapshot/1 JSON document
+        #[arg(long)]
+        json: bool,
+        /// Processes shown in the table
+        #[arg(long, default_value_t = 15)]
+        top: usize,
+    },
+    /// Record samples as JSON lines for replay and reports
+    #[command(
+        after_help = "Examples:\n  kwtop record -o run.jsonl --duration 1h\n  kwtop record -o run.jsonl   (until Ctrl-C)"
+    )]
+    Record {
+        /// Output file (JSON lines, schema kwtop.recording/1)
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Stop after this long (default: until Ctrl-C or SIGTERM)
+        #[arg(long, value_parser = parse_cli_duration)]
+        duration: Option<Duration>,
+        /// Time between samples (default: [sampling] interval)
+        #[arg(long, value_parser = parse_cli_duration)]
+        interval: Option<Duration>,
+    },
+    /// Account a recording and print what it adds up to
+    #[command(after_help = "Examples:\n  kwtop report run.jsonl\n  kwtop report run.jsonl --json")]
+    Report {
+        /// A recording made by `kwtop record`
+        file: PathBuf,
+        /// Print the kwtop.snapshot/1 JSON document of the whole recording
+        #[arg(long)]
+        json: bool,
+        /// Processes shown in the table
+        #[arg(long, default_value_t = 15)]
+        top: usize,
+    },
+}
+
+fn parse_cli_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(10) {
+        return Err(format!("'{s}' is too short: use at least 10ms"));
+    }
+    Ok(d)
+}
+
+/// Errors a command can end with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// Print to stdout; a closed pipe is not an error worth a message.
+pub fn emit(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(CliError::Runtime(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// Host name for headers and exports.
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .map(|h| crate::sanitize::sanitize_str(&h.to_string_lossy(), 64))
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Parse arguments, run, and return the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let settings = match config::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kwtop: {e}");
+            return 2;
+        }
+    };
+    match run(cli.command, &settings) {
+        Ok(()) => 0,
+        Err(CliError::Config(e)) => {
+            eprintln!("kwtop: {e}");
+            2
+        }
+        Err(CliError::Runtime(e)) => {
+            eprintln!("kwtop: {e}");
+            1
+        }
+    }
+}
+
+fn run(cmd: Option<Command>, settings: &Settings) -> Result<(), CliError> {
+    match cmd {
+        None => commands::live(settings),
+        Some(Command::Snapshot { interval, json, top }) => commands::snapshot(settings, interval, json, top),
+        Some(Command::Record {
+            output,
+            duration,
+            interval,
+        }) => commands::record(settings, &output, duration, interval.unwrap_or(settings.interval)),
+        Some(Command::Report { file, json, top }) => commands::report(settings, &file, json, top),
+    }
+}

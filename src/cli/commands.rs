@@ -1,0 +1,169 @@
+//! Drivers of the subcommands: wire sources, engine and outputs together. The only place that
+//! sleeps between samples.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{CliError, emit, host_name};
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::recording::{self, Reader, Writer};
+use crate::snapshot;
+use crate::sources::Sampler;
+
+fn runtime(msg: impl Into<String>) -> CliError {
+    CliError::Runtime(msg.into())
+}
+
+/// Set by SIGINT, SIGTERM or SIGHUP.
+fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(&flag))
+            .map_err(|e| runtime(format!("cannot install signal handler: {e}")))?;
+    }
+    Ok(flag)
+}
+
+/// Sleep until `deadline`, waking early when `stop` is set.
+fn sleep_until(deadline: Instant, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(100)));
+    }
+}
+
+pub fn snapshot(settings: &Settings, interval: Duration, json: bool, top: usize) -> Result<(), CliError> {
+    let mut sampler = Sampler::from_config(&settings.sources);
+    let mut engine = Engine::new(settings);
+    let start = Instant::now();
+    engine.push(sampler.sample());
+    std::thread::sleep(interval.saturating_sub(start.elapsed()));
+    engine.push(sampler.sample());
+    let notices = sampler.take_notices();
+    let dt = engine
+        .last_interval
+        .as_ref()
+        .map_or(interval.as_secs_f64(), |i| i.dt_s);
+    let doc = snapshot::build(&engine.ledger, &settings.impact, &host_name(), dt, &notices);
+    if json {
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| runtime(e.to_string()))?;
+        emit(&(text + "\n"))
+    } else {
+        emit(&snapshot::table(&doc, top))
+    }
+}
+
+pub fn record(
+    settings: &Settings,
+    output: &Path,
+    duration: Option<Duration>,
+    interval: Duration,
+) -> Result<(), CliError> {
+    let stop = stop_flag()?;
+    let file =
+        File::create(output).map_err(|e| runtime(format!("cannot create {}: {e}", output.display())))?;
+    let mut sampler = Sampler::from_config(&settings.sources);
+    let header = recording::Header {
+        schema: recording::SCHEMA.into(),
+        host: host_name(),
+        kwtop_version: env!("CARGO_PKG_VERSION").into(),
+        started_ms: crate::snapshot_now_ms(),
+        interval_s: interval.as_secs_f64(),
+        notes: Vec::new(),
+    };
+    let werr = |e: std::io::Error| runtime(format!("writing {}: {e}", output.display()));
+    let mut writer = Writer::new(BufWriter::new(file), &header).map_err(werr)?;
+    let start = Instant::now();
+    let mut n: u32 = 0;
+    loop {
+        writer.write(&sampler.sample()).map_err(werr)?;
+        for note in sampler.take_notices() {
+            eprintln!("kwtop: {note}");
+        }
+        n += 1;
+        if stop.load(Ordering::Relaxed) || duration.is_some_and(|d| start.elapsed() >= d) {
+            break;
+        }
+        let next = start + interval * n;
+        let next = duration.map_or(next, |d| next.min(start + d));
+        sleep_until(next, &stop);
+    }
+    eprintln!("kwtop: recorded {n} samples to {}", output.display());
+    Ok(())
+}
+
+pub fn report(settings: &Settings, file: &Path, json: bool, top: usize) -> Result<(), CliError> {
+    let f = File::open(file).map_err(|e| runtime(format!("cannot open {}: {e}", file.display())))?;
+    let mut reader =
+        Reader::new(BufReader::new(f)).map_err(|e| runtime(format!("{}: {e}", file.display())))?;
+    let mut engine = Engine::new(settings);
+    let mut notices = Vec::new();
+    for s in reader.by_ref() {
+        match s {
+            Ok(s) => {
+                engine.push(s);
+            }
+            Err(e) => {
+                // Everything before the bad line is still accounted.
+                let msg = format!("{}: {e}; report covers the samples before it", file.display());
+                eprintln!("kwtop: {msg}");
+                notices.push(msg);
+                break;
+            }
+        }
+    }
+    let host = reader.header.host.clone();
+    let doc = snapshot::build(
+        &engine.ledger,
+        &settings.impact,
+        &host,
+        engine.ledger.session_s,
+        &notices,
+    );
+    if json {
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| runtime(e.to_string()))?;
+        emit(&(text + "\n"))
+    } else {
+        emit(&snapshot::table(&doc, top))
+    }
+}
+
+/// The live monitor.
+pub fn live(settings: &Settings) -> Result<(), CliError> {
+    let stop = stop_flag()?;
+    let mut sampler = Sampler::from_config(&settings.sources);
+    let mut engine = Engine::new(settings);
+    let start = Instant::now();
+    let mut n: u32 = 0;
+    let host = host_name();
+    let mut notices = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        engine.push(sampler.sample());
+        notices.extend(sampler.take_notices());
+        if n > 0 {
+            let doc = snapshot::build(
+                &engine.ledger,
+                &settings.impact,
+                &host,
+                engine.ledger.session_s,
+                &notices,
+            );
+            emit(&format!("\x1b[H\x1b[2J{}", snapshot::table(&doc, 20)))?;
+        }
+        n += 1;
+        sleep_until(start + settings.interval * n, &stop);
+    }
+    Ok(())
+}

@@ -1,0 +1,866 @@
+//! Turning measured energy into impact figures: facility kWh (× PUE), grams of CO2e (× grid
+//! intensity) and everyday equivalents (phone charges, household-days of electricity, car km).
+//!
+//! Grid intensities come from two tables embedded at build time (`assets/grid/country.csv`,
+//! Ember yearly data per country, and `assets/grid/cloud.csv`, per cloud region; see
+//! `scripts/gen-grid-assets.py`), or from a number the user sets. Every figure carries its label,
+//! source credit and year so the UI and exports can say where it came from. Pure code: no I/O.
+
+use serde::{Deserialize, Serialize};
+
+/// Joules in one kilowatt-hour.
+pub const J_PER_KWH: f64 = 3.6e6;
+
+/// Energy for one full smartphone charge, kWh (US EPA Greenhouse Gas Equivalencies Calculator;
+/// energy only, to be multiplied by the local grid).
+pub const DEFAULT_PHONE_CHARGE_KWH: f64 = 0.019;
+/// EU-27 household electricity per dwelling, kWh per year (Odyssee-Mure, ≈2023).
+pub const DEFAULT_HOUSEHOLD_KWH_PER_YEAR: f64 = EU_HOUSEHOLD_KWH_PER_YEAR;
+/// Average petrol car, EU/UK, gCO2e per km (UK DESNZ conversion factors 2025, tailpipe).
+pub const DEFAULT_CAR_G_PER_KM: f64 = 163.0;
+/// Power usage effectiveness of a machine you sit at: no facility overhead.
+pub const DEFAULT_PUE: f64 = 1.0;
+
+/// EU-27 household electricity per dwelling, kWh per year (Odyssee-Mure, ≈2023).
+pub const EU_HOUSEHOLD_KWH_PER_YEAR: f64 = 3600.0;
+/// US household electricity, kWh per year (US EIA FAQ, 2023 average per residential customer).
+pub const US_HOUSEHOLD_KWH_PER_YEAR: f64 = 10_260.0;
+/// UK typical household electricity, kWh per year (Ofgem typical domestic consumption, medium).
+pub const UK_HOUSEHOLD_KWH_PER_YEAR: f64 = 2700.0;
+/// US passenger vehicle, gCO2e per km (US EPA equivalencies, 3.93e-4 t per mile).
+pub const US_CAR_G_PER_KM: f64 = 244.0;
+
+/// Label and source used for a grid intensity given as a number.
+pub const CONFIG_LABEL: &str = "config";
+/// Source text used for a grid intensity given as a number.
+pub const CONFIG_SOURCE: &str = "set in config";
+/// Label of the world-average grid intensity.
+pub const WORLD_LABEL: &str = "world average";
+
+/// The `WLD` row of `country.csv` (Ember 2024), used only if the embedded table were unreadable;
+/// a unit test keeps the two equal.
+const WORLD_FALLBACK_G_PER_KWH: f64 = 472.94;
+const WORLD_FALLBACK_YEAR: u16 = 2024;
+const WORLD_FALLBACK_SOURCE: &str = "Ember Yearly Electricity Data (CC BY 4.0) via thegreenwebfoundation/co2.js data/output/average-intensities.json @b459b5e";
+
+const COUNTRY_CSV: &str = include_str!("../assets/grid/country.csv");
+const CLOUD_CSV: &str = include_str!("../assets/grid/cloud.csv");
+
+const COUNTRY_HEADER: [&str; 6] = ["iso2", "iso3", "country", "year", "g_co2e_per_kwh", "source"];
+const CLOUD_HEADER: [&str; 5] = ["provider", "region", "location", "g_co2e_per_kwh", "source"];
+const PROVIDERS: [&str; 3] = ["gcp", "aws", "azure"];
+
+const ACCEPTED: &str = "use an ISO 3166-1 code such as DE or DEU, a cloud region such as gcp:europe-west4, or a number in gCO2e/kWh";
+
+/// Where a grid intensity figure came from, for display ("DE · Ember 2024") and exports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridIntensity {
+    pub g_per_kwh: f64,
+    /// short label: "DE", "gcp:europe-west4", "world average", "config"
+    pub label: String,
+    /// full source credit text, e.g. "Ember Yearly Electricity Data 2024 (CC BY 4.0)" or "set in config"
+    pub source: String,
+    pub year: Option<u16>,
+}
+
+/// One entry of the embedded tables, for listings such as `--list-grids`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridEntry {
+    /// What to pass to [`resolve_grid`]: "DE", "WLD", "EU", "gcp:europe-west4".
+    pub spec: String,
+    /// Country name or cloud region location, as in the table: "Germany", "Frankfurt, DE".
+    pub name: String,
+    pub grid: GridIntensity,
+}
+
+/// The world-average grid intensity (`WLD` row: 472.94 ≈ 473 gCO2e/kWh, Ember 2024), labelled
+/// "world average". The fallback when no grid is configured.
+pub fn world_average() -> GridIntensity {
+    match country_rows()
+        .ok()
+        .and_then(|rows| rows.into_iter().find(|r| r.iso3 == "WLD"))
+    {
+        Some(row) => row.into_grid(),
+        None => GridIntensity {
+            g_per_kwh: WORLD_FALLBACK_G_PER_KWH,
+            label: WORLD_LABEL.to_string(),
+            source: WORLD_FALLBACK_SOURCE.to_string(),
+            year: Some(WORLD_FALLBACK_YEAR),
+        },
+    }
+}
+
+/// spec: a number ("350" or "350.5" → label "config", source "set in config"), an ISO 3166-1 alpha-2 or alpha-3 code
+/// case-insensitive ("de", "DEU", "EU"/"EUU", "WLD"), or a cloud region "gcp:europe-west4", "aws:eu-west-1",
+/// "azure:westeurope" (provider prefix required; case-insensitive). Err(String) explains what was wrong and what is accepted
+/// (e.g. "unknown country code 'XX': use an ISO 3166-1 code such as DE or DEU, a cloud region such as gcp:europe-west4, or a number in gCO2e/kWh").
+///
+/// Surrounding whitespace is ignored; "world" is accepted as a synonym of "WLD". Numbers must be
+/// finite and non-negative.
+pub fn resolve_grid(spec: &str) -> Result<GridIntensity, String> {
+    let s = spec.trim();
+    if s.is_empty() {
+        return Err(format!("empty grid intensity: {ACCEPTED}"));
+    }
+    if let Some((provider, region)) = s.split_once(':') {
+        return resolve_cloud(s, provider, region);
+    }
+    if let Ok(g) = s.parse::<f64>() {
+        if !g.is_finite() || g < 0.0 {
+            return Err(format!(
+                "invalid grid intensity '{s}': a number must be finite and not negative, in gCO2e/kWh (e.g. 350)"
+            ));
+        }
+        return Ok(GridIntensity {
+            g_per_kwh: g,
+            label: CONFIG_LABEL.to_string(),
+            source: CONFIG_SOURCE.to_string(),
+            year: None,
+        });
+    }
+    if s.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.')) {
+        return Err(format!(
+            "invalid grid intensity '{s}': not a number; give gCO2e/kWh as a plain number such as 350 (no unit)"
+        ));
+    }
+    if s.eq_ignore_ascii_case("world") {
+        return Ok(world_average());
+    }
+    let rows = country_rows()?;
+    let found = rows.into_iter().find(|r| {
+        (s.len() == 2 && !r.iso2.is_empty() && r.iso2.eq_ignore_ascii_case(s))
+            || (s.len() == 3 && r.iso3.eq_ignore_ascii_case(s))
+    });
+    match found {
+        Some(row) => Ok(row.into_grid()),
+        None => Err(format!("unknown country code '{s}': {ACCEPTED}")),
+    }
+}
+
+/// Every country (with `WLD` and `EU`) and cloud region in the embedded tables, in table order.
+pub fn known_grids() -> Result<Vec<GridEntry>, String> {
+    let mut out = Vec::new();
+    for row in country_rows()? {
+        let spec = if row.iso2.is_empty() {
+            row.iso3.clone()
+        } else {
+            row.iso2.clone()
+        };
+        let name = row.country.clone();
+        out.push(GridEntry {
+            spec,
+            name,
+            grid: row.into_grid(),
+        });
+    }
+    for row in cloud_rows()? {
+        let name = row.location.clone();
+        let grid = row.into_grid();
+        out.push(GridEntry {
+            spec: grid.label.clone(),
+            name,
+            grid,
+        });
+    }
+    Ok(out)
+}
+
+/// Household electricity use per year for a locale: "eu" 3600, "us" 10260, "uk" (or "gb") 2700 kWh
+/// (case-insensitive). None for anything else.
+pub fn household_kwh_for_locale(locale: &str) -> Option<f64> {
+    match locale.trim().to_ascii_lowercase().as_str() {
+        "eu" => Some(EU_HOUSEHOLD_KWH_PER_YEAR),
+        "us" => Some(US_HOUSEHOLD_KWH_PER_YEAR),
+        "uk" | "gb" => Some(UK_HOUSEHOLD_KWH_PER_YEAR),
+        _ => None,
+    }
+}
+
+/// Car emissions per km for a locale: "eu", "uk"/"gb" 163 (UK DESNZ 2025 petrol car), "us" 244
+/// (US EPA passenger vehicle) gCO2e/km (case-insensitive). None for anything else.
+pub fn car_g_per_km_for_locale(locale: &str) -> Option<f64> {
+    match locale.trim().to_ascii_lowercase().as_str() {
+        "eu" | "uk" | "gb" => Some(DEFAULT_CAR_G_PER_KM),
+        "us" => Some(US_CAR_G_PER_KM),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImpactParams {
+    pub pue: f64,
+    pub grid: GridIntensity,
+    pub phone_charge_kwh: f64,
+    pub household_kwh_per_year: f64,
+    pub car_g_per_km: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Equivalents {
+    pub phone_charges: f64,
+    pub household_days: f64,
+    pub car_km: f64,
+}
+
+impl Default for ImpactParams {
+    /// PUE 1.0, world-average grid, EU household, EU/UK petrol car, EPA phone charge.
+    fn default() -> Self {
+        Self {
+            pue: DEFAULT_PUE,
+            grid: world_average(),
+            phone_charge_kwh: DEFAULT_PHONE_CHARGE_KWH,
+            household_kwh_per_year: DEFAULT_HOUSEHOLD_KWH_PER_YEAR,
+            car_g_per_km: DEFAULT_CAR_G_PER_KM,
+        }
+    }
+}
+
+impl ImpactParams {
+    /// IT energy in kWh (no PUE).
+    pub fn kwh(&self, energy_j: f64) -> f64 {
+        energy_j / J_PER_KWH
+    }
+
+    /// Facility energy in kWh: IT energy × PUE.
+    pub fn facility_kwh(&self, energy_j: f64) -> f64 {
+        self.kwh(energy_j) * self.pue
+    }
+
+    /// Grams of CO2e: facility kWh × grid gCO2e/kWh.
+    pub fn co2e_g(&self, energy_j: f64) -> f64 {
+        self.facility_kwh(energy_j) * self.grid.g_per_kwh
+    }
+
+    /// Everyday equivalents of `energy_j`: phone charges and household-days are facility kWh over
+    /// the charge and the household's daily use (yearly / 365); car km is CO2e over g/km.
+    /// Assumes the divisors are positive (see [`ImpactParams::validate`]).
+    pub fn equivalents(&self, energy_j: f64) -> Equivalents {
+        let facility = self.facility_kwh(energy_j);
+        Equivalents {
+            phone_charges: facility / self.phone_charge_kwh,
+            household_days: facility / (self.household_kwh_per_year / 365.0),
+            car_km: self.co2e_g(energy_j) / self.car_g_per_km,
+        }
+    }
+
+    /// Checks the values a user may have overridden: PUE finite and ≥ 1, grid finite and ≥ 0,
+    /// phone charge, household use and car g/km finite and > 0. The message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.pue.is_finite() && self.pue >= 1.0) {
+            return Err(format!(
+                "invalid PUE {}: must be a finite number of at least 1.0",
+                self.pue
+            ));
+        }
+        if !(self.grid.g_per_kwh.is_finite() && self.grid.g_per_kwh >= 0.0) {
+            return Err(format!(
+                "invalid grid intensity {} gCO2e/kWh: must be finite and not negative",
+                self.grid.g_per_kwh
+            ));
+        }
+        for (name, v) in [
+            ("phone charge (kWh)", self.phone_charge_kwh),
+            ("household use (kWh per year)", self.household_kwh_per_year),
+            ("car emissions (gCO2e/km)", self.car_g_per_km),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("invalid {name} {v}: must be a finite number above 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embedded tables
+
+#[derive(Debug, Clone)]
+struct CountryRow {
+    iso2: String,
+    iso3: String,
+    country: String,
+    year: u16,
+    g: f64,
+    source: String,
+}
+
+impl CountryRow {
+    fn into_grid(self) -> GridIntensity {
+        let label = if self.iso3 == "WLD" {
+            WORLD_LABEL.to_string()
+        } else if self.iso2.is_empty() {
+            self.iso3
+        } else {
+            self.iso2
+        };
+        GridIntensity {
+            g_per_kwh: self.g,
+            label,
+            source: self.source,
+            year: Some(self.year),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CloudRow {
+    provider: String,
+    region: String,
+    location: String,
+    g: f64,
+    source: String,
+}
+
+impl CloudRow {
+    fn into_grid(self) -> GridIntensity {
+        let year = year_in_source(&self.source);
+        GridIntensity {
+            g_per_kwh: self.g,
+            label: format!("{}:{}", self.provider, self.region),
+            source: self.source,
+            year,
+        }
+    }
+}
+
+/// The data year when a cloud source states one as "(year 2024, ..." (the GCP rows); the
+/// AWS/Azure rows carry none.
+fn year_in_source(source: &str) -> Option<u16> {
+    let (_, rest) = source.split_once("year ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    if digits.len() == 4 {
+        digits.parse().ok()
+    } else {
+        None
+    }
+}
+
+fn resolve_cloud(spec: &str, provider: &str, region: &str) -> Result<GridIntensity, String> {
+    let provider = provider.trim().to_ascii_lowercase();
+    let region = region.trim();
+    if !PROVIDERS.contains(&provider.as_str()) {
+        return Err(format!(
+            "unknown cloud provider '{provider}' in '{spec}': cloud regions are written gcp:REGION, aws:REGION or azure:REGION (e.g. gcp:europe-west4); otherwise {ACCEPTED}"
+        ));
+    }
+    let rows = cloud_rows()?;
+    let mut known = Vec::new();
+    for row in rows {
+        if row.provider != provider {
+            continue;
+        }
+        if row.region.eq_ignore_ascii_case(region) {
+            return Ok(row.into_grid());
+        }
+        known.push(row.region);
+    }
+    Err(format!(
+        "unknown {provider} region '{region}' in '{spec}': known {provider} regions are {}; for a region not listed, use its country's ISO 3166-1 code (e.g. IE or DE) or a number in gCO2e/kWh",
+        known.join(", ")
+    ))
+}
+
+fn country_rows() -> Result<Vec<CountryRow>, String> {
+    let mut out = Vec::new();
+    for (line, r) in table("country.csv", COUNTRY_CSV, &COUNTRY_HEADER)? {
+        let ctx = |what: &str| format!("country.csv line {line}: {what}");
+        let [iso2, iso3, country, year, g, source] = r;
+        let year = year
+            .parse::<u16>()
+            .map_err(|_| ctx(&format!("bad year '{year}'")))?;
+        let g = parse_g(&g).map_err(|e| ctx(&e))?;
+        out.push(CountryRow {
+            iso2,
+            iso3,
+            country,
+            year,
+            g,
+            source,
+        });
+    }
+    Ok(out)
+}
+
+fn cloud_rows() -> Result<Vec<CloudRow>, String> {
+    let mut out = Vec::new();
+    for (line, r) in table("cloud.csv", CLOUD_CSV, &CLOUD_HEADER)? {
+        let [provider, region, location, g, source] = r;
+        let g = parse_g(&g).map_err(|e| format!("cloud.csv line {line}: {e}"))?;
+        out.push(CloudRow {
+            provider: provider.to_ascii_lowercase(),
+            region,
+            location,
+            g,
+            source,
+        });
+    }
+    Ok(out)
+}
+
+/// A table's data records with their line numbers, after checking the header and field count.
+fn table<const N: usize>(
+    name: &str,
+    text: &str,
+    header: &[&str; N],
+) -> Result<Vec<(usize, [String; N])>, String> {
+    let mut records = parse_csv(text).map_err(|e| format!("{name}: {e}"))?.into_iter();
+    match records.next() {
+        Some((_, h)) if h.iter().map(String::as_str).eq(header.iter().copied()) => {}
+        Some((_, h)) => return Err(format!("{name}: header {h:?}, expected {header:?}")),
+        None => return Err(format!("{name}: empty table")),
+    }
+    records
+        .map(|(line, r)| {
+            let n = r.len();
+            <[String; N]>::try_from(r)
+                .map(|a| (line, a))
+                .map_err(|_| format!("{name} line {line}: {n} fields, expected {N}"))
+        })
+        .collect()
+}
+
+fn parse_g(field: &str) -> Result<f64, String> {
+    match field.trim().parse::<f64>() {
+        Ok(g) if g.is_finite() && g >= 0.0 => Ok(g),
+        _ => Err(format!(
+            "bad g_co2e_per_kwh '{field}': need a finite, non-negative number"
+        )),
+    }
+}
+
+/// Minimal RFC 4180 reader: comma-separated fields, optional double quotes around a field (which
+/// may then hold commas, newlines and `""` for a quote), LF or CRLF line ends, optional BOM.
+/// Blank lines are skipped. Returns each record with the line it starts on (1-based).
+fn parse_csv(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut records = Vec::new();
+    let mut record: Vec<String> = Vec::new();
+    let mut field = String::new();
+    let mut line = 1usize;
+    let mut record_line = 1usize;
+    // `quoted`: the current field began with a quote; `in_quotes`: inside it; `closed`: its
+    // closing quote has been seen, so only a separator may follow.
+    let (mut quoted, mut in_quotes, mut closed) = (false, false, false);
+    let mut chars = text.chars().peekable();
+
+    let end_record = |record: &mut Vec<String>, records: &mut Vec<(usize, Vec<String>)>, at: usize| {
+        let rec = std::mem::take(record);
+        if !(rec.len() == 1 && rec[0].is_empty()) {
+            records.push((at, rec));
+        }
+    };
+
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => {
+                    in_quotes = false;
+                    closed = true;
+                }
+                '\n' => {
+                    line += 1;
+                    field.push(c);
+                }
+                _ => field.push(c),
+            }
+            continue;
+        }
+        match c {
+            ',' => {
+                record.push(std::mem::take(&mut field));
+                (quoted, closed) = (false, false);
+            }
+            '\r' | '\n' => {
+                if c == '\r' && chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                record.push(std::mem::take(&mut field));
+                (quoted, closed) = (false, false);
+                end_record(&mut record, &mut records, record_line);
+                line += 1;
+                record_line = line;
+            }
+            '"' if field.is_empty() && !quoted => {
+                quoted = true;
+                in_quotes = true;
+            }
+            _ if closed => {
+                return Err(format!("line {line}: text after a closing quote"));
+            }
+            '"' => return Err(format!("line {line}: quote inside an unquoted field")),
+            _ => field.push(c),
+        }
+    }
+    if in_quotes {
+        return Err(format!("line {record_line}: unterminated quoted field"));
+    }
+    if !field.is_empty() || quoted || !record.is_empty() {
+        record.push(field);
+        end_record(&mut record, &mut records, record_line);
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::float_cmp)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    fn err(spec: &str) -> String {
+        resolve_grid(spec).expect_err(spec)
+    }
+
+    #[test]
+    fn csv_reader_handles_quotes_crlf_and_blank_lines() {
+        let text = "\u{feff}a,b,c\r\n1,\"x, y\",\"say \"\"hi\"\"\"\r\n\r\n\"multi\nline\",,\"\"\n4,5,6";
+        let recs = parse_csv(text).unwrap();
+        assert_eq!(recs.len(), 4);
+        assert_eq!(recs[0], (1, vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(recs[1], (2, vec!["1".into(), "x, y".into(), "say \"hi\"".into()]));
+        assert_eq!(
+            recs[2],
+            (4, vec!["multi\nline".into(), String::new(), String::new()])
+        );
+        assert_eq!(recs[3], (6, vec!["4".into(), "5".into(), "6".into()]));
+    }
+
+    #[test]
+    fn csv_reader_rejects_malformed_quotes() {
+        assert!(parse_csv("a,\"open\n").unwrap_err().contains("unterminated"));
+        assert!(
+            parse_csv("a,\"x\"y\n")
+                .unwrap_err()
+                .contains("after a closing quote")
+        );
+        assert!(parse_csv("a,x\"y\n").unwrap_err().contains("quote inside"));
+    }
+
+    #[test]
+    fn table_checks_header_and_field_count() {
+        let e = table("t.csv", "a,b\n1,2,3\n", &["a", "b"]).unwrap_err();
+        assert!(e.contains("t.csv line 2: 3 fields"), "{e}");
+        assert!(
+            table("t.csv", "a,c\n", &["a", "b"])
+                .unwrap_err()
+                .contains("header")
+        );
+    }
+
+    #[test]
+    fn every_country_row_parses() {
+        let rows = country_rows().unwrap();
+        assert_eq!(rows.len(), 216); // 214 countries/territories + WLD + EUU
+        let mut iso2_seen = std::collections::HashSet::new();
+        let mut iso3_seen = std::collections::HashSet::new();
+        for r in &rows {
+            assert!(r.g.is_finite() && r.g >= 0.0, "{r:?}");
+            // Central African Republic is 0.0 in the Ember data (2022); every other row is > 0.
+            if r.iso3 != "CAF" {
+                assert!(r.g > 0.0, "{r:?}");
+            }
+            assert!((2000..=2100).contains(&r.year), "{r:?}");
+            assert!(
+                r.iso3.len() == 3 && r.iso3.bytes().all(|b| b.is_ascii_uppercase()),
+                "{r:?}"
+            );
+            assert!(iso3_seen.insert(r.iso3.clone()), "duplicate {r:?}");
+            if r.iso3 == "WLD" {
+                assert!(r.iso2.is_empty());
+            } else {
+                assert!(
+                    r.iso2.len() == 2 && r.iso2.bytes().all(|b| b.is_ascii_uppercase()),
+                    "{r:?}"
+                );
+                assert!(iso2_seen.insert(r.iso2.clone()), "duplicate {r:?}");
+            }
+            assert!(!r.country.is_empty() && r.source.contains("CC BY 4.0"), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn every_cloud_row_parses() {
+        let rows = cloud_rows().unwrap();
+        assert_eq!(rows.len(), 79);
+        for (p, n) in [("gcp", 44), ("aws", 12), ("azure", 23)] {
+            assert_eq!(rows.iter().filter(|r| r.provider == p).count(), n, "{p}");
+        }
+        for r in &rows {
+            assert!(r.g.is_finite() && r.g > 0.0, "{r:?}");
+            assert!(PROVIDERS.contains(&r.provider.as_str()), "{r:?}");
+            assert!(
+                !r.region.is_empty() && !r.location.is_empty() && !r.source.is_empty(),
+                "{r:?}"
+            );
+            assert!(r.source.contains("Apache-2.0"), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn every_table_entry_resolves_by_all_its_names() {
+        for r in country_rows().unwrap() {
+            let by3 = resolve_grid(&r.iso3.to_lowercase()).unwrap();
+            assert_eq!(by3.g_per_kwh, r.g);
+            assert_eq!(by3.year, Some(r.year));
+            assert_eq!(by3.source, r.source);
+            if !r.iso2.is_empty() {
+                assert_eq!(resolve_grid(&r.iso2).unwrap(), by3);
+                assert_eq!(by3.label, r.iso2);
+            }
+        }
+        for r in cloud_rows().unwrap() {
+            let spec = format!("{}:{}", r.provider, r.region);
+            let g = resolve_grid(&spec.to_uppercase()).unwrap();
+            assert_eq!(g.g_per_kwh, r.g);
+            assert_eq!(g.label, spec);
+        }
+        let all = known_grids().unwrap();
+        assert_eq!(all.len(), 216 + 79);
+        for e in &all {
+            assert_eq!(resolve_grid(&e.spec).unwrap(), e.grid, "{}", e.spec);
+        }
+    }
+
+    #[test]
+    fn germany_by_any_code_and_case() {
+        let de = resolve_grid("DE").unwrap();
+        for spec in ["DEU", "de", "deu", "De", "  de\t"] {
+            assert_eq!(resolve_grid(spec).unwrap(), de, "{spec}");
+        }
+        assert_eq!(de.g_per_kwh, 342.06);
+        assert_eq!(de.label, "DE");
+        assert_eq!(de.year, Some(2024));
+        assert!(de.source.starts_with("Ember Yearly Electricity Data (CC BY 4.0)"));
+    }
+
+    #[test]
+    fn european_union() {
+        let eu = resolve_grid("EU").unwrap();
+        assert_eq!(resolve_grid("euu").unwrap(), eu);
+        assert_eq!(eu.g_per_kwh, 213.02);
+        assert_eq!(eu.label, "EU");
+        assert_eq!(eu.year, Some(2024));
+    }
+
+    #[test]
+    fn world() {
+        let w = world_average();
+        assert_eq!(w.g_per_kwh, 472.94);
+        assert_eq!(w.g_per_kwh.round(), 473.0);
+        assert_eq!(w.label, "world average");
+        assert_eq!(w.year, Some(2024));
+        assert!(w.source.starts_with("Ember"));
+        assert_eq!(resolve_grid("WLD").unwrap(), w);
+        assert_eq!(resolve_grid("wld").unwrap(), w);
+        assert_eq!(resolve_grid("World").unwrap(), w);
+        // The fallback mirrors the table.
+        assert_eq!(w.g_per_kwh, WORLD_FALLBACK_G_PER_KWH);
+        assert_eq!(w.year, Some(WORLD_FALLBACK_YEAR));
+        assert_eq!(w.source, WORLD_FALLBACK_SOURCE);
+    }
+
+    #[test]
+    fn cloud_regions() {
+        // Quoted location "Frankfurt, DE" must not shift the columns.
+        let aws = resolve_grid("aws:eu-central-1").unwrap();
+        assert_eq!(aws.g_per_kwh, 311.0);
+        assert_eq!(aws.label, "aws:eu-central-1");
+        assert_eq!(aws.year, None);
+        assert!(
+            aws.source
+                .starts_with("Cloud Carbon Footprint default factors (Apache-2.0)")
+        );
+        assert_eq!(resolve_grid("AWS:EU-Central-1").unwrap(), aws);
+        assert_eq!(resolve_grid("aws:us-east-1").unwrap().g_per_kwh, 379.07);
+
+        // Quoted source with commas.
+        let gcp = resolve_grid("gcp:europe-west4").unwrap();
+        assert_eq!(gcp.g_per_kwh, 208.81);
+        assert_eq!(gcp.year, Some(2024));
+        assert!(
+            gcp.source
+                .contains("(year 2024, location-based grid intensity; Apache-2.0)")
+        );
+        assert_eq!(resolve_grid("GCP:Europe-West4").unwrap(), gcp);
+
+        let az = resolve_grid("azure:westeurope").unwrap();
+        assert_eq!(az.g_per_kwh, 328.4);
+        assert_eq!(az.label, "azure:westeurope");
+        assert_eq!(resolve_grid("aws:eu-west-1").unwrap().g_per_kwh, 278.6);
+
+        let e = known_grids().unwrap();
+        let fra = e.iter().find(|e| e.spec == "aws:eu-central-1").unwrap();
+        assert_eq!(fra.name, "Frankfurt, DE");
+    }
+
+    #[test]
+    fn numbers() {
+        let g = resolve_grid("350").unwrap();
+        assert_eq!(
+            g,
+            GridIntensity {
+                g_per_kwh: 350.0,
+                label: "config".into(),
+                source: "set in config".into(),
+                year: None
+            }
+        );
+        assert_eq!(resolve_grid(" 350.5 ").unwrap().g_per_kwh, 350.5);
+        assert_eq!(resolve_grid("0").unwrap().g_per_kwh, 0.0);
+        assert_eq!(resolve_grid("1e3").unwrap().g_per_kwh, 1000.0);
+    }
+
+    #[test]
+    fn bad_inputs_are_explained() {
+        assert!(err("").contains("empty"));
+        assert!(err("   ").contains("empty"));
+        assert_eq!(
+            err("XX"),
+            "unknown country code 'XX': use an ISO 3166-1 code such as DE or DEU, a cloud region such as gcp:europe-west4, or a number in gCO2e/kWh"
+        );
+        for spec in [
+            "XYZ",
+            "Germany",
+            "-5",
+            "NaN",
+            "nan",
+            "inf",
+            "-inf",
+            "350g",
+            "aws:nowhere",
+            "gcp:",
+            "foo:bar",
+            ":x",
+        ] {
+            let e = err(spec);
+            assert!(e.contains(&format!("'{spec}'")), "{spec}: {e}");
+        }
+        assert!(err("-5").contains("not negative"));
+        assert!(err("NaN").contains("finite"));
+        assert!(err("350g").contains("not a number"));
+        let e = err("aws:nowhere");
+        assert!(
+            e.contains("unknown aws region 'nowhere'") && e.contains("eu-west-1"),
+            "{e}"
+        );
+        assert!(!e.contains("westeurope"), "{e}");
+        assert!(err("foo:bar").contains("unknown cloud provider 'foo'"));
+        assert!(err("XX").contains("gcp:europe-west4"));
+    }
+
+    #[test]
+    fn arithmetic_is_exact() {
+        let p = ImpactParams {
+            pue: 1.5,
+            grid: resolve_grid("400").unwrap(),
+            ..ImpactParams::default()
+        };
+        let j = 3.6e6;
+        assert_eq!(p.kwh(j), 1.0);
+        assert_eq!(p.facility_kwh(j), 1.5);
+        assert_eq!(p.co2e_g(j), 600.0);
+        let e = p.equivalents(j);
+        assert!(close(e.phone_charges, 1.5 / 0.019), "{e:?}");
+        assert!(close(e.phone_charges, 78.947_368_421_052_63), "{e:?}");
+        assert!(close(e.household_days, 1.5 / (3600.0 / 365.0)), "{e:?}");
+        assert!(close(e.household_days, 0.152_083_333_333_333_33), "{e:?}");
+        assert!(close(e.car_km, 600.0 / 163.0), "{e:?}");
+        assert!(close(e.car_km, 3.680_981_595_092_024_5), "{e:?}");
+        assert_eq!(p.equivalents(0.0), Equivalents::default());
+        assert_eq!(p.kwh(J_PER_KWH * 2.5), 2.5);
+    }
+
+    #[test]
+    fn defaults_and_locales() {
+        assert_eq!(DEFAULT_PHONE_CHARGE_KWH, 0.019);
+        assert_eq!(DEFAULT_HOUSEHOLD_KWH_PER_YEAR, 3600.0);
+        assert_eq!(DEFAULT_CAR_G_PER_KM, 163.0);
+        assert_eq!(DEFAULT_PUE, 1.0);
+        assert_eq!(household_kwh_for_locale("eu"), Some(3600.0));
+        assert_eq!(household_kwh_for_locale("US"), Some(10260.0));
+        assert_eq!(household_kwh_for_locale("uk"), Some(2700.0));
+        assert_eq!(household_kwh_for_locale("gb"), Some(2700.0));
+        assert_eq!(household_kwh_for_locale("fr"), None);
+        assert_eq!(car_g_per_km_for_locale("us"), Some(244.0));
+        assert_eq!(car_g_per_km_for_locale("eu"), Some(163.0));
+        let d = ImpactParams::default();
+        assert_eq!(d.pue, 1.0);
+        assert_eq!(d.grid, world_average());
+        assert_eq!(d.validate(), Ok(()));
+    }
+
+    #[test]
+    fn validate_names_the_bad_field() {
+        let ok = ImpactParams::default();
+        assert!(
+            ImpactParams {
+                pue: 0.9,
+                ..ok.clone()
+            }
+            .validate()
+            .unwrap_err()
+            .contains("PUE")
+        );
+        assert!(
+            ImpactParams {
+                pue: f64::NAN,
+                ..ok.clone()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            ImpactParams {
+                phone_charge_kwh: 0.0,
+                ..ok.clone()
+            }
+            .validate()
+            .unwrap_err()
+            .contains("phone")
+        );
+        assert!(
+            ImpactParams {
+                household_kwh_per_year: -1.0,
+                ..ok.clone()
+            }
+            .validate()
+            .unwrap_err()
+            .contains("household")
+        );
+        assert!(
+            ImpactParams {
+                car_g_per_km: f64::INFINITY,
+                ..ok.clone()
+            }
+            .validate()
+            .unwrap_err()
+            .contains("car")
+        );
+        let mut bad_grid = ok;
+        bad_grid.grid.g_per_kwh = -1.0;
+        assert!(bad_grid.validate().unwrap_err().contains("grid"));
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let g = resolve_grid("gcp:europe-west4").unwrap();
+        let s = serde_json::to_string(&g).unwrap();
+        assert!(s.contains("\"label\":\"gcp:europe-west4\""), "{s}");
+        assert_eq!(serde_json::from_str::<GridIntensity>(&s).unwrap(), g);
+        let e = Equivalents {
+            phone_charges: 1.0,
+            household_days: 2.0,
+            car_km: 3.0,
+        };
+        let s = serde_json::to_string(&e).unwrap();
+        assert_eq!(s, r#"{"phone_charges":1.0,"household_days":2.0,"car_km":3.0}"#);
+        assert_eq!(serde_json::from_str::<Equivalents>(&s).unwrap(), e);
+    }
+}

@@ -1,0 +1,227 @@
+//! Plain-data readings: one [`Sample`] per tick, produced by `sources` and consumed by everything after.
+//!
+//! A sample holds raw cumulative counters (CPU ticks, energy counters) and the timestamps they were read
+//! at, never derived rates: attribution differentiates pairs of samples, so live sensors, recordings and
+//! synthetic test data all go through the same arithmetic. Nothing here reads a clock or a file.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cgroup::CgroupInfo;
+
+/// Identity of a process: a pid alone is reused by the kernel, `(pid, starttime)` is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProcKey {
+    pub pid: u32,
+    /// Start time in clock ticks since boot (`/proc/PID/stat` field 22); 0 when unknown
+    /// (a GPU process whose pid is not visible in this PID namespace).
+    pub starttime: u64,
+}
+
+/// What kind of device a reading is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Cpu,
+    Dram,
+    Gpu,
+}
+
+impl DeviceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Dram => "dram",
+            DeviceKind::Gpu => "gpu",
+        }
+    }
+}
+
+/// How an energy figure was obtained. Ordered from most to least trustworthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provenance {
+    /// Difference of a hardware energy counter (RAPL `energy_uj`, NVML total energy).
+    Measured,
+    /// Trapezoid integration of power readings.
+    Integrated,
+    /// A model (TDP × load), not a sensor.
+    Estimated,
+}
+
+impl Provenance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provenance::Measured => "measured",
+            Provenance::Integrated => "integrated",
+            Provenance::Estimated => "estimated",
+        }
+    }
+}
+
+/// A cumulative energy counter as read from the hardware.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EnergyCounter {
+    /// Counter value in microjoules (NVML's millijoules are scaled by 1000).
+    pub value_uj: u64,
+    /// The counter wraps to 0 after this value (RAPL `max_energy_range_uj`); `None` = never wraps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrap_uj: Option<u64>,
+}
+
+/// Parameters of the CPU power model used when no energy counter can be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpuEstimate {
+    /// Thermal design power of all sockets together, watts.
+    pub tdp_w: f64,
+    /// Share of TDP drawn at zero load (linear model).
+    pub idle_fraction: f64,
+    /// `linear`: P = TDP·(idle + (1 − idle)·load); `codecarbon`: P = TDP·(0.1 + 0.9·load³).
+    pub model: EstimateModel,
+    /// Where the TDP came from, for display ("table: AMD EPYC 7763", "config", "default 85 W").
+    pub tdp_source: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EstimateModel {
+    Linear,
+    Codecarbon,
+}
+
+impl CpuEstimate {
+    /// Modelled power in watts at `load` (0..=1, clamped).
+    pub fn power_w(&self, load: f64) -> f64 {
+        let load = if load.is_finite() {
+            load.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        match self.model {
+            EstimateModel::Linear => self.tdp_w * (self.idle_fraction + (1.0 - self.idle_fraction) * load),
+            EstimateModel::Codecarbon => self.tdp_w * (0.1 + 0.9 * load * load * load),
+        }
+    }
+}
+
+/// One process holding a context on a GPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuProcess {
+    pub pid: u32,
+    /// Device memory used, bytes; `None` when NVML cannot tell (MIG, WDDM, no permission).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_mem_bytes: Option<u64>,
+    /// Mean SM utilisation over the interval, percent. `Some(0.0)` when NVML reported no sample for it
+    /// (`NOT_FOUND` means every process was at 0 %); `None` when the utilisation query failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sm_util_pct: Option<f64>,
+}
+
+/// One device (CPU package, DRAM domain, GPU) as read at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceReading {
+    /// Stable id: `cpu0`, `dram0`, `gpu0`, …
+    pub id: String,
+    pub kind: DeviceKind,
+    /// Human name: "NVIDIA H100 80GB HBM3", "package-0 (RAPL)".
+    pub name: String,
+    /// Cumulative energy counter, when the device has one and it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<EnergyCounter>,
+    /// Power reading in watts (NVML: a 1 s average on Ampere and later except A100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_w: Option<f64>,
+    /// The model used when energy has to be estimated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<CpuEstimate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_limit_w: Option<f64>,
+    /// Device utilisation, percent (GPU: time with a kernel running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub util_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_used_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_total_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_c: Option<f64>,
+    /// Processes holding a context on this GPU (empty for CPU domains).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_processes: Vec<GpuProcess>,
+    /// Why some readings are missing (shown as N/A with this reason); `None` = all fine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl DeviceReading {
+    /// A reading with only identity set; sources fill in what they can read.
+    pub fn new(id: impl Into<String>, kind: DeviceKind, name: impl Into<String>) -> Self {
+        DeviceReading {
+            id: id.into(),
+            kind,
+            name: name.into(),
+            energy: None,
+            power_w: None,
+            estimate: None,
+            power_limit_w: None,
+            util_pct: None,
+            mem_used_bytes: None,
+            mem_total_bytes: None,
+            temperature_c: None,
+            gpu_processes: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+/// Facts about a process that do not change while it lives; read once, shared between samples.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProcInfo {
+    /// `comm`, sanitized.
+    pub comm: String,
+    /// Command line joined with spaces, sanitized (empty for kernel threads).
+    pub cmdline: String,
+    /// User name, or the numeric uid when it has no name.
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub cgroup: CgroupInfo,
+}
+
+/// One process at one instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessReading {
+    pub key: ProcKey,
+    pub ppid: u32,
+    /// utime + stime, clock ticks, cumulative.
+    pub cpu_ticks: u64,
+    pub info: Arc<ProcInfo>,
+}
+
+/// System-wide CPU time from `/proc/stat`, clock ticks, cumulative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuTimes {
+    /// user + nice + system + irq + softirq (guest time is already inside user and nice).
+    pub busy: u64,
+    /// idle + iowait.
+    pub idle: u64,
+}
+
+/// Everything read at one tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Monotonic seconds from an arbitrary origin; only differences matter.
+    pub mono_s: f64,
+    /// Wall clock, milliseconds since the Unix epoch (for records and display).
+    pub wall_ms: i64,
+    /// Seconds since boot, to tell processes born during an interval from ones first seen late.
+    pub uptime_s: Option<f64>,
+    /// `USER_HZ`: clock ticks per second of the tick counters.
+    pub ticks_per_s: u64,
+    /// `None` when `/proc/stat` could not be read.
+    pub cpu_times: Option<CpuTimes>,
+    pub processes: Vec<ProcessReading>,
+    pub devices: Vec<DeviceReading>,
+}

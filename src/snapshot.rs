@@ -1,0 +1,336 @@
+//! The `kwtop.snapshot/1` JSON contract (DESIGN §8) and the readable table, built from a ledger.
+//!
+//! Pure: host, time and interval are passed in. For every device id the document satisfies
+//! `energy_j = Σ processes' energy_by_device_j[id] + idle_j[id] + unattributed_j[id]`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::impact::{Equivalents, ImpactParams};
+use crate::ledger::{Ledger, ProcEntry, ProcState};
+use crate::units;
+
+pub const SCHEMA: &str = "kwtop.snapshot/1";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotDoc {
+    pub schema: &'static str,
+    pub host: String,
+    pub at: String,
+    pub interval_s: f64,
+    pub devices: Vec<DeviceOut>,
+    pub processes: Vec<ProcessOut>,
+    pub idle_j: BTreeMap<String, f64>,
+    pub unattributed_j: BTreeMap<String, f64>,
+    pub totals: Totals,
+    /// One-time explanations (RAPL unreadable, no NVIDIA driver, hidden processes).
+    pub notices: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceOut {
+    pub id: String,
+    pub kind: &'static str,
+    pub name: String,
+    pub power_w: Option<f64>,
+    pub energy_j: f64,
+    pub provenance: &'static str,
+    pub status: String,
+    pub power_limit_w: Option<f64>,
+    pub util_pct: Option<f64>,
+    pub mem_used_bytes: Option<u64>,
+    pub mem_total_bytes: Option<u64>,
+    pub temperature_c: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessOut {
+    pub pid: u32,
+    pub starttime: u64,
+    pub ppid: u32,
+    pub user: String,
+    pub command: String,
+    pub cmdline: String,
+    pub power_w: f64,
+    pub avg_power_w: f64,
+    pub energy_j: f64,
+    pub energy_by_device_j: BTreeMap<String, f64>,
+    pub gpu_util_pct: Option<f64>,
+    pub gpu_mem_bytes: Option<u64>,
+    pub co2e_g: f64,
+    pub equivalents: Equivalents,
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_for_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm_job: Option<String>,
+    /// Exited processes folded together (pid 0) to bound memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folded_count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Grid {
+    pub g_per_kwh: f64,
+    pub source: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    pub energy_j: f64,
+    pub power_w: f64,
+    pub kwh: f64,
+    pub co2e_g: f64,
+    pub pue: f64,
+    pub grid: Grid,
+    pub equivalents: Equivalents,
+    pub provenance: &'static str,
+    pub idle_holders: usize,
+    pub idle_holder_wasted_j: f64,
+}
+
+/// RFC 3339 (UTC) from ms since the epoch.
+pub fn rfc3339(ms: i64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
+fn state_str(e: &ProcEntry) -> &'static str {
+    match e.state {
+        ProcState::Exited => "exited",
+        ProcState::Running if e.idle.flagged => "idle-holder",
+        ProcState::Running => "running",
+    }
+}
+
+fn process_out(ledger: &Ledger, impact: &ImpactParams, e: &ProcEntry) -> ProcessOut {
+    ProcessOut {
+        pid: e.key.pid,
+        starttime: e.key.starttime,
+        ppid: e.ppid,
+        user: e.info.user.clone(),
+        command: e.info.comm.clone(),
+        cmdline: e.info.cmdline.clone(),
+        power_w: e.power_w,
+        avg_power_w: e.avg_w(),
+        energy_j: e.energy_j,
+        energy_by_device_j: by_device(ledger, &e.energy_by_dev),
+        gpu_util_pct: e.gpu_util_pct,
+        gpu_mem_bytes: e.gpu_mem_bytes,
+        co2e_g: impact.co2e_g(e.energy_j),
+        equivalents: impact.equivalents(e.energy_j),
+        state: state_str(e),
+        idle_for_s: e.idle.flagged.then_some(e.idle.streak_s),
+        container: e
+            .info
+            .cgroup
+            .pod
+            .clone()
+            .or_else(|| e.info.cgroup.container.clone()),
+        slurm_job: e.info.cgroup.slurm_job.clone(),
+        folded_count: None,
+    }
+}
+
+fn by_device(ledger: &Ledger, energy: &[f64]) -> BTreeMap<String, f64> {
+    ledger
+        .devices
+        .iter()
+        .zip(energy)
+        .map(|(d, j)| (d.id.clone(), *j))
+        .collect()
+}
+
+/// Build the document. Processes with no energy and no GPU context are left out (they sum to 0).
+pub fn build(
+    ledger: &Ledger,
+    impact: &ImpactParams,
+    host: &str,
+    interval_s: f64,
+    notices: &[String],
+) -> SnapshotDoc {
+    let devices = ledger
+        .devices
+        .iter()
+        .map(|d| DeviceOut {
+            id: d.id.clone(),
+            kind: d.kind.as_str(),
+            name: d.name.clone(),
+            power_w: d.power_w,
+            energy_j: d.energy_j,
+            provenance: d.provenance.as_str(),
+            status: d.status.clone().unwrap_or_else(|| "ok".into()),
+            power_limit_w: d.last.power_limit_w,
+            util_pct: d.last.util_pct,
+            mem_used_bytes: d.last.mem_used_bytes,
+            mem_total_bytes: d.last.mem_total_bytes,
+            temperature_c: d.last.temperature_c,
+        })
+        .collect();
+    let mut processes: Vec<ProcessOut> = ledger
+        .processes()
+        .filter(|e| e.energy_j > 0.0 || e.gpu_mem_bytes.is_some())
+        .map(|e| process_out(ledger, impact, e))
+        .collect();
+    for (comm, f) in ledger.folded() {
+        processes.push(ProcessOut {
+            pid: 0,
+            starttime: 0,
+            ppid: 0,
+            user: String::new(),
+            command: comm.clone(),
+            cmdline: String::new(),
+            power_w: 0.0,
+            avg_power_w: 0.0,
+            energy_j: f.energy_j,
+            energy_by_device_j: by_device(ledger, &f.energy_by_dev),
+            gpu_util_pct: None,
+            gpu_mem_bytes: None,
+            co2e_g: impact.co2e_g(f.energy_j),
+            equivalents: impact.equivalents(f.energy_j),
+            state: "exited",
+            idle_for_s: None,
+            container: None,
+            slurm_job: None,
+            folded_count: Some(f.count),
+        });
+    }
+    processes.sort_by(|a, b| b.energy_j.total_cmp(&a.energy_j).then(a.pid.cmp(&b.pid)));
+    let energy_j = ledger.total_energy_j();
+    SnapshotDoc {
+        schema: SCHEMA,
+        host: host.to_string(),
+        at: rfc3339(ledger.last_ms.unwrap_or(0)),
+        interval_s,
+        devices,
+        processes,
+        idle_j: ledger.devices.iter().map(|d| (d.id.clone(), d.idle_j)).collect(),
+        unattributed_j: ledger
+            .devices
+            .iter()
+            .map(|d| (d.id.clone(), d.unattributed_j))
+            .collect(),
+        totals: Totals {
+            energy_j,
+            power_w: ledger.total_power_w(),
+            kwh: impact.kwh(energy_j),
+            co2e_g: impact.co2e_g(energy_j),
+            pue: impact.pue,
+            grid: Grid {
+                g_per_kwh: impact.grid.g_per_kwh,
+                source: impact.grid.source.clone(),
+                label: impact.grid.label.clone(),
+            },
+            equivalents: impact.equivalents(energy_j),
+            provenance: ledger.provenance().as_str(),
+            idle_holders: ledger.idle_holders().count(),
+            idle_holder_wasted_j: ledger.idle_holder_wasted_j(),
+        },
+        notices: notices.to_vec(),
+    }
+}
+
+fn opt(v: Option<f64>, f: fn(f64) -> String) -> String {
+    v.map_or_else(|| "N/A".into(), f)
+}
+
+/// The human-readable table for `kwtop snapshot` without `--json`.
+pub fn table(doc: &SnapshotDoc, top: usize) -> String {
+    let mut s = String::new();
+    let t = &doc.totals;
+    let _ = writeln!(
+        s,
+        "kwtop snapshot · {} · {} · {:.2} s · {} · {} CO2e · grid {} {:.0} g/kWh · PUE {:.2}",
+        doc.host,
+        doc.at,
+        doc.interval_s,
+        units::power(t.power_w),
+        units::mass_g(t.co2e_g),
+        t.grid.label,
+        t.grid.g_per_kwh,
+        t.pue
+    );
+    let _ = writeln!(
+        s,
+        "\n{:<7} {:<34} {:>9} {:>10} {:>8}  {:<11} STATUS",
+        "DEVICE", "NAME", "POWER", "ENERGY", "UTIL", "PROVENANCE"
+    );
+    for d in &doc.devices {
+        let mark = if d.provenance == "estimated" { "~" } else { "" };
+        let _ = writeln!(
+            s,
+            "{:<7} {:<34} {:>9} {:>10} {:>8}  {:<11} {}",
+            d.id,
+            truncate(&d.name, 34),
+            format!("{mark}{}", opt(d.power_w, units::power)),
+            format!("{mark}{}", units::energy(d.energy_j)),
+            opt(d.util_pct, |u| format!("{u:.0}%")),
+            d.provenance,
+            d.status
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n{:>8} {:<10} {:>9} {:>10} {:>9} {:>6} {:<11} COMMAND",
+        "PID", "USER", "POWER", "ENERGY", "CO2e", "GPU%", "STATE"
+    );
+    for p in doc.processes.iter().take(top) {
+        let _ = writeln!(
+            s,
+            "{:>8} {:<10} {:>9} {:>10} {:>9} {:>6} {:<11} {}",
+            p.pid,
+            truncate(&p.user, 10),
+            units::power(p.power_w),
+            units::energy(p.energy_j),
+            units::mass_g(p.co2e_g),
+            opt(p.gpu_util_pct, |u| format!("{u:.0}")),
+            p.state,
+            truncate(
+                if p.cmdline.is_empty() {
+                    &p.command
+                } else {
+                    &p.cmdline
+                },
+                60
+            )
+        );
+    }
+    for d in &doc.devices {
+        let idle = doc.idle_j.get(&d.id).copied().unwrap_or(0.0);
+        let un = doc.unattributed_j.get(&d.id).copied().unwrap_or(0.0);
+        let _ = writeln!(
+            s,
+            "{:>8} {:<10} {}: idle {} · unattributed {}",
+            "·",
+            "",
+            d.id,
+            units::energy(idle),
+            units::energy(un)
+        );
+    }
+    if doc.devices.iter().any(|d| d.provenance == "estimated") {
+        let _ = writeln!(s, "\n~ estimated: a model (TDP × load), not a sensor reading");
+    }
+    for n in &doc.notices {
+        let _ = writeln!(s, "note: {n}");
+    }
+    s
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}

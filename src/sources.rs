@@ -1,0 +1,144 @@
+//! The only place that touches `/proc`, `/sys` and NVML (DESIGN §3), and reads clocks for samples.
+//!
+//! Each source sits behind a small trait and returns plain data with failures as values (an `error`
+//! string on the reading), never a panic. [`Sampler`] combines them into one [`Sample`] per tick and
+//! collects one-time notices ("no NVIDIA driver found", "RAPL not readable because …").
+
+pub mod estimate;
+pub mod nvml;
+pub mod powercap;
+pub mod procfs;
+
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::sample::{CpuTimes, DeviceReading, ProcessReading, Sample};
+
+/// What a process source reads at one tick.
+#[derive(Debug, Clone, Default)]
+pub struct ProcSnapshot {
+    pub cpu_times: Option<CpuTimes>,
+    pub uptime_s: Option<f64>,
+    pub ticks_per_s: u64,
+    pub processes: Vec<ProcessReading>,
+}
+
+/// Processes and system CPU time (`/proc`).
+pub trait ProcessSource: Send {
+    fn read(&mut self) -> ProcSnapshot;
+    /// One-time explanations of what cannot be seen (hidden pids, unreadable files).
+    fn take_notices(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// CPU package and DRAM energy (RAPL) or the CPU estimate.
+pub trait CpuEnergySource: Send {
+    fn read(&mut self) -> Vec<DeviceReading>;
+    fn take_notices(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// GPUs (NVML).
+pub trait GpuSource: Send {
+    fn read(&mut self) -> Vec<DeviceReading>;
+    fn take_notices(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Where to read from; all paths configurable so tests and containers can point elsewhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceConfig {
+    pub proc_root: PathBuf,
+    pub powercap_root: PathBuf,
+    /// Use NVML at all.
+    pub nvml: bool,
+    /// Explicit NVML library path; `None` = the system's `libnvidia-ml.so.1`.
+    pub nvml_library: Option<PathBuf>,
+    /// CPU estimate parameters used when RAPL is absent or unreadable.
+    pub estimate: estimate::EstimateConfig,
+}
+
+/// Reads all sources once per tick.
+pub struct Sampler {
+    procs: Box<dyn ProcessSource>,
+    cpu: Box<dyn CpuEnergySource>,
+    gpu: Option<Box<dyn GpuSource>>,
+    origin: Instant,
+    notices: Vec<String>,
+}
+
+impl Sampler {
+    pub fn new(
+        procs: Box<dyn ProcessSource>,
+        cpu: Box<dyn CpuEnergySource>,
+        gpu: Option<Box<dyn GpuSource>>,
+    ) -> Self {
+        Sampler {
+            procs,
+            cpu,
+            gpu,
+            origin: Instant::now(),
+            notices: Vec::new(),
+        }
+    }
+
+    /// The real sources for this machine, as configured.
+    pub fn from_config(cfg: &SourceConfig) -> Self {
+        let procs = procfs::ProcFs::new(cfg.proc_root.clone());
+        let cpu = powercap::cpu_source(&cfg.powercap_root, &cfg.proc_root, &cfg.estimate);
+        let mut notices = Vec::new();
+        let gpu: Option<Box<dyn GpuSource>> = if cfg.nvml {
+            match nvml::NvmlSource::open(cfg.nvml_library.as_deref()) {
+                Ok(s) => Some(Box::new(s)),
+                Err(why) => {
+                    notices.push(why);
+                    None
+                }
+            }
+        } else {
+            notices.push("NVML disabled in config ([sources] nvml = false): CPU only".into());
+            None
+        };
+        let mut s = Sampler::new(Box::new(procs), cpu, gpu);
+        s.notices = notices;
+        s
+    }
+
+    /// Read everything once. GPUs are read first and processes last, so every pid NVML names is
+    /// already alive when `/proc` is scanned.
+    pub fn sample(&mut self) -> Sample {
+        let mut devices = Vec::new();
+        if let Some(g) = &mut self.gpu {
+            devices.extend(g.read());
+        }
+        devices.extend(self.cpu.read());
+        let ps = self.procs.read();
+        let mono_s = self.origin.elapsed().as_secs_f64();
+        let wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Sample {
+            mono_s,
+            wall_ms,
+            uptime_s: ps.uptime_s,
+            ticks_per_s: ps.ticks_per_s,
+            cpu_times: ps.cpu_times,
+            processes: ps.processes,
+            devices,
+        }
+    }
+
+    /// One-time notices gathered since the last call.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        let mut out = std::mem::take(&mut self.notices);
+        if let Some(g) = &mut self.gpu {
+            out.extend(g.take_notices());
+        }
+        out.extend(self.cpu.take_notices());
+        out.extend(self.procs.take_notices());
+        out
+    }
+}
