@@ -209,7 +209,12 @@ impl Ledger {
 
         for r in &cur.devices {
             let i = self.device_mut(r);
-            self.devices[i].last = r.clone();
+            let d = &mut self.devices[i];
+            d.last = r.clone();
+            if d.kind != DeviceKind::Gpu && d.last.util_pct.is_none() {
+                // CPU domains have no utilisation sensor: show the load /proc/stat gave for the interval.
+                d.last.util_pct = iv.cpu_load.map(|l| l * 100.0);
+            }
         }
         for de in &iv.devices {
             let Some(i) = self.device_index(&de.id) else {

@@ -1,2 +1,457 @@
-#![allow(unused_imports)]
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
 use super::*;
+use crate::sample::{CpuEstimate, EstimateModel, ProcInfo, ProcessReading};
+
+fn proc(pid: u32, starttime: u64, ticks: u64) -> ProcessReading {
+    ProcessReading {
+        key: ProcKey { pid, starttime },
+        ppid: 1,
+        cpu_ticks: ticks,
+        info: Arc::new(ProcInfo {
+            comm: format!("p{pid}"),
+            ..Default::default()
+        }),
+    }
+}
+
+fn rapl(id: &str, uj: u64, wrap: Option<u64>) -> DeviceReading {
+    let mut d = DeviceReading::new(id, DeviceKind::Cpu, "package-0 (RAPL)");
+    d.energy = Some(EnergyCounter {
+        value_uj: uj,
+        wrap_uj: wrap,
+    });
+    d
+}
+
+fn sample(t: f64, busy: u64, idle: u64, procs: Vec<ProcessReading>, devices: Vec<DeviceReading>) -> Sample {
+    Sample {
+        mono_s: t,
+        wall_ms: (t * 1000.0) as i64,
+        uptime_s: Some(1000.0 + t),
+        ticks_per_s: 100,
+        cpu_times: Some(CpuTimes { busy, idle }),
+        processes: procs,
+        devices,
+    }
+}
+
+fn share(d: &DeviceEnergy, pid: u32) -> f64 {
+    d.shares
+        .iter()
+        .filter(|(k, _)| k.pid == pid)
+        .map(|(_, j)| j)
+        .sum()
+}
+
+#[test]
+fn cpu_split_exact() {
+    // 100 J over 1 s; 60 busy ticks of 100; p1 used 30 ticks, p2 15: active 60 J, idle 40 J.
+    let a = sample(
+        0.0,
+        1000,
+        1000,
+        vec![proc(1, 5, 100), proc(2, 5, 100)],
+        vec![rapl("cpu0", 0, None)],
+    );
+    let b = sample(
+        1.0,
+        1060,
+        1040,
+        vec![proc(1, 5, 130), proc(2, 5, 115)],
+        vec![rapl("cpu0", 100_000_000, None)],
+    );
+    let iv = Attributor::default().attribute(&a, &b);
+    let d = &iv.devices[0];
+    assert_eq!(d.energy_j, Some(100.0));
+    assert_eq!(d.provenance, Provenance::Measured);
+    assert!((d.idle_j - 40.0).abs() < 1e-9);
+    assert!((share(d, 1) - 30.0).abs() < 1e-9);
+    assert!((share(d, 2) - 15.0).abs() < 1e-9);
+    assert!((d.unattributed_j - 15.0).abs() < 1e-9);
+    assert!(d.conservation_error_j().abs() < 1e-9);
+    assert_eq!(iv.cpu_load, Some(0.6));
+}
+
+#[test]
+fn rapl_wraparound_is_corrected() {
+    let max = 262_143_328_850;
+    let a = sample(0.0, 0, 0, vec![], vec![rapl("cpu0", max - 5_000_000, Some(max))]);
+    let b = sample(1.0, 10, 90, vec![], vec![rapl("cpu0", 7_000_000, Some(max))]);
+    let iv = Attributor::default().attribute(&a, &b);
+    assert_eq!(iv.devices[0].energy_j, Some(12.0));
+    assert_eq!(iv.devices[0].provenance, Provenance::Measured);
+}
+
+#[test]
+fn counter_going_backwards_without_wrap_is_na_not_energy() {
+    let mut g0 = DeviceReading::new("gpu0", DeviceKind::Gpu, "GPU");
+    g0.energy = Some(EnergyCounter {
+        value_uj: 5_000_000,
+        wrap_uj: None,
+    });
+    let mut g1 = g0.clone();
+    g1.energy = Some(EnergyCounter {
+        value_uj: 1_000_000,
+        wrap_uj: None,
+    });
+    let iv = Attributor::default().attribute(
+        &sample(0.0, 0, 0, vec![], vec![g0]),
+        &sample(1.0, 0, 0, vec![], vec![g1]),
+    );
+    let d = &iv.devices[0];
+    assert_eq!(d.energy_j, None);
+    assert!(
+        d.status.as_deref().unwrap_or("").contains("backwards"),
+        "{:?}",
+        d.status
+    );
+}
+
+#[test]
+fn implausible_jump_is_rejected() {
+    let a = sample(0.0, 0, 0, vec![], vec![rapl("cpu0", 0, None)]);
+    let b = sample(1.0, 0, 0, vec![], vec![rapl("cpu0", 50_000_000_000, None)]);
+    let iv = Attributor::default().attribute(&a, &b);
+    assert_eq!(iv.devices[0].energy_j, None);
+}
+
+#[test]
+fn unreadable_counter_is_na_with_reason() {
+    let a = sample(0.0, 0, 0, vec![], vec![rapl("cpu0", 0, None)]);
+    let mut bad = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0 (RAPL)");
+    bad.error = Some("RAPL read failed: permission denied".into());
+    let iv = Attributor::default().attribute(&a, &sample(1.0, 0, 0, vec![], vec![bad]));
+    assert_eq!(iv.devices[0].energy_j, None);
+    assert!(
+        iv.devices[0]
+            .status
+            .as_deref()
+            .unwrap_or("")
+            .contains("permission denied")
+    );
+}
+
+#[test]
+fn power_integration_is_trapezoid() {
+    let mut g0 = DeviceReading::new("gpu0", DeviceKind::Gpu, "GPU");
+    g0.power_w = Some(100.0);
+    let mut g1 = g0.clone();
+    g1.power_w = Some(300.0);
+    let iv = Attributor::default().attribute(
+        &sample(0.0, 0, 0, vec![], vec![g0]),
+        &sample(2.0, 0, 0, vec![], vec![g1]),
+    );
+    assert_eq!(iv.devices[0].energy_j, Some(400.0));
+    assert_eq!(iv.devices[0].provenance, Provenance::Integrated);
+    // Nobody holds a context: no idle floor known (no limit), so everything is unattributed.
+    assert_eq!(iv.devices[0].unattributed_j, 400.0);
+}
+
+#[test]
+fn estimate_uses_load() {
+    let mut d = DeviceReading::new("cpu0", DeviceKind::Cpu, "CPU (estimated)");
+    d.estimate = Some(CpuEstimate {
+        tdp_w: 100.0,
+        idle_fraction: 0.1,
+        model: EstimateModel::Linear,
+        tdp_source: "test".into(),
+    });
+    let a = sample(0.0, 0, 0, vec![proc(1, 1, 0)], vec![d.clone()]);
+    let b = sample(2.0, 50, 50, vec![proc(1, 1, 50)], vec![d]);
+    let iv = Attributor::default().attribute(&a, &b);
+    let e = &iv.devices[0];
+    // load 0.5 → 100·(0.1 + 0.9·0.5) = 55 W × 2 s.
+    assert!((e.energy_j.unwrap_or(0.0) - 110.0).abs() < 1e-9);
+    assert_eq!(e.provenance, Provenance::Estimated);
+    assert!((share(e, 1) - 55.0).abs() < 1e-9);
+    assert!((e.idle_j - 55.0).abs() < 1e-9);
+}
+
+#[test]
+fn skewed_shares_are_scaled_to_one() {
+    // Processes report more ticks than /proc/stat's busy delta (read skew).
+    let a = sample(
+        0.0,
+        0,
+        0,
+        vec![proc(1, 1, 0), proc(2, 1, 0)],
+        vec![rapl("cpu0", 0, None)],
+    );
+    let b = sample(
+        1.0,
+        10,
+        10,
+        vec![proc(1, 1, 10), proc(2, 1, 10)],
+        vec![rapl("cpu0", 20_000_000, None)],
+    );
+    let d = &Attributor::default().attribute(&a, &b).devices[0];
+    assert!((share(d, 1) - 5.0).abs() < 1e-9);
+    assert!((share(d, 2) - 5.0).abs() < 1e-9);
+    assert!(d.unattributed_j.abs() < 1e-9);
+    assert!(d.conservation_error_j().abs() < 1e-9);
+}
+
+#[test]
+fn process_born_in_interval_gets_all_its_time_old_unknown_gets_none() {
+    // uptime at a = 1000 s = 100_000 ticks. p10 started at 100_050 (born inside), p11 at 50 (old, unseen).
+    let a = sample(0.0, 0, 0, vec![], vec![rapl("cpu0", 0, None)]);
+    let b = sample(
+        1.0,
+        100,
+        0,
+        vec![proc(10, 100_050, 40), proc(11, 50, 9_999)],
+        vec![rapl("cpu0", 10_000_000, None)],
+    );
+    let d = &Attributor::default().attribute(&a, &b).devices[0];
+    assert!((share(d, 10) - 4.0).abs() < 1e-9);
+    assert_eq!(share(d, 11), 0.0);
+    assert!((d.unattributed_j - 6.0).abs() < 1e-9);
+}
+
+#[test]
+fn pid_reuse_is_a_new_process() {
+    let a = sample(0.0, 0, 0, vec![proc(7, 100, 5_000)], vec![rapl("cpu0", 0, None)]);
+    // Same pid, new starttime, few ticks: must not produce a negative or huge delta.
+    let b = sample(
+        1.0,
+        100,
+        0,
+        vec![proc(7, 100_020, 30)],
+        vec![rapl("cpu0", 10_000_000, None)],
+    );
+    let d = &Attributor::default().attribute(&a, &b).devices[0];
+    let k_new = ProcKey {
+        pid: 7,
+        starttime: 100_020,
+    };
+    assert!(d.shares.iter().all(|(k, _)| *k == k_new));
+    assert!((share(d, 7) - 3.0).abs() < 1e-9);
+}
+
+#[test]
+fn charge_idle_moves_idle_to_processes() {
+    let cfg = AttributionConfig {
+        charge_idle: true,
+        ..Default::default()
+    };
+    let a = sample(0.0, 0, 0, vec![proc(1, 1, 0)], vec![rapl("cpu0", 0, None)]);
+    let b = sample(
+        1.0,
+        50,
+        50,
+        vec![proc(1, 1, 25)],
+        vec![rapl("cpu0", 100_000_000, None)],
+    );
+    let d = &Attributor::new(cfg).attribute(&a, &b).devices[0];
+    assert_eq!(d.idle_j, 0.0);
+    // active 50 J, p1 has half of busy → 25 J active + all 50 J idle (it is the only share).
+    assert!((share(d, 1) - 75.0).abs() < 1e-9);
+    assert!((d.unattributed_j - 25.0).abs() < 1e-9);
+}
+
+fn gpu(uj: u64, limit: f64, procs: Vec<GpuProcess>) -> DeviceReading {
+    let mut g = DeviceReading::new("gpu0", DeviceKind::Gpu, "NVIDIA H100");
+    g.energy = Some(EnergyCounter {
+        value_uj: uj,
+        wrap_uj: None,
+    });
+    g.power_limit_w = Some(limit);
+    g.gpu_processes = procs;
+    g
+}
+
+fn gp(pid: u32, mem_gib: u64, sm: f64) -> GpuProcess {
+    GpuProcess {
+        pid,
+        used_mem_bytes: Some(mem_gib << 30),
+        sm_util_pct: Some(sm),
+    }
+}
+
+#[test]
+fn gpu_static_and_dynamic_split() {
+    // 500 J over 1 s, idle floor 70 W (config): static 70 J by memory 3:1, dynamic 430 J by SM 100:0.
+    let cfg = AttributionConfig {
+        gpu_idle_w: Some(70.0),
+        ..Default::default()
+    };
+    let holders = vec![gp(1, 6, 100.0), gp(2, 2, 0.0)];
+    let a = sample(
+        0.0,
+        0,
+        0,
+        vec![proc(1, 1, 0), proc(2, 1, 0)],
+        vec![gpu(0, 700.0, holders.clone())],
+    );
+    let b = sample(
+        1.0,
+        0,
+        0,
+        vec![proc(1, 1, 0), proc(2, 1, 0)],
+        vec![gpu(500_000_000, 700.0, holders)],
+    );
+    let d = &Attributor::new(cfg).attribute(&a, &b).devices[0];
+    assert_eq!(d.static_j, 70.0);
+    assert!((share(d, 1) - (52.5 + 430.0)).abs() < 1e-9);
+    assert!(
+        (share(d, 2) - 17.5).abs() < 1e-9,
+        "idle holder pays its static share"
+    );
+    assert!(d.conservation_error_j().abs() < 1e-9);
+}
+
+#[test]
+fn gpu_all_zero_util_splits_dynamic_by_memory() {
+    let cfg = AttributionConfig {
+        gpu_idle_w: Some(0.0),
+        ..Default::default()
+    };
+    let holders = vec![gp(1, 3, 0.0), gp(2, 1, 0.0)];
+    let a = sample(0.0, 0, 0, vec![], vec![gpu(0, 700.0, holders.clone())]);
+    let b = sample(1.0, 0, 0, vec![], vec![gpu(100_000_000, 700.0, holders)]);
+    let d = &Attributor::new(cfg).attribute(&a, &b).devices[0];
+    assert!((share(d, 1) - 75.0).abs() < 1e-9);
+    assert!((share(d, 2) - 25.0).abs() < 1e-9);
+    // pids not in /proc: keyed with starttime 0.
+    assert!(d.shares.iter().all(|(k, _)| k.starttime == 0));
+}
+
+#[test]
+fn gpu_without_holders_is_idle_plus_unattributed_and_floor_is_learned() {
+    let mut at = Attributor::default();
+    let a = sample(0.0, 0, 0, vec![], vec![gpu(0, 700.0, vec![])]);
+    let b = sample(1.0, 0, 0, vec![], vec![gpu(100_000_000, 700.0, vec![])]);
+    let d = at.attribute(&a, &b).devices[0].clone();
+    // Floor before learning: 10 % of 700 W = 70 J static → idle; 30 J unattributed.
+    assert!((d.idle_j - 70.0).abs() < 1e-9);
+    assert!((d.unattributed_j - 30.0).abs() < 1e-9);
+    assert_eq!(at.gpu_idle_w(&b.devices[0]).map(|x| x.1), Some("learned"));
+    assert_eq!(at.gpu_idle_w(&b.devices[0]).map(|x| x.0), Some(100.0));
+}
+
+#[test]
+fn duplicate_holders_are_merged() {
+    let cfg = AttributionConfig {
+        gpu_idle_w: Some(0.0),
+        ..Default::default()
+    };
+    let holders = vec![gp(1, 1, 50.0), gp(1, 2, 50.0)];
+    let a = sample(0.0, 0, 0, vec![], vec![gpu(0, 700.0, holders.clone())]);
+    let b = sample(1.0, 0, 0, vec![], vec![gpu(10_000_000, 700.0, holders)]);
+    let d = &Attributor::new(cfg).attribute(&a, &b).devices[0];
+    assert_eq!(d.shares.len(), 1);
+    assert!((share(d, 1) - 10.0).abs() < 1e-9);
+}
+
+#[test]
+fn device_missing_in_previous_sample_is_na() {
+    let a = sample(0.0, 0, 0, vec![], vec![]);
+    let b = sample(1.0, 0, 0, vec![], vec![rapl("cpu0", 5, None)]);
+    let iv = Attributor::default().attribute(&a, &b);
+    assert_eq!(iv.devices[0].energy_j, None);
+}
+
+// ---- property tests: conservation on random inputs ----
+
+fn arb_gpu_proc() -> impl Strategy<Value = GpuProcess> {
+    (
+        0u32..20,
+        proptest::option::of(0u64..(80u64 << 30)),
+        proptest::option::of(0.0f64..150.0),
+    )
+        .prop_map(|(pid, used_mem_bytes, sm_util_pct)| GpuProcess {
+            pid,
+            used_mem_bytes,
+            sm_util_pct,
+        })
+}
+
+fn arb_case() -> impl Strategy<Value = (Sample, Sample, AttributionConfig)> {
+    let procs = proptest::collection::vec((0u32..20, 0u64..3, 0u64..10_000, 0u64..10_000), 0..30);
+    (
+        procs,
+        (0u64..1_000_000, 0u64..1_000_000, 0u64..1_000_000, 0u64..1_000_000),
+        (
+            0u64..u64::from(u32::MAX),
+            0u64..2_000_000_000,
+            proptest::option::of(1u64..u64::from(u32::MAX)),
+        ),
+        proptest::collection::vec(arb_gpu_proc(), 0..8),
+        (0u64..10_000_000_000, 0u64..5_000_000_000),
+        (
+            0.01f64..30.0,
+            any::<bool>(),
+            proptest::option::of(0.0f64..800.0),
+            0.0f64..1.0,
+        ),
+        (
+            proptest::option::of(0.0f64..1000.0),
+            proptest::option::of(0.0f64..1000.0),
+        ),
+    )
+        .prop_map(
+            |(
+                procs,
+                (b0, i0, db, di),
+                (e0, de, wrap),
+                holders,
+                (g0, dg),
+                (dt, ci, idle_w, frac),
+                (p0, p1),
+            )| {
+                let mk = |ticks_extra: bool| -> Vec<ProcessReading> {
+                    let mut seen = std::collections::HashSet::new();
+                    procs
+                        .iter()
+                        .filter(|(pid, st, _, _)| seen.insert((*pid, *st)))
+                        .map(|(pid, st, t0, t1)| proc(*pid, *st, if ticks_extra { t0 + t1 } else { *t0 }))
+                        .collect()
+                };
+                let wrap_uj = wrap.map(|w| w.max(e0 + 1));
+                let c0 = rapl("cpu0", e0, wrap_uj);
+                let c1 = rapl("cpu0", wrap_uj.map_or(e0 + de, |w| (e0 + de) % (w + 1)), wrap_uj);
+                let mut gpu0 = gpu(g0, 700.0, holders.clone());
+                gpu0.power_w = p0;
+                let mut gpu1 = gpu(g0 + dg, 700.0, holders);
+                gpu1.power_w = p1;
+                if dg % 3 == 0 {
+                    gpu0.energy = None; // exercise the integration path
+                }
+                let a = sample(0.0, b0, i0, mk(false), vec![c0, gpu0]);
+                let b = sample(dt, b0 + db, i0 + di, mk(true), vec![c1, gpu1]);
+                let cfg = AttributionConfig {
+                    charge_idle: ci,
+                    gpu_idle_w: idle_w,
+                    gpu_idle_fraction_of_limit: frac,
+                };
+                (a, b, cfg)
+            },
+        )
+}
+
+proptest! {
+    #[test]
+    fn conservation_holds_and_every_term_is_nonnegative((a, b, cfg) in arb_case()) {
+        let iv = Attributor::new(cfg).attribute(&a, &b);
+        for d in &iv.devices {
+            prop_assert!(d.idle_j >= 0.0 && d.unattributed_j >= 0.0 && d.static_j >= 0.0);
+            prop_assert!(d.shares.iter().all(|(_, j)| *j >= 0.0 && j.is_finite()));
+            match d.energy_j {
+                Some(e) => {
+                    prop_assert!(e >= 0.0 && e.is_finite());
+                    let tol = 1e-9 * e.max(1.0);
+                    prop_assert!(d.conservation_error_j().abs() <= tol,
+                        "device {} energy {} error {}", d.id, e, d.conservation_error_j());
+                }
+                None => {
+                    prop_assert!(d.shares.is_empty());
+                    prop_assert_eq!(d.idle_j + d.unattributed_j, 0.0);
+                    prop_assert!(d.status.is_some(), "N/A must carry a reason");
+                }
+            }
+        }
+    }
+}
