@@ -27,7 +27,8 @@ const CMDLINE_CHARS: usize = 1024;
 pub struct ProcFs {
     root: PathBuf,
     ticks_per_s: u64,
-    info: HashMap<ProcKey, Arc<ProcInfo>>,
+    /// Static facts per process, with the raw `comm` they were read under (an exec changes it).
+    info: HashMap<ProcKey, (String, Arc<ProcInfo>)>,
     users: HashMap<u32, String>,
     buf: Vec<u8>,
     denied_noted: bool,
@@ -62,10 +63,11 @@ impl ProcFs {
             starttime: stat.starttime,
         };
         let info = match self.info.get(&key) {
-            Some(i) => Arc::clone(i),
-            None => {
+            Some((comm, i)) if *comm == stat.comm => Arc::clone(i),
+            // New, or the same process after an exec (comm changed): read its facts again.
+            _ => {
                 let i = Arc::new(self.read_info(pid, &stat.comm));
-                self.info.insert(key, Arc::clone(&i));
+                self.info.insert(key, (stat.comm.clone(), Arc::clone(&i)));
                 i
             }
         };
