@@ -1,2 +1,156 @@
-#![allow(unused_imports)]
+use std::io::Cursor;
+
 use super::*;
+use crate::sample::{DeviceKind, EnergyCounter};
+
+fn header() -> Header {
+    Header {
+        schema: SCHEMA.into(),
+        host: "node1".into(),
+        kwtop_version: "test".into(),
+        started_ms: 1_700_000_000_000,
+        interval_s: 1.0,
+        notes: vec![],
+    }
+}
+
+fn sample(t: f64, procs: &[(u32, u64, u64, &str)]) -> Sample {
+    let mut d = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0 (RAPL)");
+    d.energy = Some(EnergyCounter {
+        value_uj: (t * 1e6) as u64 * 50,
+        wrap_uj: Some(262_143_328_850),
+    });
+    Sample {
+        mono_s: t,
+        wall_ms: 1_700_000_000_000 + (t * 1000.0) as i64,
+        uptime_s: Some(100.0 + t),
+        ticks_per_s: 100,
+        cpu_times: Some(CpuTimes {
+            busy: (t * 100.0) as u64,
+            idle: 0,
+        }),
+        processes: procs
+            .iter()
+            .map(|(pid, st, ticks, comm)| ProcessReading {
+                key: ProcKey {
+                    pid: *pid,
+                    starttime: *st,
+                },
+                ppid: 1,
+                cpu_ticks: *ticks,
+                info: Arc::new(ProcInfo {
+                    comm: (*comm).into(),
+                    user: "ana".into(),
+                    ..Default::default()
+                }),
+            })
+            .collect(),
+        devices: vec![d],
+    }
+}
+
+fn write(samples: &[Sample]) -> Vec<u8> {
+    let mut w = Writer::new(Vec::new(), &header()).expect("header");
+    for s in samples {
+        w.write(s).expect("write");
+    }
+    w.into_inner()
+}
+
+#[test]
+fn round_trip_is_exact() {
+    let samples = vec![
+        sample(0.0, &[(1, 10, 0, "a"), (2, 10, 0, "b")]),
+        sample(1.0, &[(1, 10, 50, "a"), (2, 10, 20, "b")]),
+        sample(2.0, &[(1, 10, 90, "a"), (3, 150, 5, "c")]),
+    ];
+    let bytes = write(&samples);
+    let r = Reader::new(Cursor::new(bytes)).expect("header");
+    assert_eq!(r.header.host, "node1");
+    let back: Vec<Sample> = r.map(|s| s.expect("sample")).collect();
+    assert_eq!(back, samples);
+}
+
+#[test]
+fn static_info_is_written_once_per_process() {
+    let samples = vec![
+        sample(0.0, &[(1, 10, 0, "alpha")]),
+        sample(1.0, &[(1, 10, 5, "alpha")]),
+    ];
+    let text = String::from_utf8(write(&samples)).expect("utf8");
+    assert_eq!(text.matches("alpha").count(), 1, "{text}");
+}
+
+#[test]
+fn truncated_last_line_names_the_line_and_keeps_the_rest() {
+    let samples = vec![
+        sample(0.0, &[(1, 10, 0, "a")]),
+        sample(1.0, &[(1, 10, 5, "a")]),
+        sample(2.0, &[(1, 10, 9, "a")]),
+    ];
+    let mut bytes = write(&samples);
+    bytes.truncate(bytes.len() - 20);
+    let mut r = Reader::new(Cursor::new(bytes)).expect("header");
+    assert!(r.next().expect("1").is_ok());
+    assert!(r.next().expect("2").is_ok());
+    let e = r.next().expect("3").expect_err("truncated");
+    assert_eq!(e.line, 4);
+    assert!(e.to_string().contains("line 4"), "{e}");
+    assert!(r.next().is_none(), "reading stops after an error");
+}
+
+#[test]
+fn corrupt_middle_line_is_reported() {
+    let samples = vec![sample(0.0, &[]), sample(1.0, &[])];
+    let text = String::from_utf8(write(&samples)).expect("utf8");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.insert(2, "{\"t\": \"soon\"}");
+    let joined = lines.join("\n");
+    let results: Vec<_> = Reader::new(Cursor::new(joined.into_bytes()))
+        .expect("header")
+        .collect();
+    assert!(results[0].is_ok());
+    assert_eq!(results[1].as_ref().expect_err("bad").line, 3);
+}
+
+#[test]
+fn bad_headers_are_rejected() {
+    assert_eq!(
+        Reader::new(Cursor::new(b"".to_vec())).err().map(|e| e.line),
+        Some(1)
+    );
+    let e = Reader::new(Cursor::new(b"{\"schema\":\"other/9\",\"host\":\"h\",\"kwtop_version\":\"x\",\"started_ms\":0,\"interval_s\":1}\n".to_vec()))
+        .err()
+        .expect("schema");
+    assert!(e.message.contains("unsupported schema 'other/9'"));
+    assert!(Reader::new(Cursor::new(b"not json\n".to_vec())).is_err());
+}
+
+#[test]
+fn hostile_strings_in_recordings_are_sanitized() {
+    let s = sample(0.0, &[(1, 10, 0, "x\u{1b}]0;pwned\u{7}")]);
+    let bytes = write(&[s]);
+    let back: Vec<Sample> = Reader::new(Cursor::new(bytes))
+        .expect("header")
+        .map(|s| s.expect("ok"))
+        .collect();
+    assert!(!back[0].processes[0].info.comm.contains('\u{1b}'));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+    /// Arbitrary bytes after a valid header: never a panic, errors name a line ≥ 2.
+    #[test]
+    fn reader_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+        let mut bytes = serde_json::to_vec(&header()).expect("json");
+        bytes.push(b'\n');
+        bytes.extend(body);
+        if let Ok(r) = Reader::new(Cursor::new(bytes)) {
+            for item in r {
+                if let Err(e) = item {
+                    proptest::prop_assert!(e.line >= 2);
+                }
+            }
+        }
+    }
+}
