@@ -174,6 +174,36 @@ impl Default for Impact {
     }
 }
 
+/// Session summaries and other exports (`[export]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Export {
+    /// Directory for session summaries; unset = the platform data dir (`~/.local/share/kwtop`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// What exports show of command lines: `full`, `redacted` or `name`.
+    pub cmdline: crate::redact::CmdlineMode,
+    /// Argument names whose values are hidden in `redacted` mode (case-insensitive substrings).
+    pub redact_patterns: Vec<String>,
+    /// Formats written on quit, `e`, signals and at the end of `run`/`record --summary`.
+    pub formats: Vec<crate::summary::Format>,
+}
+
+impl Default for Export {
+    fn default() -> Self {
+        Export {
+            dir: None,
+            cmdline: crate::redact::CmdlineMode::Redacted,
+            redact_patterns: crate::redact::default_patterns(),
+            formats: vec![
+                crate::summary::Format::Md,
+                crate::summary::Format::Json,
+                crate::summary::Format::Csv,
+            ],
+        }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -184,6 +214,7 @@ pub struct ConfigFile {
     pub attribution: Attribution,
     pub idle_holder: IdleHolder,
     pub impact: Impact,
+    pub export: Export,
 }
 
 /// Validated settings, ready for the pipeline.

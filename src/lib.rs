@@ -8,13 +8,16 @@ pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod export;
 pub mod impact;
 pub mod ledger;
 pub mod recording;
+pub mod redact;
 pub mod sample;
 pub mod sanitize;
 pub mod snapshot;
 pub mod sources;
+pub mod summary;
 pub mod units;
 
 /// Wall clock now, ms since the epoch (for headers written by the CLI; samples carry their own).

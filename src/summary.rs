@@ -1,0 +1,608 @@
+//! Session summaries: the versioned `kwtop.summary/1` model built from a ledger, rendered as JSON,
+//! Markdown or CSV (one row per process).
+//!
+//! Pure: host, notices, scope and the redaction policy are passed in; nothing here reads a clock or
+//! writes a file (see [`crate::export`] for that, including `write_session_summary`). Two scopes:
+//! the whole machine (the TUI, `record --summary`, `report`), or one command's process tree
+//! (`kwtop run`), whose totals are the sum of its members' energy. A JSON summary read back
+//! ([`parse_json`]) renders the same totals.
+
+mod csv;
+mod markdown;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Settings;
+use crate::impact::{Equivalents, ImpactParams};
+use crate::ledger::{Ledger, ProcEntry, ProcState};
+use crate::redact::Redactor;
+use crate::sample::{DeviceKind, ProcKey, Provenance};
+use crate::snapshot::rfc3339;
+
+/// Schema id of the summary document.
+pub const SCHEMA: &str = "kwtop.summary/1";
+
+/// Output format of a summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Md,
+    Json,
+    Csv,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Md => "md",
+            Format::Json => "json",
+            Format::Csv => "csv",
+        }
+    }
+
+    /// The format a file name asks for (`.md`, `.markdown`, `.json`, `.csv`).
+    pub fn from_path(path: &std::path::Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "md" | "markdown" => Some(Format::Md),
+            "json" => Some(Format::Json),
+            "csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// The command a `kwtop run` summary is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandOut {
+    /// The command line, in the export's cmdline mode.
+    pub argv: String,
+    pub pid: u32,
+    /// Exit code when it exited normally.
+    pub exit_code: Option<i32>,
+    /// Signal number when it was killed by a signal.
+    pub signal: Option<i32>,
+    /// The status `kwtop run` exits with: the exit code, or 128 + signal.
+    pub status: i32,
+    /// Processes seen in its tree (the command and every descendant sampled at least once).
+    pub tree_processes: usize,
+}
+
+/// What to summarise and how to show command lines.
+#[derive(Debug, Clone, Default)]
+pub struct SummaryOptions {
+    pub redactor: Redactor,
+    /// `Some` = only these processes count (a command's tree); `None` = the whole machine.
+    pub members: Option<HashSet<ProcKey>>,
+    pub command: Option<CommandOut>,
+    /// Idle CPU energy charged to processes (`[attribution] charge_idle`), for the method notes.
+    pub charge_idle: bool,
+    /// Groups kept per grouping in the document.
+    pub max_groups: usize,
+}
+
+impl SummaryOptions {
+    /// Machine scope with the redaction policy and attribution notes from `settings`.
+    pub fn from_settings(settings: &Settings) -> Self {
+        let e = &settings.file.export;
+        SummaryOptions {
+            redactor: Redactor::new(e.cmdline, &e.redact_patterns),
+            members: None,
+            command: None,
+            charge_idle: settings.attribution.charge_idle,
+            max_groups: 20,
+        }
+    }
+}
+
+/// Grid intensity used, with its source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridOut {
+    pub g_per_kwh: f64,
+    pub label: String,
+    pub source: String,
+    pub year: Option<u16>,
+}
+
+/// Totals of the summary's scope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TotalsOut {
+    /// IT energy, joules.
+    pub energy_j: f64,
+    pub energy_by_device_j: BTreeMap<String, f64>,
+    pub kwh: f64,
+    /// kWh × PUE.
+    pub facility_kwh: f64,
+    pub co2e_g: f64,
+    /// Energy over the session's duration, watts.
+    pub avg_power_w: f64,
+    pub pue: f64,
+    pub grid: GridOut,
+    pub equivalents: Equivalents,
+    /// The least trustworthy provenance among devices that contributed energy.
+    pub provenance: String,
+    pub idle_holder_wasted_j: f64,
+    pub idle_holder_wasted_kwh: f64,
+}
+
+/// The whole machine over the same time (equal to the totals in machine scope).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineOut {
+    pub energy_j: f64,
+    pub kwh: f64,
+    pub co2e_g: f64,
+    pub idle_j: f64,
+    pub unattributed_j: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceSummary {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    /// Whole device, joules: = Σ processes + idle + unattributed.
+    pub energy_j: f64,
+    pub idle_j: f64,
+    pub unattributed_j: f64,
+    /// The summary scope's share of this device, joules.
+    pub scope_j: f64,
+    pub kwh: f64,
+    pub provenance: String,
+    pub avg_power_w: f64,
+    pub peak_power_w: f64,
+    pub power_limit_w: Option<f64>,
+    pub status: String,
+    pub unavailable_s: f64,
+    /// The CPU model's TDP source when the energy is estimated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSummary {
+    pub pid: u32,
+    pub starttime: u64,
+    pub ppid: u32,
+    pub user: String,
+    pub command: String,
+    pub cmdline: String,
+    pub state: String,
+    pub energy_j: f64,
+    pub energy_by_device_j: BTreeMap<String, f64>,
+    pub kwh: f64,
+    pub co2e_g: f64,
+    pub avg_power_w: f64,
+    pub peak_power_w: f64,
+    pub observed_s: f64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub gpu_mem_bytes: Option<u64>,
+    /// GPU energy charged while flagged as an idle holder, joules.
+    pub idle_wasted_j: f64,
+    /// Root of its process tree, `PID comm`.
+    pub tree: String,
+    pub container: Option<String>,
+    /// Exited processes folded together per command (pid 0) to bound memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folded_count: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    /// `tree`, `user`, `command` or `container`.
+    pub by: String,
+    pub key: String,
+    pub processes: u64,
+    pub energy_j: f64,
+    pub kwh: f64,
+    pub co2e_g: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdleHolderSummary {
+    pub pid: u32,
+    pub user: String,
+    pub command: String,
+    pub state: String,
+    /// Length of the current (or last) idle streak, seconds.
+    pub idle_s: f64,
+    pub gpu_mem_bytes: Option<u64>,
+    pub wasted_j: f64,
+    pub wasted_kwh: f64,
+    pub wasted_co2e_g: f64,
+}
+
+/// The `kwtop.summary/1` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryDoc {
+    pub schema: String,
+    pub kwtop_version: String,
+    pub host: String,
+    /// RFC 3339 (UTC).
+    pub started: String,
+    pub ended: String,
+    pub started_ms: i64,
+    pub ended_ms: i64,
+    /// Seconds covered by attributed intervals.
+    pub duration_s: f64,
+    pub intervals: u64,
+    /// `machine` or `command`.
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandOut>,
+    /// `full`, `redacted` or `name`: how command lines are shown.
+    pub cmdline_mode: String,
+    pub totals: TotalsOut,
+    pub machine: MachineOut,
+    pub devices: Vec<DeviceSummary>,
+    /// Every process of the scope with energy or a GPU context, most energy first.
+    pub processes: Vec<ProcessSummary>,
+    pub groups: Vec<GroupSummary>,
+    pub idle_holders: Vec<IdleHolderSummary>,
+    /// How the numbers were obtained and their limits.
+    pub method: Vec<String>,
+    pub notices: Vec<String>,
+}
+
+/// `20250101T120000Z` from ms since the epoch (file names).
+pub fn compact_time(ms: i64) -> String {
+    rfc3339(ms)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(15)
+        .collect::<String>()
+        + "Z"
+}
+
+fn state_str(e: &ProcEntry) -> &'static str {
+    match e.state {
+        ProcState::Exited => "exited",
+        ProcState::Running if e.idle.flagged => "idle-holder",
+        ProcState::Running => "running",
+    }
+}
+
+fn by_device(ledger: &Ledger, energy: &[f64]) -> BTreeMap<String, f64> {
+    ledger
+        .devices
+        .iter()
+        .zip(energy)
+        .map(|(d, j)| (d.id.clone(), *j))
+        .collect()
+}
+
+fn container_of(e: &ProcEntry) -> Option<String> {
+    let c = &e.info.cgroup;
+    c.pod
+        .as_ref()
+        .map(|p| format!("pod {p}"))
+        .or_else(|| c.container.as_ref().map(|i| format!("container {i}")))
+        .or_else(|| c.slurm_job.as_ref().map(|j| format!("slurm job {j}")))
+}
+
+fn process_summary(ledger: &Ledger, impact: &ImpactParams, red: &Redactor, e: &ProcEntry) -> ProcessSummary {
+    ProcessSummary {
+        pid: e.key.pid,
+        starttime: e.key.starttime,
+        ppid: e.ppid,
+        user: e.info.user.clone(),
+        command: e.info.comm.clone(),
+        cmdline: red.cmdline(&e.info.comm, &e.info.cmdline),
+        state: state_str(e).into(),
+        energy_j: e.energy_j,
+        energy_by_device_j: by_device(ledger, &e.energy_by_dev),
+        kwh: impact.kwh(e.energy_j),
+        co2e_g: impact.co2e_g(e.energy_j),
+        avg_power_w: e.avg_w(),
+        peak_power_w: e.peak_w,
+        observed_s: e.observed_s,
+        first_seen: rfc3339(e.first_seen_ms),
+        last_seen: rfc3339(e.last_seen_ms),
+        gpu_mem_bytes: e.gpu_mem_bytes,
+        idle_wasted_j: e.idle.wasted_j,
+        tree: format!("{} {}", e.tree_root.0, e.tree_root.1),
+        container: container_of(e),
+        folded_count: None,
+    }
+}
+
+fn groups(procs: &[ProcessSummary], impact: &ImpactParams, max: usize) -> Vec<GroupSummary> {
+    let mut out = Vec::new();
+    type KeyFn = fn(&ProcessSummary) -> String;
+    let keys: [(&str, KeyFn); 4] = [
+        ("tree", |p| p.tree.clone()),
+        ("user", |p| p.user.clone()),
+        ("command", |p| p.command.clone()),
+        ("container", |p| {
+            p.container.clone().unwrap_or_else(|| "(host)".into())
+        }),
+    ];
+    for (by, key) in keys {
+        let mut map: HashMap<String, (u64, f64)> = HashMap::new();
+        for p in procs {
+            let slot = map.entry(key(p)).or_default();
+            slot.0 += p.folded_count.unwrap_or(1);
+            slot.1 += p.energy_j;
+        }
+        let mut rows: Vec<GroupSummary> = map
+            .into_iter()
+            .map(|(key, (processes, energy_j))| GroupSummary {
+                by: by.into(),
+                key,
+                processes,
+                energy_j,
+                kwh: impact.kwh(energy_j),
+                co2e_g: impact.co2e_g(energy_j),
+            })
+            .collect();
+        rows.sort_by(|a, b| b.energy_j.total_cmp(&a.energy_j).then_with(|| a.key.cmp(&b.key)));
+        rows.truncate(max.max(1));
+        out.extend(rows);
+    }
+    out
+}
+
+fn method_notes(ledger: &Ledger, opts: &SummaryOptions, impact: &ImpactParams) -> Vec<String> {
+    let mut m = Vec::new();
+    for d in &ledger.devices {
+        let how = match (d.kind, d.provenance) {
+            (DeviceKind::Gpu, Provenance::Measured) => "NVML total-energy counter (measured)".to_string(),
+            (DeviceKind::Gpu, _) => "NVML power samples, trapezoid-integrated (integrated)".to_string(),
+            (_, Provenance::Measured) => "RAPL energy counter (measured)".to_string(),
+            (_, Provenance::Integrated) => "integrated power readings (integrated)".to_string(),
+            (_, Provenance::Estimated) => match &d.last.estimate {
+                Some(e) => format!(
+                    "estimated, not measured: TDP {:.0} W ({}) × load, {:?} model",
+                    e.tdp_w, e.tdp_source, e.model
+                ),
+                None => "estimated, not measured (TDP × load model)".to_string(),
+            },
+        };
+        m.push(format!("{} ({}): {how}", d.id, d.name));
+    }
+    m.push(
+        "CPU energy is split between processes by their share of busy CPU time (utime+stime) in each \
+         interval; CPU time is not proportional to power (frequency, vector units, memory stalls)."
+            .into(),
+    );
+    if ledger.devices.iter().any(|d| d.kind == DeviceKind::Gpu) {
+        m.push(
+            "GPU energy: the static part (idle power × time) is split by the processes' GPU memory, the \
+             dynamic rest by SM utilisation; NVML samples only part of each second."
+                .into(),
+        );
+    }
+    m.push(if opts.charge_idle {
+        "Idle CPU energy is charged to processes in proportion to their CPU share (a policy, not physics)."
+            .into()
+    } else {
+        "Idle CPU energy stays in each device's idle row (a policy, not physics); CPU time of processes \
+         that exited between samples is in 'unattributed'."
+            .into()
+    });
+    if opts.members.is_some() {
+        m.push(
+            "Scope: the command's process tree (the command, every descendant seen in a sample, orphans \
+             re-parented to kwtop included). Processes born and gone between two samples are not seen."
+                .into(),
+        );
+    }
+    m.push(format!(
+        "CO2e = kWh × PUE {:.2} × grid {:.0} gCO2e/kWh ({}: {}).",
+        impact.pue, impact.grid.g_per_kwh, impact.grid.label, impact.grid.source
+    ));
+    m.push(format!(
+        "Equivalents: phone charge {} kWh (US EPA), household {:.0} kWh/year, car {:.0} gCO2e/km \
+         (sources in config.example.toml).",
+        impact.phone_charge_kwh, impact.household_kwh_per_year, impact.car_g_per_km
+    ));
+    m
+}
+
+/// Build the summary of `ledger` in the scope and with the redaction policy of `opts`.
+pub fn build(
+    ledger: &Ledger,
+    impact: &ImpactParams,
+    host: &str,
+    notices: &[String],
+    opts: &SummaryOptions,
+) -> SummaryDoc {
+    let red = &opts.redactor;
+    let in_scope = |e: &&ProcEntry| opts.members.as_ref().is_none_or(|m| m.contains(&e.key));
+    let mut processes: Vec<ProcessSummary> = ledger
+        .processes()
+        .filter(in_scope)
+        .filter(|e| e.energy_j > 0.0 || e.gpu_mem_bytes.is_some() || opts.members.is_some())
+        .map(|e| process_summary(ledger, impact, red, e))
+        .collect();
+    if opts.members.is_none() {
+        for (comm, f) in ledger.folded() {
+            processes.push(ProcessSummary {
+                pid: 0,
+                starttime: 0,
+                ppid: 0,
+                user: String::new(),
+                command: comm.clone(),
+                cmdline: String::new(),
+                state: "exited".into(),
+                energy_j: f.energy_j,
+                energy_by_device_j: by_device(ledger, &f.energy_by_dev),
+                kwh: impact.kwh(f.energy_j),
+                co2e_g: impact.co2e_g(f.energy_j),
+                avg_power_w: 0.0,
+                peak_power_w: 0.0,
+                observed_s: 0.0,
+                first_seen: String::new(),
+                last_seen: String::new(),
+                gpu_mem_bytes: None,
+                idle_wasted_j: 0.0,
+                tree: "(exited, folded)".into(),
+                container: None,
+                folded_count: Some(f.count),
+            });
+        }
+    }
+    processes.sort_by(|a, b| b.energy_j.total_cmp(&a.energy_j).then(a.pid.cmp(&b.pid)));
+
+    let machine_j = ledger.total_energy_j();
+    let (energy_j, scope_by_dev): (f64, Vec<f64>) = match &opts.members {
+        None => (machine_j, ledger.devices.iter().map(|d| d.energy_j).collect()),
+        Some(_) => {
+            let mut by = vec![0.0; ledger.devices.len()];
+            for e in ledger.processes().filter(in_scope) {
+                for (a, b) in by.iter_mut().zip(&e.energy_by_dev) {
+                    *a += b;
+                }
+            }
+            (by.iter().sum(), by)
+        }
+    };
+    let duration_s = ledger.session_s;
+    let devices = ledger
+        .devices
+        .iter()
+        .zip(&scope_by_dev)
+        .map(|(d, scope_j)| DeviceSummary {
+            id: d.id.clone(),
+            kind: d.kind.as_str().into(),
+            name: d.name.clone(),
+            energy_j: d.energy_j,
+            idle_j: d.idle_j,
+            unattributed_j: d.unattributed_j,
+            scope_j: *scope_j,
+            kwh: impact.kwh(d.energy_j),
+            provenance: d.provenance.as_str().into(),
+            avg_power_w: if duration_s > 0.0 {
+                d.energy_j / duration_s
+            } else {
+                0.0
+            },
+            peak_power_w: d.peak_w,
+            power_limit_w: d.last.power_limit_w,
+            status: d.status.clone().unwrap_or_else(|| "ok".into()),
+            unavailable_s: d.unavailable_s,
+            estimate: (d.provenance == Provenance::Estimated)
+                .then(|| d.last.estimate.as_ref().map(|e| e.tdp_source.clone()))
+                .flatten(),
+        })
+        .collect();
+    let idle_holders: Vec<IdleHolderSummary> = {
+        let mut v: Vec<IdleHolderSummary> = ledger
+            .processes()
+            .filter(in_scope)
+            .filter(|e| e.idle.flagged || e.idle.wasted_j > 0.0)
+            .map(|e| IdleHolderSummary {
+                pid: e.key.pid,
+                user: e.info.user.clone(),
+                command: e.info.comm.clone(),
+                state: state_str(e).into(),
+                idle_s: e.idle.streak_s,
+                gpu_mem_bytes: e.gpu_mem_bytes,
+                wasted_j: e.idle.wasted_j,
+                wasted_kwh: impact.kwh(e.idle.wasted_j),
+                wasted_co2e_g: impact.co2e_g(e.idle.wasted_j),
+            })
+            .collect();
+        v.sort_by(|a, b| b.wasted_j.total_cmp(&a.wasted_j).then(a.pid.cmp(&b.pid)));
+        v
+    };
+    let wasted_j: f64 = idle_holders.iter().map(|h| h.wasted_j).sum();
+    let started_ms = ledger.started_ms.unwrap_or(0);
+    let ended_ms = ledger.last_ms.unwrap_or(started_ms);
+    let provenance = ledger
+        .devices
+        .iter()
+        .zip(&scope_by_dev)
+        .filter(|(d, j)| **j > 0.0 && d.energy_j > 0.0)
+        .map(|(d, _)| d.provenance)
+        .max()
+        .unwrap_or_else(|| ledger.provenance());
+    SummaryDoc {
+        schema: SCHEMA.into(),
+        kwtop_version: env!("CARGO_PKG_VERSION").into(),
+        host: host.to_string(),
+        started: rfc3339(started_ms),
+        ended: rfc3339(ended_ms),
+        started_ms,
+        ended_ms,
+        duration_s,
+        intervals: ledger.intervals,
+        scope: if opts.members.is_some() {
+            "command"
+        } else {
+            "machine"
+        }
+        .into(),
+        command: opts.command.clone(),
+        cmdline_mode: red.mode.as_str().into(),
+        totals: TotalsOut {
+            energy_j,
+            energy_by_device_j: by_device(ledger, &scope_by_dev),
+            kwh: impact.kwh(energy_j),
+            facility_kwh: impact.facility_kwh(energy_j),
+            co2e_g: impact.co2e_g(energy_j),
+            avg_power_w: if duration_s > 0.0 {
+                energy_j / duration_s
+            } else {
+                0.0
+            },
+            pue: impact.pue,
+            grid: GridOut {
+                g_per_kwh: impact.grid.g_per_kwh,
+                label: impact.grid.label.clone(),
+                source: impact.grid.source.clone(),
+                year: impact.grid.year,
+            },
+            equivalents: impact.equivalents(energy_j),
+            provenance: provenance.as_str().into(),
+            idle_holder_wasted_j: wasted_j,
+            idle_holder_wasted_kwh: impact.kwh(wasted_j),
+        },
+        machine: MachineOut {
+            energy_j: machine_j,
+            kwh: impact.kwh(machine_j),
+            co2e_g: impact.co2e_g(machine_j),
+            idle_j: ledger.devices.iter().map(|d| d.idle_j).sum(),
+            unattributed_j: ledger.devices.iter().map(|d| d.unattributed_j).sum(),
+        },
+        devices,
+        groups: groups(&processes, impact, opts.max_groups),
+        processes,
+        idle_holders,
+        method: method_notes(ledger, opts, impact),
+        notices: notices.to_vec(),
+    }
+}
+
+/// Render in `format`.
+pub fn render(doc: &SummaryDoc, format: Format) -> String {
+    match format {
+        Format::Md => markdown::render(doc, 10),
+        Format::Json => {
+            serde_json::to_string_pretty(doc).map_or_else(|e| format!("{{\"error\":\"{e}\"}}"), |s| s + "\n")
+        }
+        Format::Csv => csv::render(doc),
+    }
+}
+
+/// Whether `head` (the first bytes of a file) looks like a summary document rather than a recording.
+pub fn looks_like_summary(head: &str) -> bool {
+    let compact: String = head.chars().filter(|c| !c.is_whitespace()).collect();
+    compact.starts_with('{') && compact.contains(&format!("\"schema\":\"{SCHEMA}\""))
+}
+
+/// Read a JSON summary back (for `kwtop report SUMMARY.json`).
+pub fn parse_json(text: &str) -> Result<SummaryDoc, String> {
+    let doc: SummaryDoc = serde_json::from_str(text).map_err(|e| format!("not a kwtop summary: {e}"))?;
+    if doc.schema != SCHEMA {
+        return Err(format!(
+            "unsupported schema '{}' (this kwtop reads {SCHEMA})",
+            doc.schema
+        ));
+    }
+    Ok(doc)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! The CSV rendering of a summary: one row per process (RFC 4180 quoting), for spreadsheets.
+//!
+//! Cells that a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) are prefixed with `'`,
+//! since command lines are untrusted. Per-device energy follows as `energy_<device>_j` columns.
+
+use std::fmt::Write as _;
+
+use super::SummaryDoc;
+
+/// Quote a text cell.
+fn cell(s: &str) -> String {
+    let mut t = String::with_capacity(s.len() + 2);
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        t.push('\'');
+    }
+    t.push_str(s);
+    if t.contains([',', '"', '\n', '\r']) || t != t.trim() {
+        format!("\"{}\"", t.replace('"', "\"\""))
+    } else {
+        t
+    }
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(String::new, |v| v.to_string())
+}
+
+pub fn render(doc: &SummaryDoc) -> String {
+    let mut s = String::new();
+    let mut header = vec![
+        "pid",
+        "starttime",
+        "ppid",
+        "user",
+        "command",
+        "cmdline",
+        "state",
+        "energy_j",
+        "kwh",
+        "co2e_g",
+        "avg_power_w",
+        "peak_power_w",
+        "observed_s",
+        "first_seen",
+        "last_seen",
+        "gpu_mem_bytes",
+        "idle_wasted_j",
+        "tree",
+        "container",
+        "folded_count",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    for d in &doc.devices {
+        header.push(cell(&format!("energy_{}_j", d.id)));
+    }
+    let _ = writeln!(s, "{}", header.join(","));
+    for p in &doc.processes {
+        let mut row = vec![
+            p.pid.to_string(),
+            p.starttime.to_string(),
+            p.ppid.to_string(),
+            cell(&p.user),
+            cell(&p.command),
+            cell(&p.cmdline),
+            p.state.clone(),
+            p.energy_j.to_string(),
+            p.kwh.to_string(),
+            p.co2e_g.to_string(),
+            p.avg_power_w.to_string(),
+            p.peak_power_w.to_string(),
+            p.observed_s.to_string(),
+            p.first_seen.clone(),
+            p.last_seen.clone(),
+            opt(p.gpu_mem_bytes),
+            p.idle_wasted_j.to_string(),
+            cell(&p.tree),
+            cell(p.container.as_deref().unwrap_or("")),
+            opt(p.folded_count),
+        ];
+        for d in &doc.devices {
+            row.push(
+                p.energy_by_device_j
+                    .get(&d.id)
+                    .copied()
+                    .unwrap_or(0.0)
+                    .to_string(),
+            );
+        }
+        let _ = writeln!(s, "{}", row.join(","));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn quoting_and_formula_neutralising() {
+        assert_eq!(cell("python"), "python");
+        assert_eq!(cell("a,b"), "\"a,b\"");
+        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(cell("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(cell("-x,y"), "\"'-x,y\"");
+    }
+}
