@@ -46,6 +46,20 @@ fn explain_init(e: &NvmlError) -> String {
     }
 }
 
+/// Explain a failed per-device query. nvml-wrapper's texts are terse (and one is misspelt); the
+/// lost-GPU case in particular must say what it means for the user.
+fn explain_query(e: &NvmlError) -> String {
+    match e {
+        NvmlError::GpuLost => {
+            "GPU is lost (fell off the bus or became inaccessible; needs a driver reload or reboot)".into()
+        }
+        NvmlError::NoPermission => "no permission (NVML refused this query)".into(),
+        NvmlError::Uninitialized => "NVML was shut down".into(),
+        NvmlError::Unknown => "unknown NVML error".into(),
+        other => other.to_string(),
+    }
+}
+
 impl NvmlSource {
     /// Load NVML (from `library` when given) and enumerate devices. `Err` is the notice to show.
     pub fn open(library: Option<&Path>) -> Result<Self, String> {
@@ -86,7 +100,7 @@ impl NvmlSource {
         let dev = match self.nvml.device_by_index(i as u32) {
             Ok(d) => d,
             Err(e) => {
-                r.error = Some(format!("GPU unavailable: {e}"));
+                r.error = Some(format!("GPU unavailable: {}", explain_query(&e)));
                 return r;
             }
         };
@@ -107,12 +121,12 @@ impl NvmlSource {
                     ));
                 }
             }
-            Err(e) => errors.push(format!("energy: {e}")),
+            Err(e) => errors.push(format!("energy: {}", explain_query(&e))),
         }
         match dev.power_usage() {
             Ok(mw) => r.power_w = Some(f64::from(mw) / 1000.0),
             Err(NvmlError::NotSupported) => {}
-            Err(e) => errors.push(format!("power: {e}")),
+            Err(e) => errors.push(format!("power: {}", explain_query(&e))),
         }
         r.power_limit_w = dev.enforced_power_limit().ok().map(|mw| f64::from(mw) / 1000.0);
         r.util_pct = dev.utilization_rates().ok().map(|u| f64::from(u.gpu));
@@ -143,7 +157,7 @@ impl NvmlSource {
                     }
                 }
                 Err(NvmlError::NotSupported) => {}
-                Err(e) => errors.push(format!("process list: {e}")),
+                Err(e) => errors.push(format!("process list: {}", explain_query(&e))),
             }
         }
         match dev.process_utilization_stats(st.last_seen_us) {
@@ -167,7 +181,7 @@ impl NvmlSource {
             }
             // No sample newer than last time: every process was at 0 %.
             Err(NvmlError::NotFound) => holders.iter_mut().for_each(|h| h.sm_util_pct = Some(0.0)),
-            Err(e) => errors.push(format!("process utilisation: {e}")),
+            Err(e) => errors.push(format!("process utilisation: {}", explain_query(&e))),
         }
         r.gpu_processes = holders;
         if !errors.is_empty() {

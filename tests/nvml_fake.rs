@@ -1,0 +1,812 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! kwtop's real NVML source (`sources::nvml`, through nvml-wrapper) and the whole pipeline, driven by
+//! the fake NVML library (`fake-nvml/`, built as `target/<profile>/libfake_nvml.so` by `cargo test`
+//! at the workspace root) so the code that reads a real GPU runs in CI without one.
+//!
+//! The fake reads its fixture from the process-global variable `KWTOP_FAKE_NVML_FIXTURE`, and this
+//! crate forbids `unsafe` (so no `set_var`): every library-level test therefore re-runs itself in a
+//! child copy of this test binary with the variable set (see [`in_child`]); CLI tests start the
+//! `kwtop` binary with it. Timestamps are scripted (`mono_s` 0, 1, 2, …), so no test sleeps except
+//! the CLI ones, which measure a real (short) interval.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use kwtop::config::Settings;
+use kwtop::engine::Engine;
+use kwtop::ledger::{Ledger, ProcState};
+use kwtop::sample::{CpuTimes, DeviceKind, DeviceReading, EnergyCounter, ProcInfo, ProcKey, ProcessReading};
+use kwtop::sample::{Provenance, Sample};
+use kwtop::sources::nvml::NvmlSource;
+use kwtop::sources::{CpuEnergySource, ProcSnapshot, ProcessSource, Sampler};
+use serde_json::Value;
+
+const FIXTURE_VAR: &str = "KWTOP_FAKE_NVML_FIXTURE";
+/// Set in the child copy of this binary that runs one test's body.
+const CHILD_VAR: &str = "KWTOP_NVML_FAKE_TEST_CHILD";
+const SO_NAME: &str = "libfake_nvml.so";
+const GIB: u64 = 1 << 30;
+/// Wall clock of scripted sample 0 (2023-11-14T22:13:20Z).
+const BASE_MS: i64 = 1_700_000_000_000;
+
+/// The fake NVML library: `KWTOP_FAKE_NVML_LIB`, else next to this test binary's directory
+/// (`target/<profile>/`), else `target/debug/` of the workspace.
+fn fake_lib() -> PathBuf {
+    let mut candidates = Vec::new();
+    if let Some(p) = std::env::var_os("KWTOP_FAKE_NVML_LIB") {
+        candidates.push(PathBuf::from(p));
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(profile_dir) = exe.parent().and_then(Path::parent)
+    {
+        candidates.push(profile_dir.join(SO_NAME));
+        candidates.push(profile_dir.join("deps").join(SO_NAME));
+    }
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.push(PathBuf::from(dir).join("debug").join(SO_NAME));
+    }
+    candidates.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/debug")
+            .join(SO_NAME),
+    );
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "{SO_NAME} not found (looked at {candidates:?}); `cargo test` at the workspace root \
+             builds it, or run `cargo build -p fake-nvml`"
+            )
+        })
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fake-nvml/fixtures")
+        .join(name)
+}
+
+/// Run `body` with `KWTOP_FAKE_NVML_FIXTURE=fixture`: in this process when it is the child started
+/// for `test`, otherwise by starting that child (this test binary, filtered to exactly `test`).
+fn in_child(test: &str, fixture: &Path, body: impl FnOnce()) {
+    if std::env::var_os(CHILD_VAR).is_some() {
+        body();
+        return;
+    }
+    let exe = std::env::current_exe().expect("own test binary");
+    let out = Command::new(exe)
+        .args([
+            test,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "--include-ignored",
+        ])
+        .env(CHILD_VAR, "1")
+        .env(FIXTURE_VAR, fixture)
+        .env("KWTOP_FAKE_NVML_DEBUG", "1")
+        .output()
+        .expect("start child test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child run of {test} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+/// A test whose body runs with the named fake-NVML fixture.
+macro_rules! with_fixture {
+    ($(#[$m:meta])* fn $name:ident() uses $fx:expr => $body:block) => {
+        $(#[$m])*
+        #[test]
+        fn $name() {
+            in_child(stringify!($name), &fixture($fx), || $body);
+        }
+    };
+}
+
+// ----- scripted CPU side -------------------------------------------------------------------------
+
+/// Processes and `/proc/stat`, scripted. Read k sees the process list `lists[k]` (the last list
+/// repeats). Per read: CPU busy +50 ticks and idle +50 ticks (load 0.5); every listed process +10
+/// ticks (a 0.2 share of busy time). Pids are old (started long before the first sample).
+struct ScriptedProcs {
+    lists: Vec<Vec<(u32, &'static str)>>,
+    infos: Vec<(u32, Arc<ProcInfo>)>,
+    next: u64,
+}
+
+impl ScriptedProcs {
+    fn new(lists: &[&[(u32, &'static str)]]) -> Self {
+        ScriptedProcs {
+            lists: lists.iter().map(|l| l.to_vec()).collect(),
+            infos: Vec::new(),
+            next: 0,
+        }
+    }
+
+    fn info(&mut self, pid: u32, comm: &str) -> Arc<ProcInfo> {
+        if let Some((_, i)) = self.infos.iter().find(|(p, _)| *p == pid) {
+            return Arc::clone(i);
+        }
+        let i = Arc::new(ProcInfo {
+            comm: comm.into(),
+            cmdline: format!("{comm} --fake"),
+            user: "ana".into(),
+            uid: Some(1000),
+            cgroup: Default::default(),
+        });
+        self.infos.push((pid, Arc::clone(&i)));
+        i
+    }
+}
+
+impl ProcessSource for ScriptedProcs {
+    fn read(&mut self) -> ProcSnapshot {
+        let k = self.next;
+        self.next += 1;
+        let i = usize::try_from(k).unwrap().min(self.lists.len() - 1);
+        let list = self.lists[i].clone();
+        let processes = list
+            .into_iter()
+            .map(|(pid, comm)| ProcessReading {
+                key: key(pid),
+                ppid: 1,
+                cpu_ticks: 10 * k,
+                info: self.info(pid, comm),
+            })
+            .collect();
+        ProcSnapshot {
+            cpu_times: Some(CpuTimes {
+                busy: 50 * k,
+                idle: 50 * k,
+            }),
+            uptime_s: Some(100_000.0 + k as f64),
+            ticks_per_s: 100,
+            processes,
+        }
+    }
+}
+
+/// The identity the scripted procfs gives a pid.
+fn key(pid: u32) -> ProcKey {
+    ProcKey {
+        pid,
+        starttime: u64::from(pid) * 10,
+    }
+}
+
+/// A RAPL-like package whose counter advances 20 J per read.
+struct ScriptedRapl {
+    reads: u64,
+}
+
+impl CpuEnergySource for ScriptedRapl {
+    fn read(&mut self) -> Vec<DeviceReading> {
+        let mut r = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0 (scripted RAPL)");
+        r.energy = Some(EnergyCounter {
+            value_uj: 20_000_000 * self.reads,
+            wrap_uj: None,
+        });
+        self.reads += 1;
+        vec![r]
+    }
+}
+
+// ----- the pipeline ------------------------------------------------------------------------------
+
+fn settings(toml: &str) -> Settings {
+    kwtop::config::parse(toml, None).expect("test config")
+}
+
+struct Run {
+    engine: Engine,
+    samples: Vec<Sample>,
+    notices: Vec<String>,
+}
+
+/// Real `NvmlSource` on the fake library + scripted processes/RAPL, through `Sampler`, `Engine`
+/// and the ledger, one sample at each of `times` (seconds). Checks conservation on every interval.
+fn run(settings: &Settings, times: &[f64], procs: ScriptedProcs) -> Run {
+    let nvml = NvmlSource::open(Some(&fake_lib())).expect("fake NVML opens");
+    let mut sampler = Sampler::new(
+        Box::new(procs),
+        Box::new(ScriptedRapl { reads: 0 }),
+        Some(Box::new(nvml)),
+    );
+    let mut engine = Engine::new(settings);
+    let mut samples = Vec::new();
+    let mut notices = Vec::new();
+    for &t in times {
+        let mut s = sampler.sample();
+        s.mono_s = t;
+        s.wall_ms = BASE_MS + (t * 1000.0).round() as i64;
+        samples.push(s.clone());
+        if let Some(iv) = engine.push(s) {
+            for d in &iv.devices {
+                let err = d.conservation_error_j();
+                assert!(
+                    err.abs() < 1e-9,
+                    "{} not conserved over an interval: {err} J",
+                    d.id
+                );
+                let shares_ok = d.shares.iter().all(|(_, j)| *j >= 0.0);
+                assert!(shares_ok && d.idle_j >= 0.0 && d.unattributed_j >= 0.0, "{d:?}");
+            }
+        }
+        notices.extend(sampler.take_notices());
+    }
+    assert_ledger_conserved(&engine.ledger);
+    Run {
+        engine,
+        samples,
+        notices,
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+macro_rules! assert_close {
+    ($a:expr, $b:expr) => {{
+        let (a, b): (f64, f64) = ($a, $b);
+        assert!(close(a, b), "{} = {a}, expected {b}", stringify!($a));
+    }};
+}
+
+/// Session-level: `device energy = Σ processes (kept and folded) + idle + unattributed`.
+fn assert_ledger_conserved(ledger: &Ledger) {
+    for (i, d) in ledger.devices.iter().enumerate() {
+        let procs: f64 = ledger
+            .processes()
+            .map(|e| e.energy_by_dev.get(i).copied().unwrap_or(0.0))
+            .sum::<f64>()
+            + ledger
+                .folded()
+                .values()
+                .map(|f| f.energy_by_dev.get(i).copied().unwrap_or(0.0))
+                .sum::<f64>();
+        let parts = procs + d.idle_j + d.unattributed_j;
+        assert!(
+            (d.energy_j - parts).abs() <= 1e-6 * d.energy_j.max(1.0),
+            "{}: energy {} J but parts {parts} J",
+            d.id,
+            d.energy_j
+        );
+    }
+}
+
+/// The snapshot contract: for every device id, `energy_j = Σ energy_by_device_j + idle_j + unattributed_j`.
+fn assert_doc_conserved(doc: &Value) {
+    for d in doc["devices"].as_array().expect("devices") {
+        let id = d["id"].as_str().expect("id");
+        let procs: f64 = doc["processes"]
+            .as_array()
+            .expect("processes")
+            .iter()
+            .map(|p| p["energy_by_device_j"][id].as_f64().unwrap_or(0.0))
+            .sum();
+        let parts = procs
+            + doc["idle_j"][id].as_f64().unwrap_or(0.0)
+            + doc["unattributed_j"][id].as_f64().unwrap_or(0.0);
+        let e = d["energy_j"].as_f64().expect("energy_j");
+        assert!(
+            (e - parts).abs() <= 1e-6 * e.max(1.0),
+            "{id}: energy {e} J but parts {parts} J"
+        );
+    }
+}
+
+fn doc(run: &Run, settings: &Settings) -> Value {
+    let doc = kwtop::snapshot::build(&run.engine.ledger, &settings.impact, "test", 1.0, &run.notices);
+    let v = serde_json::to_value(&doc).expect("snapshot serializes");
+    assert_doc_conserved(&v);
+    v
+}
+
+fn device<'a>(ledger: &'a Ledger, id: &str) -> &'a kwtop::ledger::DeviceTotals {
+    let i = ledger
+        .device_index(id)
+        .unwrap_or_else(|| panic!("no device {id}"));
+    &ledger.devices[i]
+}
+
+/// Energy a process got on one device, joules.
+fn proc_j(ledger: &Ledger, pid: u32, dev: &str) -> f64 {
+    let i = ledger.device_index(dev).expect("device");
+    let e = ledger
+        .process(&key(pid))
+        .unwrap_or_else(|| panic!("no process {pid}"));
+    e.energy_by_dev.get(i).copied().unwrap_or(0.0)
+}
+
+fn doc_process(doc: &Value, pid: u32) -> &Value {
+    doc["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .unwrap_or_else(|| panic!("pid {pid} not in snapshot"))
+}
+
+const SECONDS_0_TO_5: [f64; 6] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0];
+
+// ----- library level -----------------------------------------------------------------------------
+
+with_fixture! {
+    /// GPU0 has the energy counter: +400 J per read, provenance measured, exactly 5 × 400 J.
+    /// GPU1 has none: integrated from its constant 35 W, 5 s → 175 J, and one notice saying so.
+    fn energy_counter_measured_and_power_integrated_fallback() uses "h100-busy-and-idle-holder.json" => {
+        let s = settings("");
+        let procs = ScriptedProcs::new(&[&[(4242, "python3"), (5151, "jupyter-kernel")]]);
+        let r = run(&s, &SECONDS_0_TO_5, procs);
+        let l = &r.engine.ledger;
+        let g0 = device(l, "gpu0");
+        assert_eq!(g0.name, "NVIDIA H100 80GB HBM3");
+        assert_eq!(g0.provenance, Provenance::Measured);
+        assert_close!(g0.energy_j, 2000.0);
+        assert_close!(g0.power_w.expect("gpu0 power"), 400.0);
+        assert_eq!(g0.status, None);
+        let g1 = device(l, "gpu1");
+        assert_eq!(g1.provenance, Provenance::Integrated);
+        assert_close!(g1.energy_j, 175.0);
+        // Nobody holds GPU1: all of it is idle or unattributed, no process is charged.
+        assert_close!(g1.idle_j + g1.unattributed_j, 175.0);
+        assert_eq!(l.processes().map(|e| proc_j(l, e.key.pid, "gpu1")).sum::<f64>(), 0.0);
+        let energy_notes: Vec<_> = r.notices.iter().filter(|n| n.contains("no energy counter")).collect();
+        assert_eq!(energy_notes.len(), 1, "{:?}", r.notices);
+        assert!(energy_notes[0].contains("gpu1"), "{}", energy_notes[0]);
+        // The raw readings the sampler produced: mJ scaled to µJ, mW to W, memory and temperature.
+        let first = &r.samples[0].devices[0];
+        assert_eq!(first.energy.expect("counter").value_uj, 1_000_000_000);
+        assert_eq!(first.power_w, Some(400.0));
+        assert_eq!(first.power_limit_w, Some(700.0));
+        assert_eq!(first.mem_total_bytes, Some(85_899_345_920));
+        assert_eq!(first.temperature_c, Some(60.0));
+        assert_eq!(r.samples[5].devices[0].temperature_c, Some(65.0));
+        assert_eq!(r.samples[0].devices[1].energy, None);
+        let d = doc(&r, &s);
+        assert_eq!(d["devices"][0]["provenance"], "measured");
+        assert_eq!(d["devices"][1]["provenance"], "integrated");
+        assert_eq!(d["devices"][2]["id"], "cpu0");
+    }
+}
+
+with_fixture! {
+    /// The busy process (97 % SM) gets all dynamic GPU energy; the holder at 0 % (never in NVML's
+    /// utilisation samples) gets only its memory share of the static part, is flagged after
+    /// `[idle_holder] after`, and all of its GPU energy counts as wasted.
+    fn busy_gets_dynamic_and_idle_holder_is_flagged() uses "h100-busy-and-idle-holder.json" => {
+        let s = settings("[idle_holder]\nafter = \"2s\"\n");
+        let procs = ScriptedProcs::new(&[&[(4242, "python3"), (5151, "jupyter-kernel")]]);
+        let r = run(&s, &SECONDS_0_TO_5, procs);
+        let l = &r.engine.ledger;
+        // No idle power configured or learned yet: 10 % of the 700 W limit = 70 J/s static,
+        // split 8:4 GiB by memory; the remaining 330 J/s is dynamic and all goes to the busy pid.
+        assert_close!(proc_j(l, 4242, "gpu0"), 5.0 * (330.0 + 70.0 * 2.0 / 3.0));
+        assert_close!(proc_j(l, 5151, "gpu0"), 5.0 * 70.0 / 3.0);
+        let dynamic = device(l, "gpu0").energy_j - 5.0 * 70.0;
+        let busy_dynamic = proc_j(l, 4242, "gpu0") - 5.0 * 70.0 * 2.0 / 3.0;
+        assert!(busy_dynamic / dynamic > 0.999, "busy share of dynamic {}", busy_dynamic / dynamic);
+
+        let busy = l.process(&key(4242)).expect("busy");
+        let holder = l.process(&key(5151)).expect("holder");
+        assert_eq!(busy.gpu_util_pct, Some(97.0));
+        assert_eq!(busy.gpu_mem_bytes, Some(8 * GIB));
+        assert!(!busy.idle.flagged);
+        assert_eq!(holder.gpu_util_pct, Some(0.0));
+        assert_eq!(holder.gpu_mem_bytes, Some(4 * GIB));
+        assert!(holder.idle.flagged, "{:?}", holder.idle);
+        assert_close!(holder.idle.wasted_j, proc_j(l, 5151, "gpu0"));
+        assert_eq!(l.idle_holders().count(), 1);
+        // CPU side runs alongside: 20 J per interval, half idle, each process 0.2 of the active half.
+        assert_close!(device(l, "cpu0").energy_j, 100.0);
+        assert_close!(proc_j(l, 4242, "cpu0"), 5.0 * 2.0);
+
+        let d = doc(&r, &s);
+        let h = doc_process(&d, 5151);
+        assert_eq!(h["state"], "idle-holder");
+        assert_eq!(h["command"], "jupyter-kernel");
+        assert_eq!(doc_process(&d, 4242)["state"], "running");
+        assert_eq!(d["totals"]["idle_holders"], 1);
+    }
+}
+
+with_fixture! {
+    /// No energy counter: trapezoid over the power readings with uneven intervals,
+    /// (100+200)/2·0.5 + (200+300)/2·1.5 + (300+100)/2·1 = 650 J, all to the only holder.
+    fn no_energy_counter_integrates_power_exactly() uses "no-energy-counter.json" => {
+        let s = settings("[attribution]\ngpu_idle_w = 40.0\n");
+        let procs = ScriptedProcs::new(&[&[(7777, "train")]]);
+        let r = run(&s, &[0.0, 0.5, 2.0, 3.0], procs);
+        let l = &r.engine.ledger;
+        let g = device(l, "gpu0");
+        assert_eq!(g.provenance, Provenance::Integrated);
+        assert_close!(g.energy_j, 650.0);
+        assert_close!(proc_j(l, 7777, "gpu0"), 650.0);
+        assert_close!(g.power_w.expect("power"), 200.0);
+        assert_eq!(r.notices.iter().filter(|n| n.contains("no energy counter")).count(), 1);
+        assert_eq!(doc(&r, &s)["devices"][0]["provenance"], "integrated");
+    }
+}
+
+with_fixture! {
+    /// NVML answers NOT_FOUND when no process has a new utilisation sample: that is 0 % for every
+    /// holder (not N/A), and with all shares 0 the dynamic part is split by memory like the static one.
+    fn not_found_is_zero_percent_and_splits_by_memory() uses "all-idle-notfound.json" => {
+        let s = settings("[idle_holder]\nafter = \"1s\"\n");
+        let procs = ScriptedProcs::new(&[&[(3100, "notebook"), (3200, "server")]]);
+        let r = run(&s, &[0.0, 1.0, 2.0, 3.0], procs);
+        for sample in &r.samples {
+            for gp in &sample.devices[0].gpu_processes {
+                assert_eq!(gp.sm_util_pct, Some(0.0), "pid {}", gp.pid);
+            }
+        }
+        let l = &r.engine.ledger;
+        assert_close!(device(l, "gpu0").energy_j, 900.0);
+        assert_close!(proc_j(l, 3100, "gpu0"), 675.0);
+        assert_close!(proc_j(l, 3200, "gpu0"), 225.0);
+        assert_close!(device(l, "gpu0").unattributed_j, 0.0);
+        for pid in [3100, 3200] {
+            let e = l.process(&key(pid)).expect("holder");
+            assert_eq!(e.gpu_util_pct, Some(0.0));
+            assert!(e.idle.flagged, "pid {pid} holds memory at 0 % for 2 s");
+        }
+    }
+}
+
+with_fixture! {
+    /// pid 6000 appears on the second read and is gone from the fourth (from NVML and /proc): it is
+    /// charged while it held the GPU, then closed as exited with its energy kept.
+    fn process_appears_and_exits() uses "process-churn.json" => {
+        let s = settings("[attribution]\ngpu_idle_w = 100.0\n");
+        let procs = ScriptedProcs::new(&[
+            &[(4242, "python3")],
+            &[(4242, "python3"), (6000, "worker")],
+            &[(4242, "python3"), (6000, "worker")],
+            &[(4242, "python3")],
+        ]);
+        let r = run(&s, &[0.0, 1.0, 2.0, 3.0], procs);
+        let l = &r.engine.ledger;
+        // 500 J per interval, 100 J static. With both: static 50/50 by memory, dynamic 60:20 by SM.
+        assert_close!(device(l, "gpu0").energy_j, 1500.0);
+        assert_close!(proc_j(l, 6000, "gpu0"), 2.0 * (50.0 + 100.0));
+        assert_close!(proc_j(l, 4242, "gpu0"), 2.0 * (50.0 + 300.0) + 500.0);
+        let worker = l.process(&key(6000)).expect("worker kept");
+        assert_eq!(worker.state, ProcState::Exited);
+        assert_eq!(worker.power_w, 0.0);
+        assert_eq!(l.process(&key(4242)).expect("busy").state, ProcState::Running);
+        let d = doc(&r, &s);
+        let w = doc_process(&d, 6000);
+        assert_eq!(w["state"], "exited");
+        assert_eq!(w["command"], "worker");
+        assert!((w["energy_by_device_j"]["gpu0"].as_f64().expect("j") - 300.0).abs() < 1e-9);
+    }
+}
+
+with_fixture! {
+    /// The GPU falls off the bus after three good reads: from then on it is N/A with the reason,
+    /// the energy measured before stays, and the CPU side keeps being measured and attributed.
+    fn gpu_lost_mid_run_is_na_with_reason_and_cpu_continues() uses "gpu-lost-mid-run.json" => {
+        let s = settings("");
+        let procs = ScriptedProcs::new(&[&[(4242, "python3")]]);
+        let r = run(&s, &SECONDS_0_TO_5, procs);
+        let reading = &r.samples[3].devices[0];
+        let why = reading.error.as_deref().expect("lost GPU has an error");
+        assert!(why.contains("GPU is lost"), "{why}");
+        assert_eq!(reading.energy, None);
+        assert_eq!(reading.power_w, None);
+        let l = &r.engine.ledger;
+        let g = device(l, "gpu0");
+        assert_close!(g.energy_j, 600.0);
+        assert_eq!(g.power_w, None);
+        assert!(g.status.as_deref().is_some_and(|s| s.contains("GPU is lost")), "{:?}", g.status);
+        assert_close!(g.unavailable_s, 3.0);
+        assert_close!(proc_j(l, 4242, "gpu0"), 600.0);
+        let cpu = device(l, "cpu0");
+        assert_close!(cpu.energy_j, 100.0);
+        assert_eq!(cpu.status, None);
+        assert_close!(proc_j(l, 4242, "cpu0"), 10.0);
+        let d = doc(&r, &s);
+        let g = &d["devices"][0];
+        assert_eq!(g["power_w"], Value::Null);
+        assert!(g["status"].as_str().expect("status").contains("GPU is lost"));
+        assert_eq!(d["devices"][1]["status"], "ok");
+    }
+}
+
+with_fixture! {
+    /// Queries that fail on a working GPU: no power reading (NOT_SUPPORTED, not an error: the
+    /// counter is used) and per-process utilisation refused (NO_PERMISSION: said on the reading,
+    /// and each holder's SM share is N/A, never a made-up 0 %).
+    fn partial_faults_are_reported_not_zeroed() uses "partial-faults.json" => {
+        let s = settings("");
+        let procs = ScriptedProcs::new(&[&[(8100, "a"), (8200, "b")]]);
+        let r = run(&s, &[0.0, 1.0, 2.0], procs);
+        let reading = &r.samples[1].devices[0];
+        assert_eq!(reading.power_w, None);
+        let why = reading.error.as_deref().expect("error");
+        assert!(why.contains("process utilisation") && why.contains("no permission"), "{why}");
+        assert!(reading.gpu_processes.iter().all(|p| p.sm_util_pct.is_none()));
+        let l = &r.engine.ledger;
+        assert_eq!(device(l, "gpu0").provenance, Provenance::Measured);
+        assert_close!(device(l, "gpu0").energy_j, 500.0);
+        // Utilisation unknown: everything split by memory, 3:1.
+        assert_close!(proc_j(l, 8100, "gpu0"), 375.0);
+        assert_eq!(l.process(&key(8100)).expect("a").gpu_util_pct, None);
+    }
+}
+
+#[test]
+fn no_library_at_all_is_cpu_only_with_one_notice() {
+    let missing = Path::new("/nonexistent/kwtop-test/libnvidia-ml.so.1");
+    let why = NvmlSource::open(Some(missing))
+        .err()
+        .expect("a missing library cannot open");
+    assert!(why.contains("no NVIDIA driver found"), "{why}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = settings("").sources;
+    cfg.proc_root = dir.path().to_path_buf();
+    cfg.powercap_root = dir.path().to_path_buf();
+    cfg.nvml_library = Some(missing.to_path_buf());
+    let mut sampler = Sampler::from_config(&cfg);
+    let mut notices = Vec::new();
+    for _ in 0..3 {
+        let s = sampler.sample();
+        assert!(s.devices.iter().all(|d| d.kind != DeviceKind::Gpu));
+        assert!(s.devices.iter().any(|d| d.kind == DeviceKind::Cpu));
+        notices.extend(sampler.take_notices());
+    }
+    let nvml_notes: Vec<_> = notices.iter().filter(|n| n.contains("NVIDIA")).collect();
+    assert_eq!(nvml_notes.len(), 1, "{notices:?}");
+}
+
+// ----- the binary --------------------------------------------------------------------------------
+
+/// A /proc tree with the two GPU processes of the h100 fixture and `/proc/stat`, `/proc/uptime`.
+fn proc_tree(root: &Path) {
+    let w = |p: &str, text: &str| {
+        let path = root.join(p);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    w(
+        "stat",
+        "cpu  1000 0 500 8000 100 0 0 0 0 0\ncpu0 1000 0 500 8000 100 0 0 0 0 0\nintr 0\nctxt 0\n\
+         btime 1700000000\nprocesses 10\nprocs_running 1\nprocs_blocked 0\n",
+    );
+    w("uptime", "100000.00 90000.00\n");
+    for (pid, comm, args) in [
+        (4242, "python3", "python3\0train.py\0"),
+        (5151, "jupyter-kernel", "jupyter-kernel\0"),
+    ] {
+        w(
+            &format!("{pid}/stat"),
+            &format!(
+                "{pid} ({comm}) S 1 {pid} {pid} 0 -1 4194560 0 0 0 0 300 40 0 0 20 0 1 0 {} 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+                pid * 10
+            ),
+        );
+        w(
+            &format!("{pid}/status"),
+            "Name:\tx\nUid:\t1000\t1000\t1000\t1000\n",
+        );
+        w(&format!("{pid}/cmdline"), args);
+        w(&format!("{pid}/cgroup"), "0::/user.slice\n");
+    }
+}
+
+struct Cli {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+/// A config pointing NVML at the fake library, /proc at a fixture tree and powercap at an empty dir.
+fn cli_setup(library: &Path) -> Cli {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let proc_root = dir.path().join("proc");
+    proc_tree(&proc_root);
+    let powercap = dir.path().join("powercap");
+    std::fs::create_dir_all(&powercap).expect("mkdir");
+    let config = dir.path().join("kwtop.toml");
+    let text = format!(
+        "[sources]\nproc_root = {:?}\npowercap_root = {:?}\nnvml_library = {:?}\n",
+        proc_root.display().to_string(),
+        powercap.display().to_string(),
+        library.display().to_string()
+    );
+    std::fs::write(&config, text).expect("config");
+    Cli { dir, config }
+}
+
+fn kwtop(cli: &Cli, fixture: Option<&Path>, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kwtop"));
+    cmd.arg("--config")
+        .arg(&cli.config)
+        .args(args)
+        .env_remove(FIXTURE_VAR);
+    if let Some(f) = fixture {
+        cmd.env(FIXTURE_VAR, f);
+    }
+    cmd.output().expect("run kwtop")
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "kwtop failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+#[test]
+fn cli_snapshot_json_reads_the_fake_gpus() {
+    let cli = cli_setup(&fake_lib());
+    // real-time: `snapshot` measures one real interval (100 ms: the fake adds 400 J per read).
+    let out = kwtop(
+        &cli,
+        Some(&fixture("h100-busy-and-idle-holder.json")),
+        &["snapshot", "--json", "--interval", "100ms"],
+    );
+    let d = json_of(&out);
+    assert_doc_conserved(&d);
+    let ids: Vec<&str> = d["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|x| x["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["gpu0", "gpu1", "cpu0"]);
+    let g0 = &d["devices"][0];
+    assert_eq!(g0["provenance"], "measured");
+    assert_eq!(g0["status"], "ok");
+    assert!((g0["energy_j"].as_f64().expect("j") - 400.0).abs() < 1e-9, "{g0}");
+    let g1 = &d["devices"][1];
+    assert_eq!(g1["provenance"], "integrated");
+    let dt = d["interval_s"].as_f64().expect("interval");
+    assert!(
+        (g1["energy_j"].as_f64().expect("j") - 35.0 * dt).abs() < 1e-9,
+        "{g1} over {dt} s"
+    );
+    let busy = doc_process(&d, 4242);
+    assert_eq!(busy["command"], "python3");
+    assert_eq!(busy["cmdline"], "python3 train.py");
+    assert_eq!(busy["gpu_util_pct"], 97.0);
+    assert_eq!(doc_process(&d, 5151)["gpu_mem_bytes"], 4 * GIB);
+    let notices = d["notices"].as_array().expect("notices");
+    assert!(
+        notices.iter().any(|n| n
+            .as_str()
+            .is_some_and(|n| n.contains("gpu1") && n.contains("no energy counter"))),
+        "{notices:?}"
+    );
+}
+
+#[test]
+fn cli_gpu_lost_keeps_cpu_working() {
+    let cli = cli_setup(&fake_lib());
+    // real-time: one short measured interval. gpu-lost.json: the open + first read succeed, the
+    // second read (call 3 of every device function) finds the GPU lost.
+    let out = kwtop(
+        &cli,
+        Some(&fixture("gpu-lost.json")),
+        &["snapshot", "--json", "--interval", "20ms"],
+    );
+    let d = json_of(&out);
+    assert_doc_conserved(&d);
+    let g = &d["devices"][0];
+    assert_eq!(g["id"], "gpu0");
+    assert_eq!(g["power_w"], Value::Null);
+    assert!(
+        g["status"].as_str().expect("status").contains("GPU is lost"),
+        "{g}"
+    );
+    let cpu = &d["devices"][1];
+    assert_eq!(cpu["id"], "cpu0");
+    assert_eq!(cpu["status"], "ok");
+    assert!(cpu["power_w"].as_f64().expect("cpu power") > 0.0);
+}
+
+#[test]
+fn cli_init_failures_are_cpu_only_with_the_reason() {
+    let cli = cli_setup(&fake_lib());
+    let cases: [(Option<&str>, &str); 3] = [
+        (None, "NVML library not found"),
+        (
+            Some(r#"{"init_error": "DRIVER_NOT_LOADED"}"#),
+            "NVIDIA driver is not loaded",
+        ),
+        (
+            Some(r#"{"init_error": "NO_PERMISSION", "devices": [{}]}"#),
+            "no permission to use NVML",
+        ),
+    ];
+    for (i, (json, expect)) in cases.iter().enumerate() {
+        let path = cli.dir.path().join(format!("init-{i}.json"));
+        if let Some(j) = json {
+            std::fs::write(&path, j).expect("fixture");
+        }
+        // real-time: one short measured interval.
+        let out = kwtop(
+            &cli,
+            json.map(|_| path.as_path()),
+            &["snapshot", "--json", "--interval", "10ms"],
+        );
+        let d = json_of(&out);
+        let devs = d["devices"].as_array().expect("devices");
+        assert!(devs.iter().all(|x| x["kind"] != "gpu"), "{expect}: {devs:?}");
+        let notes: Vec<&str> = d["notices"]
+            .as_array()
+            .expect("notices")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let nvml: Vec<_> = notes
+            .iter()
+            .filter(|n| n.contains("NVML") || n.contains("NVIDIA"))
+            .collect();
+        assert_eq!(nvml.len(), 1, "{notes:?}");
+        assert!(
+            nvml[0].contains(expect) && nvml[0].contains("CPU only"),
+            "{}",
+            nvml[0]
+        );
+    }
+    // No library file at all.
+    let cli = cli_setup(Path::new("/nonexistent/kwtop-test/libnvidia-ml.so.1"));
+    let d = json_of(&kwtop(&cli, None, &["snapshot", "--json", "--interval", "10ms"]));
+    let notes = d["notices"].to_string();
+    assert!(notes.contains("no NVIDIA driver found"), "{notes}");
+    assert!(
+        d["devices"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .all(|x| x["kind"] != "gpu")
+    );
+}
+
+#[test]
+fn cli_record_then_report_accounts_the_fake_gpu() {
+    let cli = cli_setup(&fake_lib());
+    let rec = cli.dir.path().join("run.jsonl");
+    let rec_s = rec.to_str().expect("utf-8 path");
+    // real-time: `record` samples on the wall clock (4 samples, 100 ms apart; the fake counter
+    // advances 400 J per read, so shorter intervals would look implausible, > 10 kW).
+    let out = kwtop(
+        &cli,
+        Some(&fixture("h100-busy-and-idle-holder.json")),
+        &[
+            "record",
+            "-o",
+            rec_s,
+            "--duration",
+            "300ms",
+            "--interval",
+            "100ms",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let samples = std::fs::read_to_string(&rec).expect("recording").lines().count() - 1;
+    assert!(samples >= 2, "{samples} samples");
+    let d = json_of(&kwtop(&cli, None, &["report", rec_s, "--json"]));
+    assert_doc_conserved(&d);
+    let g0 = &d["devices"][0];
+    assert_eq!(g0["provenance"], "measured");
+    // The fake's counter advances 400 J per read and stops after its 6th frame.
+    let expect = 400.0 * (samples.min(6) - 1) as f64;
+    assert!(
+        (g0["energy_j"].as_f64().expect("j") - expect).abs() < 1e-9,
+        "{g0} for {samples} samples"
+    );
+    assert_eq!(doc_process(&d, 4242)["command"], "python3");
+}
