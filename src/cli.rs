@@ -5,6 +5,7 @@
 //! config error. Writing to a closed pipe (`kwtop snapshot | head`) exits quietly.
 
 mod commands;
+mod run;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ Examples:
   kwtop snapshot --interval 5s       a 5-second measurement as a table
   kwtop record -o run.jsonl --duration 10m --interval 1s
   kwtop report run.jsonl --json      what a recording adds up to
+  kwtop report run.jsonl --format md the session summary of a recording (md, json or csv)
+  kwtop run -- python train.py       the energy of one command's process tree, like `time`
   kwtop --config ./kwtop.toml snapshot
 
 Config: ~/.config/kwtop/config.toml (every key is documented in config.example.toml).";
@@ -66,18 +69,42 @@ pub enum Command {
         /// Time between samples (default: [sampling] interval)
         #[arg(long, value_parser = parse_cli_duration)]
         interval: Option<Duration>,
+        /// Also account the samples and save the session summary ([export] dir and formats) at the end
+        #[arg(long)]
+        summary: bool,
     },
     /// Account a recording and print what it adds up to
     #[command(after_help = "Examples:\n  kwtop report run.jsonl\n  kwtop report run.jsonl --json")]
     Report {
-        /// A recording made by `kwtop record`
+        /// A recording made by `kwtop record`, or a JSON summary (kwtop.summary/1) to re-render
         file: PathBuf,
         /// Print the kwtop.snapshot/1 JSON document of the whole recording
-        #[arg(long)]
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// Print the session summary as Markdown, JSON (kwtop.summary/1) or CSV (one row per process)
+        #[arg(long, value_enum)]
+        format: Option<crate::summary::Format>,
         /// Processes shown in the table
         #[arg(long, default_value_t = 15)]
         top: usize,
+    },
+    /// Run a command and account the energy of its whole process tree, like `time`
+    #[command(
+        after_help = "The summary is printed to stderr when the command exits and saved to the [export] dir;\nkwtop exits with the command's status (128+N if a signal killed it).\n\nExamples:\n  kwtop run -- python train.py --epochs 3\n  kwtop run -o energy.md -- make -j8\n  kwtop run --format json --interval 500ms -- ./bench"
+    )]
+    Run {
+        /// Also write the summary to this file (format from --format or the extension, else md)
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// Summary format: md, json or csv (default md, or the -o file's extension)
+        #[arg(long, value_enum)]
+        format: Option<crate::summary::Format>,
+        /// Time between samples (default: [sampling] interval)
+        #[arg(long, value_parser = parse_cli_duration)]
+        interval: Option<Duration>,
+        /// The command and its arguments (after --)
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        command: Vec<String>,
     },
 }
 
@@ -96,6 +123,9 @@ pub enum CliError {
     Config(#[from] config::ConfigError),
     #[error("{0}")]
     Runtime(String),
+    /// Exit with this status without a message (e.g. `run` passing on its command's status).
+    #[error("exit status {0}")]
+    Exit(i32),
 }
 
 /// Print to stdout; a closed pipe is not an error worth a message.
@@ -143,6 +173,7 @@ pub fn main() -> i32 {
             eprintln!("kwtop: {e}");
             1
         }
+        Err(CliError::Exit(code)) => code,
     }
 }
 
@@ -154,7 +185,33 @@ fn run(cmd: Option<Command>, settings: &Settings) -> Result<(), CliError> {
             output,
             duration,
             interval,
-        }) => commands::record(settings, &output, duration, interval.unwrap_or(settings.interval)),
-        Some(Command::Report { file, json, top }) => commands::report(settings, &file, json, top),
+            summary,
+        }) => commands::record(
+            settings,
+            &output,
+            duration,
+            interval.unwrap_or(settings.interval),
+            summary,
+        ),
+        Some(Command::Report {
+            file,
+            json,
+            format,
+            top,
+        }) => commands::report(settings, &file, json, format, top),
+        Some(Command::Run {
+            output,
+            format,
+            interval,
+            command,
+        }) => run::run(
+            settings,
+            &run::RunArgs {
+                output,
+                format,
+                interval: interval.unwrap_or(settings.interval),
+                command,
+            },
+        ),
     }
 }

@@ -780,7 +780,7 @@ fn cli_record_then_report_accounts_the_fake_gpu() {
     let cli = cli_setup(&fake_lib());
     let rec = cli.dir.path().join("run.jsonl");
     let rec_s = rec.to_str().expect("utf-8 path");
-    // real-time: `record` samples on the wall clock (4 samples, 100 ms apart; the fake counter
+    // real-time: `record` samples on the wall clock (4 samples, 200 ms apart; the fake counter
     // advances 400 J per read, so shorter intervals would look implausible, > 10 kW).
     let out = kwtop(
         &cli,
@@ -809,4 +809,102 @@ fn cli_record_then_report_accounts_the_fake_gpu() {
         "{g0} for {samples} samples"
     );
     assert_eq!(doc_process(&d, 4242)["command"], "python3");
+}
+
+// ----- scripts/gpu-check-analyze.py --------------------------------------------------------------
+
+/// Runs the GPU-check analysis over a results folder made HERE from the fake NVML: SYNTHETIC data
+/// (params.json says so and the script prints it), only to test the analysis. Real results come
+/// from scripts/gpu-check.sh on a GPU machine.
+#[test]
+#[ignore = "needs python3"]
+fn gpu_check_analyzer_on_a_synthetic_results_folder() {
+    let cli = cli_setup(&fake_lib());
+    let mut config = std::fs::read_to_string(&cli.config).expect("config");
+    config.push_str("\n[attribution]\ngpu_idle_w = 70.0\n\n[idle_holder]\nafter = \"200ms\"\n");
+    std::fs::write(&cli.config, config).expect("config");
+    let out = cli.dir.path().join("gpu-check-synthetic");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let fx = fixture("h100-busy-and-idle-holder.json");
+    let rec = out.join("recording.jsonl");
+    let rec_s = rec.to_str().expect("utf-8 path");
+    // real-time: `record` samples on the wall clock (6 samples, 200 ms apart).
+    let r = kwtop(
+        &cli,
+        Some(&fx),
+        &["record", "-o", rec_s, "--duration", "1s", "--interval", "200ms"],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let report = kwtop(&cli, None, &["report", rec_s, "--json"]);
+    json_of(&report);
+    std::fs::write(out.join("report.json"), &report.stdout).expect("report.json");
+    let mid = kwtop(&cli, Some(&fx), &["snapshot", "--json", "--interval", "200ms"]);
+    json_of(&mid);
+    std::fs::write(out.join("snapshot-mid.json"), &mid.stdout).expect("snapshot-mid.json");
+    // The "independent" counter readings are the recording's own, at its sample times.
+    let poll = |scale: f64| {
+        let text = std::fs::read_to_string(&rec).expect("recording");
+        let mut csv = String::from("wall_ms,index,energy_mj,power_mw\n");
+        let mut first = None;
+        for line in text.lines().skip(1) {
+            let s: Value = serde_json::from_str(line).expect("sample");
+            let g = &s["devices"][0];
+            let mj = g["energy"]["value_uj"].as_f64().expect("counter") / 1000.0;
+            let base = *first.get_or_insert(mj);
+            csv.push_str(&format!(
+                "{},0,{},400000\n",
+                s["wall_ms"],
+                base + (mj - base) * scale
+            ));
+        }
+        std::fs::write(out.join("nvml-poll.csv"), csv).expect("poll");
+    };
+    poll(1.0);
+    let params = r#"{"synthetic": true, "gpu_index": 0, "busy_pid": 4242, "holder_pid": 5151,
+        "gpu_idle_w": 70.0, "idle_after_s": 0.2}"#;
+    std::fs::write(out.join("params.json"), params).expect("params");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gpu-check-analyze.py");
+    let analyze = || {
+        Command::new("python3")
+            .arg(&script)
+            .arg(&out)
+            .output()
+            .expect("python3")
+    };
+
+    let a = analyze();
+    let text = String::from_utf8_lossy(&a.stdout).into_owned() + &String::from_utf8_lossy(&a.stderr);
+    assert!(a.status.success(), "{text}");
+    assert!(text.contains("SYNTHETIC DATA"), "{text}");
+    for check in ["energy", "busy", "holder", "conservation"] {
+        assert!(text.contains(&format!("[PASS] {check}:")), "{check}: {text}");
+    }
+    let result: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("analysis.json")).expect("analysis.json"))
+            .expect("analysis JSON");
+    assert_eq!(result["synthetic"], true);
+    assert!(
+        result["checks"]["energy"]["diff_pct"]
+            .as_f64()
+            .expect("diff")
+            .abs()
+            < 1e-9
+    );
+    assert!(
+        result["checks"]["busy"]["share_of_dynamic"]
+            .as_f64()
+            .expect("share")
+            > 0.999
+    );
+    assert_eq!(result["checks"]["holder"]["state"], "idle-holder");
+
+    // A counter that advanced 5 % more than kwtop accounted must fail the energy check.
+    poll(1.05);
+    let a = analyze();
+    let text = String::from_utf8_lossy(&a.stdout);
+    assert_eq!(a.status.code(), Some(1), "{text}");
+    assert!(text.contains("[FAIL] energy:") && text.contains("-4.7"), "{text}");
+    // An incomplete folder is a usage error, not a pass.
+    std::fs::remove_file(out.join("report.json")).expect("rm");
+    assert_eq!(analyze().status.code(), Some(2));
 }

@@ -70,8 +70,12 @@ pub fn record(
     output: &Path,
     duration: Option<Duration>,
     interval: Duration,
+    summary: bool,
 ) -> Result<(), CliError> {
     let stop = stop_flag()?;
+    // With --summary the samples are also accounted, for the session summary at the end.
+    let mut engine = summary.then(|| Engine::new(settings));
+    let mut notices = Vec::new();
     let file =
         File::create(output).map_err(|e| runtime(format!("cannot create {}: {e}", output.display())))?;
     let mut sampler = Sampler::from_config(&settings.sources);
@@ -88,9 +92,14 @@ pub fn record(
     let start = Instant::now();
     let mut n: u32 = 0;
     loop {
-        writer.write(&sampler.sample()).map_err(werr)?;
+        let sample = sampler.sample();
+        writer.write(&sample).map_err(werr)?;
+        if let Some(e) = &mut engine {
+            e.push(sample);
+        }
         for note in sampler.take_notices() {
             eprintln!("kwtop: {note}");
+            notices.push(note);
         }
         n += 1;
         if stop.load(Ordering::Relaxed) || duration.is_some_and(|d| start.elapsed() >= d) {
@@ -101,13 +110,41 @@ pub fn record(
         sleep_until(next, &stop);
     }
     eprintln!("kwtop: recorded {n} samples to {}", output.display());
+    if let Some(e) = &engine {
+        let paths = crate::export::write_session_summary(&e.ledger, settings, &header.host, &notices)
+            .map_err(|e| runtime(e.to_string()))?;
+        let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        eprintln!("kwtop: summary saved to {}", paths.join(", "));
+    }
     Ok(())
 }
 
-pub fn report(settings: &Settings, file: &Path, json: bool, top: usize) -> Result<(), CliError> {
+pub fn report(
+    settings: &Settings,
+    file: &Path,
+    json: bool,
+    format: Option<crate::summary::Format>,
+    top: usize,
+) -> Result<(), CliError> {
+    use std::io::{BufRead, Read};
     let f = File::open(file).map_err(|e| runtime(format!("cannot open {}: {e}", file.display())))?;
-    let mut reader =
-        Reader::new(BufReader::new(f)).map_err(|e| runtime(format!("{}: {e}", file.display())))?;
+    let mut input = BufReader::new(f);
+    let head = input.fill_buf().map_err(|e| runtime(format!("cannot read {}: {e}", file.display())))?;
+    if crate::summary::looks_like_summary(&String::from_utf8_lossy(head)) {
+        // A JSON summary: render it again in the asked format (md by default).
+        let mut text = String::new();
+        input
+            .read_to_string(&mut text)
+            .map_err(|e| runtime(format!("cannot read {}: {e}", file.display())))?;
+        let doc = crate::summary::parse_json(&text).map_err(|e| runtime(format!("{}: {e}", file.display())))?;
+        let format = format.unwrap_or(if json {
+            crate::summary::Format::Json
+        } else {
+            crate::summary::Format::Md
+        });
+        return emit(&crate::summary::render(&doc, format));
+    }
+    let mut reader = Reader::new(input).map_err(|e| runtime(format!("{}: {e}", file.display())))?;
     let mut engine = Engine::new(settings);
     let mut notices = Vec::new();
     for s in reader.by_ref() {
@@ -125,6 +162,11 @@ pub fn report(settings: &Settings, file: &Path, json: bool, top: usize) -> Resul
         }
     }
     let host = reader.header.host.clone();
+    if let Some(format) = format {
+        let opts = crate::summary::SummaryOptions::from_settings(settings);
+        let doc = crate::summary::build(&engine.ledger, &settings.impact, &host, &notices, &opts);
+        return emit(&crate::summary::render(&doc, format));
+    }
     let doc = snapshot::build(
         &engine.ledger,
         &settings.impact,
