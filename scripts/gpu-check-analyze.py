@@ -163,6 +163,34 @@ def replay(samples, dev_id, idle_w):
     return total, static_total, dynamic_total, per_pid, dyn_pid
 
 
+def gpu_pids(samples, dev_id):
+    """Per pid NVML showed on the device: largest memory (bytes) and summed SM %."""
+    seen = {}
+    for s in samples:
+        for p in (device_in(s, dev_id) or {}).get("gpu_processes", []):
+            e = seen.setdefault(p["pid"], {"mem": 0, "sm": 0.0})
+            e["mem"] = max(e["mem"], p.get("used_mem_bytes") or 0)
+            e["sm"] += p.get("sm_util_pct") or 0.0
+    return seen
+
+
+def match_pids(seen, busy_pid, holder_pid, hold_gib):
+    """The script knows its children's pids in its own PID namespace; NVML reports host pids. In a
+    container without --pid=host they differ: then take the busiest pid as the busy process and, of
+    the others, the one whose memory is closest to the holder's allocation as the holder."""
+    if busy_pid in seen and holder_pid in seen:
+        return busy_pid, holder_pid, None
+    if len(seen) < 2:
+        return busy_pid, holder_pid, None
+    busy = max(seen, key=lambda p: seen[p]["sm"])
+    target = float(hold_gib) * (1 << 30)
+    holder = min((p for p in seen if p != busy), key=lambda p: abs(seen[p]["mem"] - target))
+    note = (f"pids {busy_pid}/{holder_pid} not among NVML's ({sorted(seen)}): a container without "
+            f"--pid=host? Matched by behaviour: busy = {busy} (most SM), holder = {holder} (memory "
+            f"closest to {hold_gib} GiB)")
+    return busy, holder, note
+
+
 def conservation(doc):
     """Largest |energy - (sum processes + idle + unattributed)| over the document's devices, J."""
     worst = 0.0
@@ -193,15 +221,19 @@ def main(argv):
     header, samples = read_recording(os.path.join(out, "recording.jsonl"))
     index = int(params.get("gpu_index", 0))
     dev_id = f"gpu{index}"
-    busy_pid, holder_pid = int(params["busy_pid"]), int(params["holder_pid"])
     idle_w = float(params["gpu_idle_w"])
-    results = {"synthetic": bool(params.get("synthetic")), "device": dev_id, "checks": {}}
+    busy_pid, holder_pid, pid_note = match_pids(gpu_pids(samples, dev_id), int(params["busy_pid"]),
+                                                int(params["holder_pid"]), params.get("hold_gib", 4))
+    results = {"synthetic": bool(params.get("synthetic")), "device": dev_id, "busy_pid": busy_pid,
+               "holder_pid": holder_pid, "pid_note": pid_note, "checks": {}}
     checks = results["checks"]
 
     if params.get("synthetic"):
         print("*** SYNTHETIC DATA (fake NVML, made by a test): NOT a hardware measurement ***")
     print(f"kwtop {header.get('kwtop_version', '?')} recording on {header.get('host', '?')}: "
           f"{len(samples)} samples, device {dev_id}")
+    if pid_note:
+        print(f"note: {pid_note}")
 
     # 1. kwtop's device energy vs the NVML counter over the same window.
     dev = next((d for d in report.get("devices", []) if d.get("id") == dev_id), None)

@@ -904,7 +904,47 @@ fn gpu_check_analyzer_on_a_synthetic_results_folder() {
     let text = String::from_utf8_lossy(&a.stdout);
     assert_eq!(a.status.code(), Some(1), "{text}");
     assert!(text.contains("[FAIL] energy:") && text.contains("-4.7"), "{text}");
+    // The script's pids are not NVML's (a container without --pid=host): matched by behaviour.
+    poll(1.0);
+    let params = r#"{"synthetic": true, "gpu_index": 0, "busy_pid": 11, "holder_pid": 12,
+        "gpu_idle_w": 70.0, "idle_after_s": 0.2, "hold_gib": 4}"#;
+    std::fs::write(out.join("params.json"), params).expect("params");
+    let a = analyze();
+    let text = String::from_utf8_lossy(&a.stdout);
+    assert!(a.status.success(), "{text}");
+    assert!(
+        text.contains("busy = 4242") && text.contains("holder = 5151"),
+        "{text}"
+    );
     // An incomplete folder is a usage error, not a pass.
     std::fs::remove_file(out.join("report.json")).expect("rm");
     assert_eq!(analyze().status.code(), Some(2));
+}
+
+#[test]
+fn gpu_check_script_parses_and_has_help() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gpu-check.sh");
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .expect("bash");
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    let help = Command::new("bash")
+        .arg(&script)
+        .arg("--help")
+        .output()
+        .expect("bash");
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("changes no GPU setting") && text.contains("OUTDIR"),
+        "{text}"
+    );
+    let usage = Command::new("bash").arg(&script).output().expect("bash");
+    assert_eq!(usage.status.code(), Some(2));
 }
