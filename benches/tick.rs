@@ -1,1 +1,72 @@
-fn main() {}
+//! Cost of one tick after the sources: attribution of a sample pair + ledger update, at 100, 1,000
+//! and 10,000 processes on 2 CPU packages, 2 DRAM domains and 2 GPUs. Target: ≤ 1 ms at 1,000.
+//! Run: `cargo bench --bench tick`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use kwtop::attribution::Attributor;
+use kwtop::ledger::{IdleHolderConfig, Ledger};
+use kwtop::sample::{
+    CpuTimes, DeviceKind, DeviceReading, EnergyCounter, GpuProcess, ProcInfo, ProcKey, ProcessReading, Sample,
+};
+
+fn main() {
+    divan::main();
+}
+
+fn sample(n: usize, t: f64) -> Sample {
+    let step = (t * 100.0) as u64;
+    let processes = (0..n)
+        .map(|i| ProcessReading {
+            key: ProcKey { pid: 1000 + i as u32, starttime: 50 + i as u64 },
+            ppid: 1,
+            cpu_ticks: (i as u64 % 7) * step,
+            info: Arc::new(ProcInfo {
+                comm: format!("proc{i}"),
+                cmdline: format!("/usr/bin/proc{i} --flag value"),
+                user: "ana".into(),
+                ..Default::default()
+            }),
+        })
+        .collect();
+    let mut devices = Vec::new();
+    for (id, kind) in [("cpu0", DeviceKind::Cpu), ("cpu1", DeviceKind::Cpu), ("dram0", DeviceKind::Dram), ("dram1", DeviceKind::Dram)] {
+        let mut d = DeviceReading::new(id, kind, id);
+        d.energy = Some(EnergyCounter { value_uj: (t * 150e6) as u64, wrap_uj: Some(262_143_328_850) });
+        devices.push(d);
+    }
+    for g in 0..2u32 {
+        let mut d = DeviceReading::new(format!("gpu{g}"), DeviceKind::Gpu, "NVIDIA H100");
+        d.energy = Some(EnergyCounter { value_uj: (t * 600e6) as u64, wrap_uj: None });
+        d.power_limit_w = Some(700.0);
+        d.gpu_processes = (0..8)
+            .map(|k| GpuProcess { pid: 1000 + g * 8 + k, used_mem_bytes: Some(4 << 30), sm_util_pct: Some(f64::from(k * 10)) })
+            .collect();
+        devices.push(d);
+    }
+    Sample {
+        mono_s: t,
+        wall_ms: 1_700_000_000_000 + (t * 1000.0) as i64,
+        uptime_s: Some(10_000.0 + t),
+        ticks_per_s: 100,
+        cpu_times: Some(CpuTimes { busy: (n as u64) * 4 * step, idle: 64 * step }),
+        processes,
+        devices,
+    }
+}
+
+#[divan::bench(args = [100, 1_000, 10_000])]
+fn attribution_and_ledger_tick(bencher: divan::Bencher, n: usize) {
+    let a = sample(n, 1.0);
+    let b = sample(n, 2.0);
+    let mut at = Attributor::default();
+    let mut ledger = Ledger::new(IdleHolderConfig::default());
+    ledger.observe_devices(&a);
+    let iv = at.attribute(&a, &b);
+    ledger.apply(&b, &iv);
+    bencher.bench_local(|| {
+        let iv = at.attribute(divan::black_box(&a), divan::black_box(&b));
+        ledger.apply(&b, &iv);
+    });
+}

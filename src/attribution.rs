@@ -193,7 +193,8 @@ fn device_energy(
     };
     if let (Some(a), Some(b)) = (prev.energy, cur.energy) {
         return match counter_delta_j(a, b) {
-            Ok(j) if j <= MAX_PLAUSIBLE_W * dt_s.max(1e-3) => (Some(j), Provenance::Measured, None),
+            // Energy is fine; a failed secondary query (e.g. per-process utilisation) still shows.
+            Ok(j) if j <= MAX_PLAUSIBLE_W * dt_s.max(1e-3) => (Some(j), Provenance::Measured, cur.error.clone()),
             Ok(j) => (
                 None,
                 Provenance::Measured,
@@ -210,7 +211,7 @@ fn device_energy(
         && a >= 0.0
         && b >= 0.0
     {
-        return (Some((a + b) / 2.0 * dt_s), Provenance::Integrated, None);
+        return (Some((a + b) / 2.0 * dt_s), Provenance::Integrated, cur.error.clone());
     }
     if let Some(est) = &cur.estimate {
         return match cpu_load {

@@ -255,6 +255,11 @@ pub fn compact_time(ms: i64) -> String {
         + "Z"
 }
 
+/// Sum starting from +0.0 (`Iterator::sum` of nothing is -0.0, which would print as "-0 J").
+fn sum(it: impl Iterator<Item = f64>) -> f64 {
+    it.fold(0.0, |a, b| a + b)
+}
+
 fn state_str(e: &ProcEntry) -> &'static str {
     match e.state {
         ProcState::Exited => "exited",
@@ -455,7 +460,7 @@ pub fn build(
                     *a += b;
                 }
             }
-            (by.iter().sum(), by)
+            (sum(by.iter().copied()), by)
         }
     };
     let duration_s = ledger.session_s;
@@ -507,7 +512,7 @@ pub fn build(
         v.sort_by(|a, b| b.wasted_j.total_cmp(&a.wasted_j).then(a.pid.cmp(&b.pid)));
         v
     };
-    let wasted_j: f64 = idle_holders.iter().map(|h| h.wasted_j).sum();
+    let wasted_j = sum(idle_holders.iter().map(|h| h.wasted_j));
     let started_ms = ledger.started_ms.unwrap_or(0);
     let ended_ms = ledger.last_ms.unwrap_or(started_ms);
     let provenance = ledger
@@ -563,8 +568,8 @@ pub fn build(
             energy_j: machine_j,
             kwh: impact.kwh(machine_j),
             co2e_g: impact.co2e_g(machine_j),
-            idle_j: ledger.devices.iter().map(|d| d.idle_j).sum(),
-            unattributed_j: ledger.devices.iter().map(|d| d.unattributed_j).sum(),
+            idle_j: sum(ledger.devices.iter().map(|d| d.idle_j)),
+            unattributed_j: sum(ledger.devices.iter().map(|d| d.unattributed_j)),
         },
         devices,
         groups: groups(&processes, impact, opts.max_groups),

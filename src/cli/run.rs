@@ -1,0 +1,353 @@
+//! `kwtop run [-o PATH] [--format md|json|csv] [--interval D] -- CMD ARGS…`: like `time`, but for
+//! energy.
+//!
+//! Starts the command, samples every interval, and accounts the energy of its whole process tree on
+//! CPU and GPU through the same engine and ledger as everything else; [`TreeFilter`] (pure) decides
+//! which processes belong to the tree. kwtop makes itself a child subreaper, so descendants whose
+//! parent exited are re-parented to it and stay recognisable. SIGINT, SIGTERM, SIGHUP and SIGQUIT
+//! are forwarded to the command (SIGINT/SIGQUIT only when they did not come from the terminal, which
+//! already delivered them to the command). When the command exits, a last sample is taken while it
+//! is still a zombie, the summary is printed to stderr and saved, and kwtop exits with the command's
+//! status (128 + N when a signal killed it).
+
+use std::collections::{HashMap, HashSet};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
+use nix::unistd::Pid;
+
+use super::{CliError, host_name};
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::export;
+use crate::sample::{ProcKey, Sample};
+use crate::sources::Sampler;
+use crate::summary::{self, CommandOut, Format, SummaryOptions};
+
+/// Which processes belong to a command's tree. Pure: fed one sample at a time.
+#[derive(Debug, Clone)]
+pub struct TreeFilter {
+    root_pid: u32,
+    /// kwtop's own pid: orphans of the tree are re-parented to it (child subreaper).
+    reaper_pid: u32,
+    members: HashSet<ProcKey>,
+    /// Pids of members seen in the previous sample (a parent may vanish while its child is read).
+    prev_pids: HashSet<u32>,
+}
+
+impl TreeFilter {
+    pub fn new(root_pid: u32, reaper_pid: u32) -> Self {
+        TreeFilter {
+            root_pid,
+            reaper_pid,
+            members: HashSet::new(),
+            prev_pids: HashSet::new(),
+        }
+    }
+
+    /// Every process ever seen in the tree.
+    pub fn members(&self) -> &HashSet<ProcKey> {
+        &self.members
+    }
+
+    /// Add the tree's processes in `sample`: the root, children of a member (to any depth, in any
+    /// order), and orphans re-parented to the reaper. Members are never removed.
+    pub fn update(&mut self, sample: &Sample) {
+        let mut live: HashSet<u32> = sample
+            .processes
+            .iter()
+            .filter(|p| self.members.contains(&p.key))
+            .map(|p| p.key.pid)
+            .collect();
+        let parent_of: HashMap<u32, u32> = sample.processes.iter().map(|p| (p.key.pid, p.ppid)).collect();
+        let root_known = self.members.iter().any(|k| k.pid == self.root_pid);
+        // Fixpoint: a child may be listed before its parent.
+        loop {
+            let mut grew = false;
+            for p in &sample.processes {
+                if self.members.contains(&p.key) || p.key.pid == self.reaper_pid {
+                    continue;
+                }
+                let is_member = (p.key.pid == self.root_pid && !root_known)
+                    || live.contains(&p.ppid)
+                    || (self.prev_pids.contains(&p.ppid) && !parent_of.contains_key(&p.ppid))
+                    || (p.ppid == self.reaper_pid && p.key.pid != self.reaper_pid);
+                if is_member {
+                    self.members.insert(p.key);
+                    live.insert(p.key.pid);
+                    grew = true;
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        self.prev_pids = live;
+    }
+}
+
+/// The status `kwtop run` exits with for a wait status: the code, or 128 + signal.
+pub fn exit_status(ws: WaitStatus) -> (Option<i32>, Option<i32>, i32) {
+    match ws {
+        WaitStatus::Exited(_, code) => (Some(code), None, code),
+        WaitStatus::Signaled(_, sig, _) => (None, Some(sig as i32), 128 + sig as i32),
+        _ => (None, None, 1),
+    }
+}
+
+/// Whether a SIGINT/SIGQUIT we got was most likely typed at our terminal, which then delivered it
+/// to the command too (same foreground process group): forwarding it would deliver it twice.
+fn from_terminal() -> bool {
+    let pgrp = nix::unistd::getpgrp();
+    let fg = nix::unistd::tcgetpgrp(std::io::stdin().as_fd())
+        .or_else(|_| nix::unistd::tcgetpgrp(std::io::stderr().as_fd()));
+    fg.is_ok_and(|fg| fg == pgrp)
+}
+
+/// Options of `kwtop run`.
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    pub output: Option<PathBuf>,
+    pub format: Option<Format>,
+    pub interval: Duration,
+    pub command: Vec<String>,
+}
+
+fn runtime(msg: impl Into<String>) -> CliError {
+    CliError::Runtime(msg.into())
+}
+
+/// Reap zombies of orphaned descendants (never the command itself, whose status we need).
+fn reap_orphans(child: Pid) {
+    loop {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        match waitid(Id::All, flags) {
+            Ok(ws) => match ws.pid() {
+                Some(pid) if pid != child => {
+                    let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+                }
+                _ => return,
+            },
+            Err(_) => return,
+        }
+    }
+}
+
+/// Whether the command has exited (left as a zombie so its last sample can still be read).
+fn has_exited(child: Pid) -> bool {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::Pid(child), flags) {
+        Ok(ws) => ws.pid().is_some(),
+        Err(e) => e == nix::errno::Errno::ECHILD,
+    }
+}
+
+fn push(s: Sample, filter: &mut TreeFilter, engine: &mut Engine) {
+    filter.update(&s);
+    engine.push(s);
+}
+
+pub fn run(settings: &Settings, args: &RunArgs) -> Result<(), CliError> {
+    let Some((program, rest)) = args.command.split_first() else {
+        return Err(runtime("no command given: kwtop run -- CMD ARGS…"));
+    };
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGQUIT,
+    ])
+    .map_err(|e| runtime(format!("cannot install signal handlers: {e}")))?;
+    let mut notices = Vec::new();
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        notices.push(format!(
+            "cannot become a child subreaper ({e}): descendants whose parent exits before them are missed"
+        ));
+    }
+    let mut sampler = Sampler::from_config(&settings.sources);
+    let mut engine = Engine::new(settings);
+    // Keep the tree's exited processes as rows: folded ones cannot be told apart by tree.
+    engine.ledger.max_exited = engine.ledger.max_exited.max(100_000);
+
+    let child = match Command::new(program).args(rest).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e.kind() {
+                std::io::ErrorKind::NotFound => 127,
+                _ => 126,
+            };
+            eprintln!("kwtop: cannot run '{program}': {e}");
+            return Err(CliError::Exit(code));
+        }
+    };
+    let child_pid = Pid::from_raw(i32::try_from(child.id()).map_err(|_| runtime("child pid out of range"))?);
+    // The std handle is not used to wait: statuses are collected with waitid/waitpid below.
+    let mut filter = TreeFilter::new(child.id(), std::process::id());
+    drop(child);
+    push(sampler.sample(), &mut filter, &mut engine);
+    let start = Instant::now();
+    let mut n: u32 = 1;
+    let poll = Duration::from_millis(20).min(args.interval);
+    loop {
+        for sig in signals.pending() {
+            let is_tty_sig = sig == signal_hook::consts::SIGINT || sig == signal_hook::consts::SIGQUIT;
+            if is_tty_sig && from_terminal() {
+                continue;
+            }
+            if let Ok(s) = Signal::try_from(sig) {
+                let _ = kill(child_pid, s);
+            }
+        }
+        if has_exited(child_pid) {
+            // Last look at the tree while the command is a zombie: its final CPU time is readable.
+            push(sampler.sample(), &mut filter, &mut engine);
+            break;
+        }
+        if start.elapsed() >= args.interval * n {
+            push(sampler.sample(), &mut filter, &mut engine);
+            reap_orphans(child_pid);
+            n += 1;
+        }
+        std::thread::sleep(poll);
+    }
+    let ws = waitpid(child_pid, None).map_err(|e| runtime(format!("waiting for the command: {e}")))?;
+    reap_orphans(child_pid);
+    notices.extend(sampler.take_notices());
+    let (exit_code, signal, status) = exit_status(ws);
+
+    let mut opts = SummaryOptions::from_settings(settings);
+    opts.command = Some(CommandOut {
+        argv: opts.redactor.argv(&args.command),
+        pid: child_pid.as_raw().unsigned_abs(),
+        exit_code,
+        signal,
+        status,
+        tree_processes: filter.members().len(),
+    });
+    opts.members = Some(filter.members().clone());
+    let doc = summary::build(&engine.ledger, &settings.impact, &host_name(), &notices, &opts);
+
+    let format = args
+        .format
+        .or_else(|| args.output.as_deref().and_then(Format::from_path))
+        .unwrap_or(Format::Md);
+    // Like `time`: the summary goes to stderr, the command's own output stays clean. A closed
+    // terminal (SIGHUP) must not stop the files from being written.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), summary::render(&doc, format).as_bytes());
+    if let Some(out) = &args.output {
+        match export::write_summary_to(&doc, out, format) {
+            Ok(()) => eprintln!("kwtop: summary written to {}", out.display()),
+            Err(e) => eprintln!("kwtop: {e}"),
+        }
+    }
+    match export::write_summary_files(&doc, settings) {
+        Ok(paths) => eprintln!("kwtop: summary saved to {}", join_paths(&paths)),
+        Err(e) => eprintln!("kwtop: {e}"),
+    }
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(CliError::Exit(status))
+    }
+}
+
+fn join_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::sample::{ProcInfo, ProcessReading};
+
+    fn p(pid: u32, ppid: u32) -> ProcessReading {
+        ProcessReading {
+            key: ProcKey {
+                pid,
+                starttime: u64::from(pid) * 10,
+            },
+            ppid,
+            cpu_ticks: 0,
+            info: Arc::new(ProcInfo::default()),
+        }
+    }
+
+    fn s(procs: Vec<ProcessReading>) -> Sample {
+        Sample {
+            mono_s: 0.0,
+            wall_ms: 0,
+            uptime_s: None,
+            ticks_per_s: 100,
+            cpu_times: None,
+            processes: procs,
+            devices: Vec::new(),
+        }
+    }
+
+    fn pids(f: &TreeFilter) -> Vec<u32> {
+        let mut v: Vec<u32> = f.members().iter().map(|k| k.pid).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn descendants_in_any_order() {
+        let mut f = TreeFilter::new(100, 50);
+        f.update(&s(vec![
+            p(1, 0),
+            p(50, 1),
+            p(102, 101),
+            p(101, 100),
+            p(100, 50),
+            p(200, 1),
+        ]));
+        assert_eq!(pids(&f), vec![100, 101, 102]);
+    }
+
+    #[test]
+    fn orphans_reparented_to_the_reaper_stay_members() {
+        let mut f = TreeFilter::new(100, 50);
+        f.update(&s(vec![p(100, 50), p(101, 100)]));
+        // 101 exited; its child 103 appeared already re-parented to kwtop.
+        f.update(&s(vec![p(100, 50), p(103, 50)]));
+        assert_eq!(pids(&f), vec![100, 101, 103]);
+    }
+
+    #[test]
+    fn child_of_a_parent_that_just_vanished() {
+        let mut f = TreeFilter::new(100, 50);
+        f.update(&s(vec![p(100, 50), p(101, 100)]));
+        f.update(&s(vec![p(100, 50), p(104, 101)]));
+        assert!(pids(&f).contains(&104));
+    }
+
+    #[test]
+    fn strangers_and_reused_root_pid_are_not_members() {
+        let mut f = TreeFilter::new(100, 50);
+        f.update(&s(vec![p(100, 50)]));
+        let mut reused = p(100, 1);
+        reused.key.starttime = 99_999;
+        f.update(&s(vec![reused, p(300, 1)]));
+        assert_eq!(f.members().len(), 1);
+    }
+
+    #[test]
+    fn exit_statuses() {
+        let pid = Pid::from_raw(5);
+        assert_eq!(exit_status(WaitStatus::Exited(pid, 3)), (Some(3), None, 3));
+        assert_eq!(
+            exit_status(WaitStatus::Signaled(pid, Signal::SIGKILL, false)),
+            (None, Some(9), 137)
+        );
+    }
+}
