@@ -322,7 +322,9 @@ impl Ledger {
                     peak_w: 0.0,
                     first_seen_ms: cur.wall_ms,
                     last_seen_ms: cur.wall_ms,
-                    observed_s: 0.0,
+                    // It may have run for (part of) this interval and be charged for it: count the
+                    // interval, so the average never exceeds the peak.
+                    observed_s: dt,
                     state: ProcState::Running,
                     gpu_util_pct: None,
                     gpu_mem_bytes: None,
