@@ -166,16 +166,23 @@ impl Ledger {
 
     /// Sum of the latest device powers, watts (devices without a value count 0).
     pub fn total_power_w(&self) -> f64 {
-        self.devices.iter().filter_map(|d| d.power_w).sum()
+        // fold from +0.0: an empty f64 sum is -0.0, which would print as "-0".
+        self.devices
+            .iter()
+            .filter_map(|d| d.power_w)
+            .fold(0.0, |a, b| a + b)
     }
 
     /// Worst provenance over all devices that contributed energy.
     pub fn provenance(&self) -> Provenance {
-        self.devices
+        let with_energy = self
+            .devices
             .iter()
             .filter(|d| d.has_energy)
             .map(|d| d.provenance)
-            .max()
+            .max();
+        with_energy
+            .or_else(|| self.devices.iter().map(|d| d.provenance).max())
             .unwrap_or(Provenance::Measured)
     }
 
@@ -281,7 +288,14 @@ impl Ledger {
             energy_j: 0.0,
             idle_j: 0.0,
             unattributed_j: 0.0,
-            provenance: Provenance::Measured,
+            // Until an interval says otherwise, what the reading can give.
+            provenance: if r.estimate.is_some() {
+                Provenance::Estimated
+            } else if r.energy.is_none() && r.power_w.is_some() {
+                Provenance::Integrated
+            } else {
+                Provenance::Measured
+            },
             power_w: None,
             peak_w: 0.0,
             status: r.error.clone(),
