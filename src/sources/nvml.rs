@@ -175,8 +175,13 @@ impl NvmlSource {
                 if let Some(max_ts) = samples.iter().map(|s| s.timestamp).max() {
                     st.last_seen_us = st.last_seen_us.max(max_ts);
                 }
+                // NVML only reports a process in the sample periods where it was busy. Dividing each
+                // process's sum by the number of periods seen on the device (the most samples any
+                // process had) keeps a process busy in 1 of 6 periods from looking as busy as one busy
+                // in all 6, and keeps the ratios between processes right for the dynamic split.
+                let periods = sums.values().map(|(_, n)| *n).max().unwrap_or(1).max(1);
                 for h in &mut holders {
-                    h.sm_util_pct = Some(sums.get(&h.pid).map_or(0.0, |(sum, n)| sum / f64::from(*n)));
+                    h.sm_util_pct = Some(sums.get(&h.pid).map_or(0.0, |(sum, _)| sum / f64::from(periods)));
                 }
             }
             // No sample newer than last time: every process was at 0 %.
