@@ -19,7 +19,10 @@ fn sample(n: usize, t: f64) -> Sample {
     let step = (t * 100.0) as u64;
     let processes = (0..n)
         .map(|i| ProcessReading {
-            key: ProcKey { pid: 1000 + i as u32, starttime: 50 + i as u64 },
+            key: ProcKey {
+                pid: 1000 + i as u32,
+                starttime: 50 + i as u64,
+            },
             ppid: 1,
             cpu_ticks: (i as u64 % 7) * step,
             info: Arc::new(ProcInfo {
@@ -31,17 +34,32 @@ fn sample(n: usize, t: f64) -> Sample {
         })
         .collect();
     let mut devices = Vec::new();
-    for (id, kind) in [("cpu0", DeviceKind::Cpu), ("cpu1", DeviceKind::Cpu), ("dram0", DeviceKind::Dram), ("dram1", DeviceKind::Dram)] {
+    for (id, kind) in [
+        ("cpu0", DeviceKind::Cpu),
+        ("cpu1", DeviceKind::Cpu),
+        ("dram0", DeviceKind::Dram),
+        ("dram1", DeviceKind::Dram),
+    ] {
         let mut d = DeviceReading::new(id, kind, id);
-        d.energy = Some(EnergyCounter { value_uj: (t * 150e6) as u64, wrap_uj: Some(262_143_328_850) });
+        d.energy = Some(EnergyCounter {
+            value_uj: (t * 150e6) as u64,
+            wrap_uj: Some(262_143_328_850),
+        });
         devices.push(d);
     }
     for g in 0..2u32 {
         let mut d = DeviceReading::new(format!("gpu{g}"), DeviceKind::Gpu, "NVIDIA H100");
-        d.energy = Some(EnergyCounter { value_uj: (t * 600e6) as u64, wrap_uj: None });
+        d.energy = Some(EnergyCounter {
+            value_uj: (t * 600e6) as u64,
+            wrap_uj: None,
+        });
         d.power_limit_w = Some(700.0);
         d.gpu_processes = (0..8)
-            .map(|k| GpuProcess { pid: 1000 + g * 8 + k, used_mem_bytes: Some(4 << 30), sm_util_pct: Some(f64::from(k * 10)) })
+            .map(|k| GpuProcess {
+                pid: 1000 + g * 8 + k,
+                used_mem_bytes: Some(4 << 30),
+                sm_util_pct: Some(f64::from(k * 10)),
+            })
             .collect();
         devices.push(d);
     }
@@ -50,7 +68,10 @@ fn sample(n: usize, t: f64) -> Sample {
         wall_ms: 1_700_000_000_000 + (t * 1000.0) as i64,
         uptime_s: Some(10_000.0 + t),
         ticks_per_s: 100,
-        cpu_times: Some(CpuTimes { busy: (n as u64) * 4 * step, idle: 64 * step }),
+        cpu_times: Some(CpuTimes {
+            busy: (n as u64) * 4 * step,
+            idle: 64 * step,
+        }),
         processes,
         devices,
     }

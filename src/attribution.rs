@@ -194,7 +194,9 @@ fn device_energy(
     if let (Some(a), Some(b)) = (prev.energy, cur.energy) {
         return match counter_delta_j(a, b) {
             // Energy is fine; a failed secondary query (e.g. per-process utilisation) still shows.
-            Ok(j) if j <= MAX_PLAUSIBLE_W * dt_s.max(1e-3) => (Some(j), Provenance::Measured, cur.error.clone()),
+            Ok(j) if j <= MAX_PLAUSIBLE_W * dt_s.max(1e-3) => {
+                (Some(j), Provenance::Measured, cur.error.clone())
+            }
             Ok(j) => (
                 None,
                 Provenance::Measured,
@@ -211,7 +213,11 @@ fn device_energy(
         && a >= 0.0
         && b >= 0.0
     {
-        return (Some((a + b) / 2.0 * dt_s), Provenance::Integrated, cur.error.clone());
+        return (
+            Some((a + b) / 2.0 * dt_s),
+            Provenance::Integrated,
+            cur.error.clone(),
+        );
     }
     if let Some(est) = &cur.estimate {
         return match cpu_load {

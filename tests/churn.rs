@@ -34,7 +34,7 @@ fn churn_of_thousands_of_processes() {
     )
     .unwrap();
     let rec = dir.path().join("churn.jsonl");
-    let mut kw = Command::new(env!("CARGO_BIN_EXE_kwtop"))
+    let kw = Command::new(env!("CARGO_BIN_EXE_kwtop"))
         .args(["record", "--interval", "250ms", "--duration", "32s", "-o"])
         .arg(&rec)
         .arg("--config")

@@ -94,7 +94,12 @@ fn exited_process_keeps_its_energy() {
     assert!((a.energy_j - 15.0).abs() < 1e-9);
     assert!((a.power_w - 10.0).abs() < 1e-9);
     assert!((a.peak_w - 10.0).abs() < 1e-9);
-    assert!(a.avg_w() <= a.peak_w + 1e-9, "average {} above peak {}", a.avg_w(), a.peak_w);
+    assert!(
+        a.avg_w() <= a.peak_w + 1e-9,
+        "average {} above peak {}",
+        a.avg_w(),
+        a.peak_w
+    );
     assert!((l.total_energy_j() - 20.0).abs() < 1e-9);
     session_conservation(&l);
 }
