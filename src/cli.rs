@@ -24,6 +24,7 @@ Examples:
   kwtop report run.jsonl --json      what a recording adds up to
   kwtop report run.jsonl --format md the session summary of a recording (md, json or csv)
   kwtop run -- python train.py       the energy of one command's process tree, like `time`
+  kwtop serve                        Prometheus metrics on http://127.0.0.1:9875/metrics
   kwtop --config ./kwtop.toml snapshot
 
 Config: ~/.config/kwtop/config.toml (every key is documented in config.example.toml).";
@@ -105,6 +106,18 @@ pub enum Command {
         /// The command and its arguments (after --)
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
         command: Vec<String>,
+    },
+    /// Serve Prometheus metrics (GET /metrics) until Ctrl-C or SIGTERM, without the live monitor
+    #[command(
+        after_help = "Loopback (127.0.0.1:9875, [serve] listen) unless told otherwise; another address exposes\nprocess names and users to its network and prints a warning.\n\nExamples:\n  kwtop serve\n  kwtop serve --listen 127.0.0.1:9100 --interval 5s\n  curl -s localhost:9875/metrics | grep kwtop_process_power_watts"
+    )]
+    Serve {
+        /// Address to listen on (default: [serve] listen, 127.0.0.1:9875)
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+        /// Time between samples (default: [sampling] interval)
+        #[arg(long, value_parser = parse_cli_duration)]
+        interval: Option<Duration>,
     },
 }
 
@@ -212,6 +225,11 @@ fn run(cmd: Option<Command>, settings: &Settings) -> Result<(), CliError> {
                 interval: interval.unwrap_or(settings.interval),
                 command,
             },
+        ),
+        Some(Command::Serve { listen, interval }) => crate::serve::run(
+            settings,
+            listen.as_deref(),
+            interval.unwrap_or(settings.interval),
         ),
     }
 }

@@ -204,6 +204,25 @@ impl Default for Export {
     }
 }
 
+/// The Prometheus exporter (`[serve]`, `kwtop serve`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Serve {
+    /// Address of the `/metrics` endpoint; loopback unless set otherwise on purpose.
+    pub listen: String,
+    /// Processes exported individually (by session energy); the rest form one `other` series per device.
+    pub top_processes: usize,
+}
+
+impl Default for Serve {
+    fn default() -> Self {
+        Serve {
+            listen: "127.0.0.1:9875".into(),
+            top_processes: 50,
+        }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -215,6 +234,7 @@ pub struct ConfigFile {
     pub idle_holder: IdleHolder,
     pub impact: Impact,
     pub export: Export,
+    pub serve: Serve,
 }
 
 /// Validated settings, ready for the pipeline.
@@ -319,6 +339,18 @@ fn validate(file: ConfigFile, path: Option<&Path>, text: &str) -> Result<Setting
     if f.attribution.max_exited_processes < 2 {
         let v = f.attribution.max_exited_processes.to_string();
         return bad("attribution", "max_exited_processes", v, "must be at least 2");
+    }
+    if f.serve.listen.trim().parse::<std::net::SocketAddr>().is_err() {
+        return bad(
+            "serve",
+            "listen",
+            f.serve.listen.clone(),
+            "must be an IP address and port such as 127.0.0.1:9875 or [::1]:9875",
+        );
+    }
+    if !(1..=10_000).contains(&f.serve.top_processes) {
+        let v = f.serve.top_processes.to_string();
+        return bad("serve", "top_processes", v, "must be between 1 and 10000");
     }
     if !(0.0..=100.0).contains(&f.idle_holder.max_sm_pct) {
         return bad(

@@ -15,6 +15,7 @@ pub mod recording;
 pub mod redact;
 pub mod sample;
 pub mod sanitize;
+pub mod serve;
 pub mod snapshot;
 pub mod sources;
 pub mod summary;

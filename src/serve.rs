@@ -1,0 +1,199 @@
+//! The Prometheus exporter: `kwtop serve` and an [`Endpoint`] the live monitor can run beside it.
+//!
+//! The sampling thread owns the engine; after every tick it calls [`Endpoint::update`], which
+//! turns the ledger into a plain-data [`metrics::MetricsView`] and swaps it in behind a mutex
+//! (latest wins; the lock is held only to clone an `Arc`). HTTP threads encode the latest view on
+//! each scrape, so a scrape never waits for a sample and a slow client never stalls sampling.
+//!
+//! Using it from another driver (e.g. the TUI):
+//!
+//! ```no_run
+//! # fn demo(settings: &kwtop::config::Settings, engine: &kwtop::engine::Engine) -> Result<(), String> {
+//! let addr = kwtop::serve::parse_listen(&settings.file.serve.listen)?;
+//! let mut endpoint = kwtop::serve::Endpoint::start(settings, addr)?;
+//! // after every `engine.push(sample)`:
+//! endpoint.update(engine);
+//! // dropping the endpoint stops the server
+//! # Ok(()) }
+//! ```
+//!
+//! Must not: read sensors (the driver samples), or bind a non-loopback address unless it was asked
+//! for (the default is `127.0.0.1:9875`).
+
+pub mod http;
+pub mod metrics;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::cli::CliError;
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::impact::ImpactParams;
+use crate::sources::Sampler;
+use http::{Responder, Response};
+use metrics::{Exporter, MetricsView};
+
+/// The latest view, shared between the sampling thread and the HTTP threads.
+#[derive(Debug, Default)]
+struct Latest {
+    view: Mutex<Option<Arc<MetricsView>>>,
+}
+
+impl Latest {
+    fn get(&self) -> Option<Arc<MetricsView>> {
+        match self.view.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, v: MetricsView) {
+        let v = Some(Arc::new(v));
+        match self.view.lock() {
+            Ok(mut g) => *g = v,
+            Err(poisoned) => *poisoned.into_inner() = v,
+        }
+    }
+}
+
+impl Responder for Latest {
+    fn metrics(&self) -> Response {
+        let started = Instant::now();
+        let Some(view) = self.get() else {
+            let mut r = Response::new(503, "text/plain; charset=utf-8", "no sample yet\n");
+            r.headers.push("Retry-After: 1".into());
+            return r;
+        };
+        let mut out = String::with_capacity(16 * 1024);
+        let encoded = metrics::encode(&mut out, view)
+            .and_then(|()| metrics::encode_scrape_duration(&mut out, started.elapsed().as_secs_f64()));
+        match encoded {
+            Ok(()) => Response::new(
+                200,
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                out,
+            ),
+            Err(_) => Response::new(500, "text/plain; charset=utf-8", "encoding failed\n"),
+        }
+    }
+}
+
+/// Parse a listen address such as `127.0.0.1:9875` or `[::1]:9875`.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!(
+            "invalid listen address '{s}': use an IP address and port such as 127.0.0.1:9875 or [::1]:9875"
+        )
+    })
+}
+
+/// The warning printed when the endpoint listens beyond this machine, `None` for loopback.
+pub fn exposure_warning(addr: &SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "warning: listening on {addr}, not loopback: process names, users and container ids on this \
+             host are readable by anyone who can reach it (kwtop has no authentication; use a firewall \
+             or a reverse proxy)"
+        )
+    })
+}
+
+/// A running `/metrics` endpoint fed by its owner's engine.
+pub struct Endpoint {
+    exporter: Exporter,
+    impact: ImpactParams,
+    latest: Arc<Latest>,
+    server: http::Server,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("addr", &self.server.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// Bind `addr` and serve on background threads. Answers 503 until the first [`Endpoint::update`].
+    /// Prints nothing: callers warn about non-loopback addresses with [`exposure_warning`].
+    pub fn start(settings: &Settings, addr: SocketAddr) -> Result<Endpoint, String> {
+        let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let latest = Arc::new(Latest::default());
+        let responder: Arc<dyn Responder> = Arc::clone(&latest) as Arc<dyn Responder>;
+        let server =
+            http::Server::start(listener, responder).map_err(|e| format!("cannot serve on {addr}: {e}"))?;
+        Ok(Endpoint {
+            exporter: Exporter::new(settings.file.serve.top_processes),
+            impact: settings.impact.clone(),
+            latest,
+            server,
+        })
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Publish the engine's current state; call after every `engine.push`.
+    pub fn update(&mut self, engine: &Engine) {
+        let view = self.exporter.update(engine, &self.impact);
+        self.latest.set(view);
+    }
+}
+
+/// Set by SIGINT, SIGTERM or SIGHUP.
+fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(&flag))
+            .map_err(|e| CliError::Runtime(format!("cannot install signal handler: {e}")))?;
+    }
+    Ok(flag)
+}
+
+/// `kwtop serve`: sample every `interval` and serve `/metrics` until SIGINT/SIGTERM/SIGHUP.
+/// `listen` overrides `[serve] listen`.
+pub fn run(settings: &Settings, listen: Option<&str>, interval: Duration) -> Result<(), CliError> {
+    let listen = listen.unwrap_or(&settings.file.serve.listen);
+    let addr = parse_listen(listen).map_err(CliError::Runtime)?;
+    let stop = stop_flag()?;
+    let mut endpoint = Endpoint::start(settings, addr).map_err(CliError::Runtime)?;
+    if let Some(w) = exposure_warning(&addr) {
+        eprintln!("kwtop: {w}");
+    }
+    eprintln!("kwtop: serving http://{}/metrics", endpoint.local_addr());
+    let mut sampler = Sampler::from_config(&settings.sources);
+    let mut engine = Engine::new(settings);
+    let start = Instant::now();
+    let mut n: u32 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        engine.push(sampler.sample());
+        endpoint.update(&engine);
+        for note in sampler.take_notices() {
+            eprintln!("kwtop: {note}");
+        }
+        n = n.saturating_add(1);
+        let next = start + interval * n;
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if now >= next {
+                break;
+            }
+            std::thread::sleep((next - now).min(Duration::from_millis(100)));
+        }
+    }
+    eprintln!("kwtop: stopped serving after {n} samples");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

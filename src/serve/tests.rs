@@ -1,0 +1,329 @@
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+
+use super::http::{self, Responder, Response};
+use super::metrics::{self, Exporter, MetricsView};
+use super::*;
+use crate::sample::{CpuTimes, DeviceKind, DeviceReading, EnergyCounter, ProcInfo, ProcKey, ProcessReading};
+use crate::sample::{GpuProcess, Sample};
+
+fn proc(pid: u32, ticks: u64, comm: &str) -> ProcessReading {
+    ProcessReading {
+        key: ProcKey { pid, starttime: 7 },
+        ppid: 1,
+        cpu_ticks: ticks,
+        info: Arc::new(ProcInfo {
+            comm: comm.into(),
+            user: "ana".into(),
+            ..Default::default()
+        }),
+    }
+}
+
+fn cpu(uj: u64) -> DeviceReading {
+    let mut d = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0");
+    d.energy = Some(EnergyCounter {
+        value_uj: uj,
+        wrap_uj: None,
+    });
+    d
+}
+
+fn sample(t: f64, busy: u64, procs: Vec<ProcessReading>, devices: Vec<DeviceReading>) -> Sample {
+    Sample {
+        mono_s: t,
+        wall_ms: 1_700_000_000_000 + (t * 1000.0) as i64,
+        uptime_s: Some(10_000.0 + t),
+        ticks_per_s: 100,
+        cpu_times: Some(CpuTimes { busy, idle: 0 }),
+        processes: procs,
+        devices,
+    }
+}
+
+fn settings(top: usize) -> Settings {
+    let mut s = Settings::default();
+    s.file.serve.top_processes = top;
+    s
+}
+
+/// Series value by metric name and a few label matchers, from the exposition text.
+fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, v) = l.rsplit_once(' ')?;
+        let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+        (n == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| v.parse().ok())
+            .flatten()
+    })
+}
+
+fn render(view: MetricsView) -> String {
+    let mut out = String::new();
+    metrics::encode(&mut out, Arc::new(view)).unwrap();
+    out
+}
+
+/// Three processes swap ranks with top N = 1: the shown series and `other` only grow, and per
+/// device the increases add up to the device's increase.
+#[test]
+fn counters_stay_monotonic_when_the_top_n_changes() {
+    let s = settings(1);
+    let mut engine = Engine::new(&s);
+    let mut ex = Exporter::new(1);
+    // (a, b, c) cumulative ticks; busy = sum, so all active energy is attributed.
+    let ticks = [
+        (0, 0, 0),
+        (90, 10, 0),
+        (100, 100, 0),
+        (100, 300, 50),
+        (400, 300, 60),
+        (400, 300, 60),
+    ];
+    let mut last_other = 0.0;
+    let mut last_shown: std::collections::HashMap<String, f64> = Default::default();
+    let mut sum_incr = 0.0;
+    let mut prev_total = 0.0;
+    for (i, &(a, b, c)) in ticks.iter().enumerate() {
+        let mut procs = vec![proc(1, a, "a"), proc(2, b, "b"), proc(3, c, "c")];
+        if i == 5 {
+            procs.remove(0); // a exits
+        }
+        let uj = (a + b + c) * 10_000;
+        engine.push(sample(i as f64, a + b + c, procs, vec![cpu(uj)]));
+        let view = ex.update(&engine, &s.impact);
+        let text = render(view.clone());
+        let other = value(&text, "kwtop_process_energy_joules_total", &[("pid", "other")]).unwrap();
+        assert!(
+            other >= last_other - 1e-12,
+            "other decreased at {i}: {last_other} -> {other}"
+        );
+        sum_incr += other - last_other;
+        last_other = other;
+        for l in view.labels.iter().filter(|l| l.pid != "other") {
+            let v = value(&text, "kwtop_process_energy_joules_total", &[("pid", &l.pid)]).unwrap();
+            let before = last_shown.get(&l.pid).copied();
+            if let Some(b) = before {
+                assert!(v >= b, "pid {} decreased", l.pid);
+                sum_incr += v - b;
+            } else {
+                sum_incr += v;
+            }
+            last_shown.insert(l.pid.clone(), v);
+        }
+        let shown = view.labels.iter().filter(|l| l.pid != "other").count();
+        assert!(shown <= 1, "top 1 exported {shown} processes");
+        let total = value(&text, "kwtop_device_energy_joules_total", &[("device", "cpu0")]).unwrap();
+        assert!(total >= prev_total);
+        prev_total = total;
+    }
+    // Every joule was counted once, in one series: shown (from its first value) or other.
+    assert!(prev_total > 0.0);
+    assert!(
+        (sum_incr - prev_total).abs() < 1e-6 * prev_total,
+        "{sum_incr} vs {prev_total}"
+    );
+}
+
+#[test]
+fn process_series_equals_its_session_energy_when_always_shown() {
+    let s = settings(50);
+    let mut engine = Engine::new(&s);
+    let mut ex = Exporter::new(50);
+    for (i, t) in [0u64, 50, 100].iter().enumerate() {
+        engine.push(sample(
+            i as f64,
+            *t * 2,
+            vec![proc(10, *t, "x"), proc(11, *t, "y")],
+            vec![cpu(t * 20_000)],
+        ));
+        ex.update(&engine, &s.impact);
+    }
+    let text = render(ex.update(&engine, &s.impact));
+    let e = engine
+        .ledger
+        .running()
+        .find(|e| e.key.pid == 10)
+        .unwrap()
+        .energy_j;
+    let v = value(
+        &text,
+        "kwtop_process_energy_joules_total",
+        &[("pid", "10"), ("device", "cpu0")],
+    )
+    .unwrap();
+    assert!((v - e).abs() < 1e-9, "{v} vs {e}");
+    assert!(e > 0.0);
+    let w = value(&text, "kwtop_process_power_watts", &[("pid", "10")]).unwrap();
+    assert!(w >= 0.0);
+}
+
+#[test]
+fn exposition_has_the_documented_families_and_escapes_hostile_labels() {
+    let s = settings(5);
+    let mut engine = Engine::new(&s);
+    let mut ex = Exporter::new(5);
+    let hostile = "a\"b\\c\nd\u{1b}[31mred\u{7}";
+    let mut gpu = DeviceReading::new("gpu0", DeviceKind::Gpu, "H100 \"fake\"");
+    gpu.power_w = Some(100.0);
+    gpu.gpu_processes = vec![GpuProcess {
+        pid: 20,
+        used_mem_bytes: Some(1 << 30),
+        sm_util_pct: Some(0.0),
+    }];
+    for i in 0..3u64 {
+        engine.push(sample(
+            i as f64,
+            i * 10,
+            vec![proc(20, i * 10, hostile)],
+            vec![gpu.clone(), cpu(i * 1_000_000)],
+        ));
+    }
+    let text = render(ex.update(&engine, &s.impact));
+    for fam in [
+        "kwtop_device_power_watts",
+        "kwtop_device_energy_joules_total",
+        "kwtop_process_power_watts",
+        "kwtop_process_energy_joules_total",
+        "kwtop_idle_energy_joules_total",
+        "kwtop_unattributed_energy_joules_total",
+        "kwtop_co2e_grams_total",
+        "kwtop_grid_intensity_grams_per_kwh",
+        "kwtop_idle_holder_wasted_joules_total",
+    ] {
+        assert!(
+            text.contains(&format!("\n{fam}")) || text.starts_with(fam),
+            "{fam} missing:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("# TYPE kwtop_device_energy_joules_total counter"),
+        "{text}"
+    );
+    // One line per sample: no raw newline, quote or escape byte inside a label value.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(!line.contains('\u{1b}') && !line.contains('\u{7}'), "{line:?}");
+        let (_, value) = line.rsplit_once(' ').unwrap();
+        value.parse::<f64>().unwrap();
+    }
+    assert!(text.contains("pid=\"20\""), "{text}");
+    assert!(text.contains("name=\"H100 \\\"fake\\\"\""), "{text}");
+}
+
+#[test]
+fn sanitized_label_keeps_quotes_and_backslashes_escaped() {
+    let view = MetricsView {
+        labels: vec![metrics::ProcLabels {
+            pid: "1".into(),
+            command: "q\"b\\n".into(),
+            ..Default::default()
+        }],
+        devices: vec![metrics::DeviceRow {
+            id: "cpu0".into(),
+            kind: "cpu",
+            name: "p".into(),
+            provenance: "measured",
+            power_w: Some(1.0),
+            power_limit_w: None,
+            energy_j: 1.0,
+            idle_j: 0.0,
+            unattributed_j: 0.0,
+            up: true,
+        }],
+        processes: vec![metrics::ProcRow {
+            labels: 0,
+            device: 0,
+            energy_j: 1.0,
+            power_w: 1.0,
+        }],
+        ..Default::default()
+    };
+    let text = render(view);
+    assert!(text.contains("command=\"q\\\"b\\\\n\""), "{text}");
+}
+
+struct Fixed;
+
+impl Responder for Fixed {
+    fn metrics(&self) -> Response {
+        Response::new(200, "text/plain", "m 1\n")
+    }
+}
+
+fn request(addr: std::net::SocketAddr, raw: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let _ = s.write_all(raw);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn routes_only_get_metrics_and_index() {
+    assert_eq!(http::route("GET", "/metrics", &Fixed).status, 200);
+    assert_eq!(http::route("GET", "/metrics?x=1", &Fixed).status, 200);
+    assert_eq!(http::route("HEAD", "/", &Fixed).status, 200);
+    assert!(http::route("GET", "/", &Fixed).body.contains("/metrics"));
+    assert_eq!(http::route("GET", "/metricsx", &Fixed).status, 404);
+    assert_eq!(http::route("GET", "/../etc/passwd", &Fixed).status, 404);
+    let r = http::route("POST", "/metrics", &Fixed);
+    assert_eq!(r.status, 405);
+    assert!(r.headers.iter().any(|h| h == "Allow: GET, HEAD"));
+    assert_eq!(http::route("DELETE", "/", &Fixed).status, 405);
+}
+
+#[test]
+fn server_answers_and_bounds_requests() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut server = http::Server::start(listener, Arc::new(Fixed)).unwrap();
+    let addr = server.local_addr();
+    let ok = request(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+    assert!(ok.ends_with("\r\n\r\nm 1\n"), "{ok}");
+    let head = request(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n");
+    assert!(
+        head.starts_with("HTTP/1.1 200") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
+    assert!(request(addr, b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+    assert!(
+        request(addr, b"PUT /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc").starts_with("HTTP/1.1 405")
+    );
+    assert!(request(addr, b"garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
+    let mut big = b"GET /metrics HTTP/1.1\r\n".to_vec();
+    big.extend(std::iter::repeat_n(b'x', http::MAX_HEAD_BYTES + 2048));
+    assert!(request(addr, &big).starts_with("HTTP/1.1 431"));
+    server.shutdown();
+}
+
+#[test]
+fn listen_addresses() {
+    assert!(parse_listen("127.0.0.1:9875").is_ok());
+    assert!(parse_listen("[::1]:9875").is_ok());
+    assert!(parse_listen("localhost:9875").is_err());
+    assert!(exposure_warning(&parse_listen("127.0.0.1:1").unwrap()).is_none());
+    assert!(exposure_warning(&parse_listen("[::1]:1").unwrap()).is_none());
+    assert!(exposure_warning(&parse_listen("0.0.0.0:1").unwrap()).is_some());
+}
+
+#[test]
+fn endpoint_answers_503_before_the_first_update_then_metrics() {
+    let s = settings(5);
+    let mut ep = Endpoint::start(&s, parse_listen("127.0.0.1:0").unwrap()).unwrap();
+    let addr = ep.local_addr();
+    assert!(request(addr, b"GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 503"));
+    let mut engine = Engine::new(&s);
+    engine.push(sample(0.0, 0, vec![proc(1, 0, "a")], vec![cpu(0)]));
+    ep.update(&engine);
+    let r = request(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.contains("Content-Type: text/plain; version=0.0.4"), "{r}");
+    assert!(r.contains("kwtop_scrape_duration_seconds "), "{r}");
+    assert!(
+        r.contains("kwtop_device_energy_joules_total{device=\"cpu0\""),
+        "{r}"
+    );
+}
