@@ -35,6 +35,12 @@ pub struct Cli {
     /// Config file (default: the platform config dir, e.g. ~/.config/kwtop/config.toml)
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Live monitor without colours (the NO_COLOR environment variable does the same)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Live monitor with ASCII characters only, for terminals without Unicode
+    #[arg(long, global = true)]
+    pub ascii: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -176,7 +182,11 @@ pub fn main() -> i32 {
             return 2;
         }
     };
-    match run(cli.command, &settings) {
+    let live = commands::LiveArgs {
+        no_color: cli.no_color,
+        ascii: cli.ascii,
+    };
+    match run(cli.command, &settings, live) {
         Ok(()) => 0,
         Err(CliError::Config(e)) => {
             eprintln!("kwtop: {e}");
@@ -190,9 +200,9 @@ pub fn main() -> i32 {
     }
 }
 
-fn run(cmd: Option<Command>, settings: &Settings) -> Result<(), CliError> {
+fn run(cmd: Option<Command>, settings: &Settings, live: commands::LiveArgs) -> Result<(), CliError> {
     match cmd {
-        None => commands::live(settings),
+        None => commands::live(settings, live),
         Some(Command::Snapshot { interval, json, top }) => commands::snapshot(settings, interval, json, top),
         Some(Command::Record {
             output,

@@ -223,6 +223,20 @@ impl Default for Serve {
     }
 }
 
+/// The live monitor (`[ui]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ui {
+    /// Redraws per second at most; the screen is redrawn only when data or input changed.
+    pub max_fps: f64,
+}
+
+impl Default for Ui {
+    fn default() -> Self {
+        Ui { max_fps: 10.0 }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -235,6 +249,7 @@ pub struct ConfigFile {
     pub impact: Impact,
     pub export: Export,
     pub serve: Serve,
+    pub ui: Ui,
 }
 
 /// Validated settings, ready for the pipeline.
@@ -351,6 +366,14 @@ fn validate(file: ConfigFile, path: Option<&Path>, text: &str) -> Result<Setting
     if !(1..=10_000).contains(&f.serve.top_processes) {
         let v = f.serve.top_processes.to_string();
         return bad("serve", "top_processes", v, "must be between 1 and 10000");
+    }
+    if !(0.5..=60.0).contains(&f.ui.max_fps) {
+        return bad(
+            "ui",
+            "max_fps",
+            f.ui.max_fps.to_string(),
+            "must be between 0.5 and 60 redraws per second",
+        );
     }
     if !(0.0..=100.0).contains(&f.idle_holder.max_sm_pct) {
         return bad(

@@ -3,12 +3,14 @@
 //! Data flows one way (DESIGN §1): `sources` (the only I/O on sensors) → [`sample::Sample`] →
 //! [`attribution`] (pure) → [`ledger`] → views and exports.
 
+pub mod app;
 pub mod attribution;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod export;
+pub mod history;
 pub mod impact;
 pub mod ledger;
 pub mod recording;
@@ -19,6 +21,8 @@ pub mod serve;
 pub mod snapshot;
 pub mod sources;
 pub mod summary;
+pub mod tui;
+pub mod ui;
 pub mod units;
 
 /// Wall clock now, ms since the epoch (for headers written by the CLI; samples carry their own).

@@ -182,30 +182,30 @@ pub fn report(
     }
 }
 
-/// The live monitor.
-pub fn live(settings: &Settings) -> Result<(), CliError> {
-    let stop = stop_flag()?;
-    let mut sampler = Sampler::from_config(&settings.sources);
-    let mut engine = Engine::new(settings);
-    let start = Instant::now();
-    let mut n: u32 = 0;
+/// Flags of the live monitor (global options on the command line).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LiveArgs {
+    pub no_color: bool,
+    pub ascii: bool,
+}
+
+/// The live monitor (`crate::tui`); the session summary is written on `e` and on exit.
+pub fn live(settings: &Settings, args: LiveArgs) -> Result<(), CliError> {
     let host = host_name();
-    let mut notices = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
-        engine.push(sampler.sample());
-        notices.extend(sampler.take_notices());
-        if n > 0 {
-            let doc = snapshot::build(
-                &engine.ledger,
-                &settings.impact,
-                &host,
-                engine.ledger.session_s,
-                &notices,
-            );
-            emit(&format!("\x1b[H\x1b[2J{}", snapshot::table(&doc, 20)))?;
-        }
-        n += 1;
-        sleep_until(start + settings.interval * n, &stop);
-    }
-    Ok(())
+    let s = settings.clone();
+    let on_export: crate::tui::ExportHook = Box::new(move |engine, notices, _why| {
+        crate::export::write_session_summary(&engine.ledger, &s, &host, notices)
+            .map(|paths| {
+                let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                format!("session summary written: {}", names.join(", "))
+            })
+            .map_err(|e| e.to_string())
+    });
+    let options = crate::tui::Options {
+        no_color: args.no_color,
+        ascii: args.ascii,
+        max_fps: settings.file.ui.max_fps,
+        on_export: Some(on_export),
+    };
+    crate::tui::run(settings, options).map(|_engine| ())
 }

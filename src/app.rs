@@ -1,0 +1,355 @@
+//! State of the live monitor and its pure update function (`App::update(Msg)`).
+//!
+//! Everything the screen shows is derived from an [`App`]: samples arrive as messages and go
+//! through the same [`Engine`] as every other command; keys change only UI state. No I/O, no
+//! clock, no terminal here, so tests build an App from a recording and render it with
+//! `TestBackend`. The event loop that feeds messages lives in `tui`, drawing in `ui`.
+
+mod keys;
+pub use keys::KEYS;
+pub mod rows;
+
+use std::collections::HashMap;
+
+use crossterm::event::KeyEvent;
+
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::history::History;
+use crate::impact::ImpactParams;
+use crate::ledger::{GroupBy, Ledger};
+use crate::sample::{DeviceKind, ProcKey, Sample};
+
+pub use rows::{Column, Row, RowId, RowKind};
+
+/// History windows selectable with `w` / `W`, seconds.
+pub const WINDOWS_S: [f64; 8] = [
+    60.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+    21_600.0,
+    86_400.0,
+    2_592_000.0,
+];
+/// Default history window (10 min).
+pub const DEFAULT_WINDOW: usize = 2;
+/// Notices kept for the status line and help overlay.
+const MAX_NOTICES: usize = 16;
+
+/// Input to [`App::update`].
+#[derive(Debug, Clone)]
+pub enum Msg {
+    /// A new sample from the sampler (or a recording).
+    Sample(Box<Sample>),
+    /// One-time notices from the sources ("no NVIDIA driver found", …).
+    Notices(Vec<String>),
+    Key(KeyEvent),
+    /// Mouse wheel: negative scrolls up.
+    Scroll(i32),
+    /// The terminal was resized (only a redraw is needed).
+    Resize,
+    /// Result of an export, shown in the status line.
+    Status(String),
+}
+
+/// What the event loop must do after an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing beyond a redraw (when `update` returned `true` for dirty).
+    None,
+    Quit,
+    /// Write the session summary now (`e`).
+    Export,
+}
+
+/// The everyday equivalent shown in the table's ≈ column (`c` cycles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Equiv {
+    Phone,
+    HouseholdHours,
+    CarKm,
+}
+
+impl Equiv {
+    pub fn next(self) -> Equiv {
+        match self {
+            Equiv::Phone => Equiv::HouseholdHours,
+            Equiv::HouseholdHours => Equiv::CarKm,
+            Equiv::CarKm => Equiv::Phone,
+        }
+    }
+
+    /// Column header.
+    pub fn header(self) -> &'static str {
+        match self {
+            Equiv::Phone => "PHONE",
+            Equiv::HouseholdHours => "HOME h",
+            Equiv::CarKm => "CAR km",
+        }
+    }
+
+    /// The value of `energy_j` in this unit.
+    pub fn value(self, impact: &ImpactParams, energy_j: f64) -> f64 {
+        let e = impact.equivalents(energy_j);
+        match self {
+            Equiv::Phone => e.phone_charges,
+            Equiv::HouseholdHours => e.household_days * 24.0,
+            Equiv::CarKm => e.car_km,
+        }
+    }
+}
+
+/// Display options fixed at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewOptions {
+    pub host: String,
+    /// Colours allowed (`--no-color` and `NO_COLOR` turn them off).
+    pub color: bool,
+    /// Only ASCII characters on screen (`--ascii`).
+    pub ascii: bool,
+    /// Whether `e` writes a summary (an export hook is installed).
+    pub can_export: bool,
+}
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        ViewOptions {
+            host: "localhost".into(),
+            color: true,
+            ascii: false,
+            can_export: false,
+        }
+    }
+}
+
+/// UI-only state changed by keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UiState {
+    pub sort: Column,
+    /// Ascending instead of the column's natural order.
+    pub reverse: bool,
+    pub filter: String,
+    /// `/` was pressed: keys go into the filter.
+    pub editing_filter: bool,
+    pub group: GroupBy,
+    pub selected: Option<RowId>,
+    /// The detail view of the selected row is open.
+    pub detail: bool,
+    pub help: bool,
+    pub window: usize,
+    pub equiv: Equiv,
+    /// Show exited processes as their own rows instead of one summary row (`x`).
+    pub show_exited: bool,
+}
+
+impl Default for UiState {
+    fn default() -> Self {
+        UiState {
+            sort: Column::TotalW,
+            reverse: false,
+            filter: String::new(),
+            editing_filter: false,
+            group: GroupBy::Process,
+            selected: None,
+            detail: false,
+            help: false,
+            window: DEFAULT_WINDOW,
+            equiv: Equiv::Phone,
+            show_exited: false,
+        }
+    }
+}
+
+/// What the screen shows: the live accounting, or a frozen copy while paused.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub history: History,
+    /// Per process, watts over the last interval: (GPU, CPU incl. DRAM).
+    pub split_w: HashMap<ProcKey, (f64, f64)>,
+    /// Idle and unattributed watts over the last interval.
+    pub idle_w: f64,
+    pub unattributed_w: f64,
+    /// GPU ids (`gpu0` → "0") each pid holds a context on.
+    pub gpu_of: HashMap<u32, String>,
+}
+
+/// The live monitor's whole state.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub engine: Engine,
+    pub impact: ImpactParams,
+    pub opts: ViewOptions,
+    pub ui: UiState,
+    pub view: View,
+    /// A frozen copy of the ledger and view while paused (accounting goes on underneath).
+    pub paused: Option<Box<(Ledger, View)>>,
+    pub notices: Vec<String>,
+    /// One-line status (last export result).
+    pub status: Option<String>,
+    /// Time between samples, seconds (for the footer).
+    pub interval_s: f64,
+    /// Table rows that fit on screen at the last render, for PgUp/PgDn.
+    pub page_rows: usize,
+}
+
+impl App {
+    pub fn new(settings: &Settings, opts: ViewOptions) -> Self {
+        App {
+            engine: Engine::new(settings),
+            impact: settings.impact.clone(),
+            opts,
+            ui: UiState::default(),
+            view: View::default(),
+            paused: None,
+            notices: Vec::new(),
+            status: None,
+            interval_s: settings.interval.as_secs_f64(),
+            page_rows: 10,
+        }
+    }
+
+    /// The ledger on screen (frozen while paused).
+    pub fn ledger(&self) -> &Ledger {
+        self.paused.as_ref().map_or(&self.engine.ledger, |p| &p.0)
+    }
+
+    /// The derived view on screen (frozen while paused).
+    pub fn shown(&self) -> &View {
+        self.paused.as_ref().map_or(&self.view, |p| &p.1)
+    }
+
+    pub fn window_s(&self) -> f64 {
+        WINDOWS_S[self.ui.window.min(WINDOWS_S.len() - 1)]
+    }
+
+    /// Apply one message. Returns whether the screen changed and what the loop must do.
+    pub fn update(&mut self, msg: Msg) -> (bool, Action) {
+        match msg {
+            Msg::Sample(s) => {
+                self.push_sample(*s);
+                (self.paused.is_none(), Action::None)
+            }
+            Msg::Notices(n) => {
+                if n.is_empty() {
+                    return (false, Action::None);
+                }
+                for line in n {
+                    let line = crate::sanitize::sanitize_str(&line, 300);
+                    if !self.notices.contains(&line) {
+                        self.notices.push(line);
+                    }
+                }
+                let excess = self.notices.len().saturating_sub(MAX_NOTICES);
+                self.notices.drain(..excess);
+                (true, Action::None)
+            }
+            Msg::Key(k) => self.on_key(k),
+            Msg::Scroll(d) => {
+                self.move_selection(d as isize * 3);
+                (true, Action::None)
+            }
+            Msg::Resize => (true, Action::None),
+            Msg::Status(s) => {
+                self.status = Some(crate::sanitize::sanitize_str(&s, 300));
+                (true, Action::None)
+            }
+        }
+    }
+
+    fn push_sample(&mut self, s: Sample) {
+        let mut gpu_of: HashMap<u32, String> = HashMap::new();
+        for d in s.devices.iter().filter(|d| d.kind == DeviceKind::Gpu) {
+            let short = d.id.trim_start_matches("gpu").to_string();
+            for gp in &d.gpu_processes {
+                gpu_of
+                    .entry(gp.pid)
+                    .and_modify(|v| {
+                        v.push(',');
+                        v.push_str(&short);
+                    })
+                    .or_insert_with(|| short.clone());
+            }
+        }
+        if self.engine.push(s).is_none() {
+            self.view.gpu_of = gpu_of;
+            return;
+        }
+        self.view.gpu_of = gpu_of;
+        let ledger = &self.engine.ledger;
+        let mut split: HashMap<ProcKey, (f64, f64)> = HashMap::new();
+        let (mut idle_w, mut unattr_w) = (0.0, 0.0);
+        if let Some(iv) = &self.engine.last_interval
+            && iv.dt_s > 0.0
+        {
+            for de in &iv.devices {
+                idle_w += de.idle_j / iv.dt_s;
+                unattr_w += de.unattributed_j / iv.dt_s;
+                for (k, j) in &de.shares {
+                    let slot = split.entry(*k).or_insert((0.0, 0.0));
+                    if de.kind == DeviceKind::Gpu {
+                        slot.0 += j / iv.dt_s;
+                    } else {
+                        slot.1 += j / iv.dt_s;
+                    }
+                }
+            }
+        }
+        let devs: Vec<(&str, f64)> = ledger
+            .devices
+            .iter()
+            .map(|d| (d.id.as_str(), d.power_w.unwrap_or(0.0)))
+            .collect();
+        let procs: Vec<(ProcKey, f64)> = ledger.running().map(|e| (e.key, e.power_w)).collect();
+        self.view
+            .history
+            .push(ledger.session_s, ledger.total_power_w(), &devs, &procs);
+        self.view.split_w = split;
+        self.view.idle_w = idle_w;
+        self.view.unattributed_w = unattr_w;
+    }
+
+    /// Rows of the table as shown now (filtered, grouped, sorted; idle and unattributed last).
+    pub fn rows(&self) -> Vec<Row> {
+        rows::build(self)
+    }
+
+    /// Index of the selected row in `rows`, if it is still there.
+    pub fn selected_index(&self, rows: &[Row]) -> Option<usize> {
+        let sel = self.ui.selected.as_ref()?;
+        rows.iter().position(|r| &r.id == sel)
+    }
+
+    fn move_selection(&mut self, delta: isize) {
+        let rows = self.rows();
+        if rows.is_empty() {
+            self.ui.selected = None;
+            return;
+        }
+        let cur = self.selected_index(&rows);
+        let next = match cur {
+            None if delta >= 0 => 0,
+            None => rows.len() - 1,
+            Some(i) => i.saturating_add_signed(delta).min(rows.len() - 1),
+        };
+        self.ui.selected = Some(rows[next].id.clone());
+    }
+
+    fn select_edge(&mut self, last: bool) {
+        let rows = self.rows();
+        let row = if last { rows.last() } else { rows.first() };
+        self.ui.selected = row.map(|r| r.id.clone());
+    }
+
+    fn toggle_pause(&mut self) {
+        if self.paused.is_some() {
+            self.paused = None;
+        } else {
+            self.paused = Some(Box::new((self.engine.ledger.clone(), self.view.clone())));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,316 @@
+//! Power history for the live view: fixed-capacity ring buffers in resolution tiers (DESIGN §6).
+//!
+//! Memory is bounded by configuration, not by session length: every ring allocates its whole
+//! capacity up front and a push never allocates. Coarser tiers hold bucket averages, so a 30-day
+//! session keeps 1-minute resolution at a cost of a few hundred kilobytes per series. Pure data:
+//! time is the session second carried by the samples, never a clock read here.
+
+use std::collections::HashMap;
+
+use crate::sample::ProcKey;
+
+/// A fixed-capacity ring buffer; the oldest value is overwritten once full.
+#[derive(Debug, Clone)]
+pub struct Ring<T> {
+    buf: Vec<T>,
+    head: usize,
+    len: usize,
+}
+
+impl<T: Copy + Default> Ring<T> {
+    /// A ring holding at most `capacity` values (at least 1), allocated now.
+    pub fn new(capacity: usize) -> Self {
+        Ring {
+            buf: vec![T::default(); capacity.max(1)],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Append, overwriting the oldest value when full.
+    pub fn push(&mut self, v: T) {
+        let cap = self.buf.len();
+        let idx = (self.head + self.len) % cap;
+        self.buf[idx] = v;
+        if self.len < cap {
+            self.len += 1;
+        } else {
+            self.head = (self.head + 1) % cap;
+        }
+    }
+
+    /// Oldest to newest.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = T> + '_ {
+        let cap = self.buf.len();
+        (0..self.len).map(move |i| self.buf[(self.head + i) % cap])
+    }
+
+    pub fn last(&self) -> Option<T> {
+        self.len
+            .checked_sub(1)
+            .map(|i| self.buf[(self.head + i) % self.buf.len()])
+    }
+}
+
+/// One point: session second and watts.
+pub type Point = (f64, f64);
+
+#[derive(Debug, Clone)]
+struct Tier {
+    res_s: f64,
+    ring: Ring<(f64, f32)>,
+    bucket: Option<i64>,
+    sum: f64,
+    n: u32,
+}
+
+/// A metric kept at several resolutions, e.g. 1 s for 15 min, 10 s for 24 h, 1 min for 30 days.
+#[derive(Debug, Clone)]
+pub struct Series {
+    tiers: Vec<Tier>,
+}
+
+/// The default tiers: (resolution seconds, points): 1 s × 15 min, 10 s × 24 h, 1 min × 30 days.
+pub const DEFAULT_TIERS: [(f64, usize); 3] = [(1.0, 900), (10.0, 8640), (60.0, 43_200)];
+/// Tiers of per-process series: 1 s × 15 min, 10 s × 1 h.
+pub const PROCESS_TIERS: [(f64, usize); 2] = [(1.0, 900), (10.0, 360)];
+
+impl Series {
+    /// `tiers`: (resolution seconds, capacity), finest first. The finest tier stores every push.
+    pub fn new(tiers: &[(f64, usize)]) -> Self {
+        Series {
+            tiers: tiers
+                .iter()
+                .map(|&(res_s, cap)| Tier {
+                    res_s: if res_s.is_finite() && res_s > 0.0 {
+                        res_s
+                    } else {
+                        1.0
+                    },
+                    ring: Ring::new(cap),
+                    bucket: None,
+                    sum: 0.0,
+                    n: 0,
+                })
+                .collect(),
+        }
+    }
+
+    /// Record `w` watts at session second `t_s`. Non-finite values are stored as 0 W.
+    pub fn push(&mut self, t_s: f64, w: f64) {
+        let w = if w.is_finite() { w } else { 0.0 };
+        for (i, tier) in self.tiers.iter_mut().enumerate() {
+            if i == 0 {
+                tier.ring.push((t_s, w as f32));
+                continue;
+            }
+            let b = (t_s / tier.res_s).floor() as i64;
+            match tier.bucket {
+                Some(cur) if cur == b => {}
+                Some(cur) => {
+                    if tier.n > 0 {
+                        let mean = tier.sum / f64::from(tier.n);
+                        tier.ring.push(((cur as f64 + 1.0) * tier.res_s, mean as f32));
+                    }
+                    tier.bucket = Some(b);
+                    tier.sum = 0.0;
+                    tier.n = 0;
+                }
+                None => tier.bucket = Some(b),
+            }
+            tier.sum += w;
+            tier.n += 1;
+        }
+    }
+
+    /// The newest value, watts.
+    pub fn last(&self) -> Option<f64> {
+        self.tiers
+            .first()
+            .and_then(|t| t.ring.last())
+            .map(|(_, v)| f64::from(v))
+    }
+
+    /// Points within the last `span_s` seconds before `now_s`, from the finest tier that covers
+    /// the span (or the coarsest one), oldest first.
+    pub fn window(&self, now_s: f64, span_s: f64) -> Vec<Point> {
+        let from = now_s - span_s;
+        let tier = self
+            .tiers
+            .iter()
+            .find(|t| {
+                let covered = t.res_s * t.ring.capacity() as f64;
+                covered >= span_s || t.ring.iter().next().is_some_and(|(t0, _)| t0 <= from)
+            })
+            .or(self.tiers.last());
+        let Some(tier) = tier else { return Vec::new() };
+        let mut pts: Vec<Point> = tier
+            .ring
+            .iter()
+            .filter(|(t, _)| *t >= from && *t <= now_s)
+            .map(|(t, v)| (t, f64::from(v)))
+            .collect();
+        // Coarse tiers lag by one bucket: add the newest fine point so the line reaches "now".
+        if !std::ptr::eq(tier, &self.tiers[0])
+            && let Some((t, v)) = self.tiers[0].ring.last()
+            && pts.last().is_none_or(|(lt, _)| *lt < t)
+        {
+            pts.push((t, f64::from(v)));
+        }
+        pts
+    }
+}
+
+/// Everything the live view charts.
+#[derive(Debug, Clone)]
+pub struct History {
+    pub total: Series,
+    /// Per device id, in ledger order.
+    pub devices: Vec<(String, Series)>,
+    procs: HashMap<ProcKey, Series>,
+    /// Per-process series are kept for this many processes (the top by power).
+    pub top_n: usize,
+    /// Session second of the newest push.
+    pub now_s: f64,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History::new(20)
+    }
+}
+
+impl History {
+    pub fn new(top_n: usize) -> Self {
+        History {
+            total: Series::new(&DEFAULT_TIERS),
+            devices: Vec::new(),
+            procs: HashMap::new(),
+            top_n,
+            now_s: 0.0,
+        }
+    }
+
+    /// Record one interval: total, per-device (id, W) and per-process (key, W) powers at `t_s`.
+    /// Only the `top_n` processes by power get (or keep) a series; a series of a process that
+    /// left the top N is dropped once a newcomer needs its slot.
+    pub fn push(&mut self, t_s: f64, total_w: f64, devices: &[(&str, f64)], procs: &[(ProcKey, f64)]) {
+        self.now_s = t_s;
+        self.total.push(t_s, total_w);
+        for (id, w) in devices {
+            match self.devices.iter_mut().find(|(d, _)| d == id) {
+                Some((_, s)) => s.push(t_s, *w),
+                None => {
+                    let mut s = Series::new(&DEFAULT_TIERS);
+                    s.push(t_s, *w);
+                    self.devices.push(((*id).to_string(), s));
+                }
+            }
+        }
+        let mut ranked: Vec<(ProcKey, f64)> = procs.to_vec();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        for (key, w) in procs {
+            if let Some(s) = self.procs.get_mut(key) {
+                s.push(t_s, *w);
+            }
+        }
+        for (key, w) in ranked.iter().take(self.top_n) {
+            if self.procs.contains_key(key) {
+                continue;
+            }
+            if self.procs.len() >= self.top_n {
+                // Evict a tracked process that is not in the current top N.
+                let top: Vec<ProcKey> = ranked.iter().take(self.top_n).map(|(k, _)| *k).collect();
+                let victim = self.procs.keys().find(|k| !top.contains(k)).copied();
+                match victim {
+                    Some(v) => {
+                        self.procs.remove(&v);
+                    }
+                    None => continue,
+                }
+            }
+            let mut s = Series::new(&PROCESS_TIERS);
+            s.push(t_s, *w);
+            self.procs.insert(*key, s);
+        }
+    }
+
+    pub fn process(&self, key: &ProcKey) -> Option<&Series> {
+        self.procs.get(key)
+    }
+
+    pub fn device(&self, id: &str) -> Option<&Series> {
+        self.devices.iter().find(|(d, _)| d == id).map(|(_, s)| s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_overwrites_oldest() {
+        let mut r: Ring<u32> = Ring::new(3);
+        for i in 0..5 {
+            r.push(i);
+        }
+        assert_eq!(r.iter().collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert_eq!(r.last(), Some(4));
+        assert_eq!(r.len(), 3);
+    }
+
+    #[test]
+    fn ring_push_does_not_grow() {
+        let mut r: Ring<(f64, f32)> = Ring::new(4);
+        let cap = r.buf.capacity();
+        for i in 0..1000 {
+            r.push((f64::from(i), 1.0));
+        }
+        assert_eq!(r.buf.capacity(), cap);
+    }
+
+    #[test]
+    fn coarse_tier_averages_buckets() {
+        let mut s = Series::new(&[(1.0, 5), (10.0, 10)]);
+        for t in 0..30 {
+            s.push(f64::from(t), if t < 10 { 100.0 } else { 200.0 });
+        }
+        // 30 s span > 5 s fine coverage: coarse tier, two closed buckets + newest fine point.
+        let w = s.window(29.0, 30.0);
+        assert_eq!(w[0], (10.0, 100.0));
+        assert_eq!(w[1], (20.0, 200.0));
+        assert_eq!(*w.last().unwrap_or(&(0.0, 0.0)), (29.0, 200.0));
+        // Short span: fine tier.
+        assert_eq!(s.window(29.0, 3.0).len(), 4);
+    }
+
+    #[test]
+    fn history_keeps_top_n_processes() {
+        let mut h = History::new(2);
+        let k = |pid| ProcKey { pid, starttime: 1 };
+        h.push(
+            1.0,
+            10.0,
+            &[("cpu0", 10.0)],
+            &[(k(1), 5.0), (k(2), 3.0), (k(3), 1.0)],
+        );
+        assert!(h.process(&k(1)).is_some() && h.process(&k(2)).is_some());
+        assert!(h.process(&k(3)).is_none());
+        h.push(2.0, 10.0, &[("cpu0", 10.0)], &[(k(1), 5.0), (k(3), 4.0)]);
+        assert!(h.process(&k(3)).is_some());
+        assert!(h.process(&k(2)).is_none());
+        assert_eq!(h.device("cpu0").and_then(Series::last), Some(10.0));
+    }
+}

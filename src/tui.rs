@@ -1,0 +1,312 @@
+//! The live monitor's terminal side: setup and restore, the event loop, the sampler thread.
+//!
+//! The sampler blocks (procfs, NVML), so it runs on its own thread and hands samples over a
+//! bounded channel of one slot: when the UI is behind, the newer sample replaces the pending one
+//! (samples carry cumulative counters, so skipping one loses no energy). Terminal input is read
+//! on another thread. The loop `select!`s over samples, input and signals and redraws only when
+//! something changed, at most `fps` times a second; ratatui sends only the cells that changed.
+//! The terminal is restored on quit, Ctrl-C, SIGTERM, SIGHUP and panic.
+
+use std::io::{self, Stdout, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event, MouseEventKind};
+use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
+use crossterm::{cursor, execute};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::mpsc;
+
+use crate::app::{Action, App, Msg, ViewOptions};
+use crate::cli::CliError;
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::sample::Sample;
+use crate::sources::Sampler;
+
+/// Why an export hook is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportReason {
+    /// The user pressed `e`.
+    Key,
+    /// The monitor is exiting (quit, Ctrl-C, SIGTERM, SIGHUP).
+    Exit,
+}
+
+/// Writes the session summary; returns a line for the status bar (e.g. the file written).
+/// Arguments: the session engine, the notices shown so far, and why it is called.
+pub type ExportHook = Box<dyn FnMut(&Engine, &[String], ExportReason) -> Result<String, String>>;
+
+/// How the live monitor runs.
+pub struct Options {
+    /// `--no-color` (the `NO_COLOR` environment variable is honoured as well).
+    pub no_color: bool,
+    /// `--ascii`: no Unicode on screen.
+    pub ascii: bool,
+    /// Redraws per second at most (input and new samples trigger them).
+    pub max_fps: f64,
+    /// Called on `e` and once on exit with the session's engine.
+    pub on_export: Option<ExportHook>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            no_color: false,
+            ascii: false,
+            max_fps: 10.0,
+            on_export: None,
+        }
+    }
+}
+
+/// Whether colours are allowed: not with `--no-color`, nor when `NO_COLOR` is set and not empty
+/// (<https://no-color.org>).
+pub fn color_enabled(no_color_flag: bool, no_color_env: Option<&std::ffi::OsStr>) -> bool {
+    !no_color_flag && no_color_env.is_none_or(|v| v.is_empty())
+}
+
+/// Set when the terminal has been put into raw/alternate mode and not yet restored.
+static TERMINAL_ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Put the terminal back: cooked mode, main screen, cursor, no mouse reporting. Idempotent and
+/// safe to call from the panic hook; errors are ignored (after SIGHUP there may be no terminal).
+pub fn restore_terminal() {
+    if TERMINAL_ACTIVE.swap(false, Ordering::SeqCst) {
+        let mut out = io::stdout();
+        let _ = execute!(out, DisableMouseCapture, LeaveAlternateScreen, cursor::Show);
+        let _ = terminal::disable_raw_mode();
+        let _ = out.flush();
+    }
+}
+
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+fn setup_terminal() -> io::Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>)> {
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        prev(info);
+    }));
+    terminal::enable_raw_mode()?;
+    TERMINAL_ACTIVE.store(true, Ordering::SeqCst);
+    let guard = TerminalGuard;
+    let mut out = io::stdout();
+    execute!(out, EnterAlternateScreen, EnableMouseCapture, cursor::Hide)?;
+    let mut term = Terminal::new(CrosstermBackend::new(out))?;
+    term.clear()?;
+    Ok((guard, term))
+}
+
+/// Run the live monitor on this machine's sensors until the user quits or a signal arrives.
+/// Returns the session's engine (the summary export also gets it through `on_export`).
+pub fn run(settings: &Settings, options: Options) -> Result<Engine, CliError> {
+    let sources = settings.sources.clone();
+    let interval = settings.interval;
+    let feed = move |tx: mpsc::Sender<(Sample, Vec<String>)>| sampler_thread(&sources, interval, &tx);
+    run_with_feed(settings, options, feed)
+}
+
+/// Run the live monitor over samples from `feed`, which runs on its own thread and sends
+/// `(sample, notices)` until the receiver is gone (live sensors, or a replayed recording).
+pub fn run_with_feed<F>(settings: &Settings, mut options: Options, feed: F) -> Result<Engine, CliError>
+where
+    F: FnOnce(mpsc::Sender<(Sample, Vec<String>)>) + Send + 'static,
+{
+    use std::io::IsTerminal;
+    if !io::stdout().is_terminal() {
+        return Err(CliError::Runtime(
+            "the live monitor needs a terminal on stdout; for scripts use `kwtop snapshot --json` or `kwtop record`"
+                .into(),
+        ));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the event loop: {e}")))?;
+    let opts = ViewOptions {
+        host: crate::cli::host_name(),
+        color: color_enabled(options.no_color, std::env::var_os("NO_COLOR").as_deref()),
+        ascii: options.ascii,
+        can_export: options.on_export.is_some(),
+    };
+    let mut app = App::new(settings, opts);
+    let (guard, mut term) =
+        setup_terminal().map_err(|e| CliError::Runtime(format!("cannot set up the terminal: {e}")))?;
+    let result = rt.block_on(event_loop(&mut app, &mut term, &mut options, feed));
+    drop(term);
+    drop(guard);
+    restore_terminal();
+    if let Some(hook) = options.on_export.as_mut() {
+        match hook(&app.engine, &app.notices, ExportReason::Exit) {
+            Ok(msg) if !msg.is_empty() => eprintln!("kwtop: {msg}"),
+            Ok(_) => {}
+            Err(e) => eprintln!("kwtop: session summary not written: {e}"),
+        }
+    }
+    result.map(|()| app.engine)
+}
+
+async fn event_loop<F>(
+    app: &mut App,
+    term: &mut Terminal<CrosstermBackend<Stdout>>,
+    options: &mut Options,
+    feed: F,
+) -> Result<(), CliError>
+where
+    F: FnOnce(mpsc::Sender<(Sample, Vec<String>)>) + Send + 'static,
+{
+    use tokio::signal::unix::{SignalKind, signal};
+    let sig = |k| signal(k).map_err(|e| CliError::Runtime(format!("cannot install signal handler: {e}")));
+    let mut sigterm = sig(SignalKind::terminate())?;
+    let mut sighup = sig(SignalKind::hangup())?;
+    let mut sigint = sig(SignalKind::interrupt())?;
+
+    let (sample_tx, mut sample_rx) = mpsc::channel::<(Sample, Vec<String>)>(1);
+    std::thread::Builder::new()
+        .name("kwtop-sampler".into())
+        .spawn(move || feed(sample_tx))
+        .map_err(|e| CliError::Runtime(format!("cannot start the sampler: {e}")))?;
+    let (input_tx, mut input_rx) = mpsc::channel::<Event>(64);
+    std::thread::Builder::new()
+        .name("kwtop-input".into())
+        .spawn(move || input_thread(&input_tx))
+        .map_err(|e| CliError::Runtime(format!("cannot start the input reader: {e}")))?;
+
+    let frame = Duration::from_secs_f64(1.0 / options.max_fps.clamp(0.5, 60.0));
+    let mut dirty = true;
+    let mut last_draw: Option<Instant> = None;
+    let mut samples_open = true;
+    loop {
+        if dirty {
+            let due = last_draw.map_or(Instant::now(), |t| t + frame);
+            if Instant::now() >= due {
+                let size = term
+                    .size()
+                    .map_err(|e| CliError::Runtime(format!("terminal: {e}")))?;
+                app.page_rows = crate::ui::table_rows(size.into(), app.ledger().devices.len()).max(1);
+                term.draw(|f| crate::ui::render(app, f))
+                    .map_err(|e| CliError::Runtime(format!("cannot draw: {e}")))?;
+                last_draw = Some(Instant::now());
+                dirty = false;
+            }
+        }
+        let wake = last_draw.map_or(Instant::now(), |t| t + frame);
+        let msg = tokio::select! {
+            s = sample_rx.recv(), if samples_open => match s {
+                Some((s, notices)) => {
+                    let (d, _) = app.update(Msg::Notices(notices));
+                    dirty |= d;
+                    Some(Msg::Sample(Box::new(s)))
+                }
+                None => { samples_open = false; None }
+            },
+            ev = input_rx.recv() => match ev {
+                Some(Event::Key(k)) => Some(Msg::Key(k)),
+                Some(Event::Mouse(m)) => match m.kind {
+                    MouseEventKind::ScrollDown => Some(Msg::Scroll(1)),
+                    MouseEventKind::ScrollUp => Some(Msg::Scroll(-1)),
+                    _ => None,
+                },
+                Some(Event::Resize(..)) => Some(Msg::Resize),
+                Some(_) => None,
+                // The terminal is gone.
+                None => return Ok(()),
+            },
+            _ = sigterm.recv() => return Ok(()),
+            _ = sighup.recv() => return Ok(()),
+            _ = sigint.recv() => return Ok(()),
+            () = tokio::time::sleep_until(wake.into()), if dirty => None,
+        };
+        if let Some(msg) = msg {
+            let (d, action) = app.update(msg);
+            dirty |= d;
+            match action {
+                Action::None => {}
+                Action::Quit => return Ok(()),
+                Action::Export => {
+                    if let Some(hook) = options.on_export.as_mut() {
+                        let status = match hook(&app.engine, &app.notices, ExportReason::Key) {
+                            Ok(m) => m,
+                            Err(e) => format!("export failed: {e}"),
+                        };
+                        app.update(Msg::Status(status));
+                        dirty = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sample on a fixed cadence until the receiver is gone. Latest wins: a sample the UI has not
+/// taken yet is replaced by the newer one, and their notices are kept.
+fn sampler_thread(
+    sources: &crate::sources::SourceConfig,
+    interval: Duration,
+    tx: &mpsc::Sender<(Sample, Vec<String>)>,
+) {
+    let mut sampler = Sampler::from_config(sources);
+    let start = Instant::now();
+    let mut pending_notices: Vec<String> = Vec::new();
+    let mut n: u32 = 0;
+    loop {
+        let s = sampler.sample();
+        pending_notices.extend(sampler.take_notices());
+        match tx.try_send((s, std::mem::take(&mut pending_notices))) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full((_, notes))) => pending_notices = notes,
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+        n = n.saturating_add(1);
+        let next = start + interval * n;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            // Fell behind (a slow NVML call): skip the missed ticks.
+            n = u32::try_from((now - start).as_nanos() / interval.as_nanos().max(1)).unwrap_or(u32::MAX);
+        }
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
+
+fn input_thread(tx: &mpsc::Sender<Event>) {
+    loop {
+        match event::read() {
+            Ok(ev) => {
+                if let Event::Mouse(m) = &ev
+                    && !matches!(m.kind, MouseEventKind::ScrollDown | MouseEventKind::ScrollUp)
+                {
+                    continue;
+                }
+                if tx.blocking_send(ev).is_err() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_color_rules() {
+        assert!(color_enabled(false, None));
+        assert!(!color_enabled(true, None));
+        assert!(!color_enabled(false, Some(std::ffi::OsStr::new("1"))));
+        assert!(color_enabled(false, Some(std::ffi::OsStr::new(""))));
+    }
+}

@@ -1,0 +1,251 @@
+//! The detail view of the selected row (its power history, energy by device, equivalents,
+//! command line, cgroup) and the `?` help overlay.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Widget, Wrap};
+
+use super::{Theme, clean, rule};
+use crate::app::{App, RowId};
+use crate::ledger::ProcState;
+use crate::units;
+
+pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
+    let ledger = app.ledger();
+    let Some(sel) = app.ui.selected.clone() else {
+        return;
+    };
+    let mut lines: Vec<Line> = Vec::new();
+    let kv = |k: &str, v: String| Line::from(vec![Span::styled(format!("{k:<12}"), t.title()), Span::raw(v)]);
+    let impact = &app.impact;
+    let equiv_line = |j: f64| {
+        let e = impact.equivalents(j);
+        kv(
+            "impact",
+            format!(
+                "{} CO2e {} {:.2} phone charges, {:.2} household-days, {:.1} km by car",
+                units::mass_g(impact.co2e_g(j)),
+                t.approx(),
+                e.phone_charges,
+                e.household_days,
+                e.car_km
+            ),
+        )
+    };
+    let by_dev_line = |by_dev: &[f64]| {
+        let parts: Vec<String> = ledger
+            .devices
+            .iter()
+            .zip(by_dev)
+            .filter(|(_, j)| **j > 0.0)
+            .map(|(d, j)| {
+                let est = if d.provenance == crate::sample::Provenance::Estimated {
+                    "~"
+                } else {
+                    ""
+                };
+                format!("{} {est}{}", d.id, units::energy(*j))
+            })
+            .collect();
+        kv(
+            "by device",
+            if parts.is_empty() {
+                "-".into()
+            } else {
+                parts.join(", ")
+            },
+        )
+    };
+    let mut series = None;
+    let title;
+    match &sel {
+        RowId::Proc(key) => {
+            let Some(e) = ledger.process(key) else {
+                Paragraph::new("the selected process is no longer in the ledger (Esc)").render(area, buf);
+                return;
+            };
+            title = format!(
+                "pid {} {} ({})",
+                e.key.pid,
+                clean(&e.info.comm, t.ascii),
+                clean(&e.info.user, t.ascii)
+            );
+            let state = match (e.state, e.idle.flagged) {
+                (ProcState::Exited, _) => "exited".to_string(),
+                (_, true) => format!("IDLE GPU holder for {}", units::short_age(e.idle.streak_s)),
+                _ => "running".to_string(),
+            };
+            lines.push(kv(
+                "state",
+                format!(
+                    "{state}, seen {}, ppid {}, tree {} {}",
+                    units::clock(e.observed_s),
+                    e.ppid,
+                    e.tree_root.0,
+                    clean(&e.tree_root.1, t.ascii)
+                ),
+            ));
+            lines.push(kv(
+                "power",
+                format!(
+                    "now {}  avg {}  peak {}",
+                    units::power(e.power_w),
+                    units::power(e.avg_w()),
+                    units::power(e.peak_w)
+                ),
+            ));
+            lines.push(kv("energy", units::energy(e.energy_j)));
+            lines.push(by_dev_line(&e.energy_by_dev));
+            lines.push(equiv_line(e.energy_j));
+            if let (Some(u), Some(m)) = (e.gpu_util_pct, e.gpu_mem_bytes) {
+                lines.push(kv(
+                    "gpu",
+                    format!(
+                        "SM {u:.0}%  mem {}  while idle {}",
+                        units::bytes(m),
+                        units::energy(e.idle.wasted_j)
+                    ),
+                ));
+            }
+            let cg = &e.info.cgroup;
+            let mut cgs = clean(&cg.path, t.ascii);
+            for (k, v) in [
+                ("container", &cg.container),
+                ("pod", &cg.pod),
+                ("slurm job", &cg.slurm_job),
+            ] {
+                if let Some(v) = v {
+                    cgs.push_str(&format!("  {k} {}", clean(v, t.ascii)));
+                }
+            }
+            lines.push(kv("cgroup", if cgs.is_empty() { "-".into() } else { cgs }));
+            lines.push(kv("cmdline", clean(&e.info.cmdline, t.ascii)));
+            series = app.shown().history.process(key);
+        }
+        RowId::Group(k) => {
+            title = format!("{} {}", app.ui.group.as_str(), clean(k, t.ascii));
+            if let Some(g) = ledger.groups(app.ui.group).into_iter().find(|g| &g.key == k) {
+                lines.push(kv(
+                    "processes",
+                    format!("{} ({} running)", g.processes, g.running),
+                ));
+                lines.push(kv("power", units::power(g.power_w)));
+                lines.push(kv("energy", units::energy(g.energy_j)));
+                let by: Vec<f64> = g.energy_by_device_j.iter().map(|(_, j)| *j).collect();
+                lines.push(by_dev_line(&by));
+                lines.push(equiv_line(g.energy_j));
+            }
+        }
+        RowId::Exited => {
+            title = "exited processes".into();
+            let j: f64 = ledger.exited().iter().map(|e| e.energy_j).sum::<f64>()
+                + ledger.folded().values().map(|f| f.energy_j).sum::<f64>();
+            lines.push(kv("energy", units::energy(j)));
+            lines.push(equiv_line(j));
+            lines.push(Line::raw("x lists them one per row"));
+        }
+        RowId::Idle | RowId::Unattributed => {
+            let idle = sel == RowId::Idle;
+            title = if idle {
+                "idle energy"
+            } else {
+                "unattributed energy"
+            }
+            .into();
+            for d in &ledger.devices {
+                let j = if idle { d.idle_j } else { d.unattributed_j };
+                lines.push(kv(&d.id, units::energy(j)));
+            }
+            let j: f64 = ledger
+                .devices
+                .iter()
+                .map(|d| if idle { d.idle_j } else { d.unattributed_j })
+                .sum();
+            lines.push(equiv_line(j));
+            lines.push(Line::raw(if idle {
+                "device power with no process to charge (the idle policy is a choice, not physics)"
+            } else {
+                "CPU energy of busy time no visible process accounts for (interrupts, exited, skew)"
+            }));
+        }
+    }
+    let head = rule(
+        vec![
+            Span::styled(title, t.title()),
+            Span::styled("  Esc back", t.dim()),
+        ],
+        area.width,
+        t,
+    );
+    let chart_h = if series.is_some() && area.height >= 16 {
+        6
+    } else {
+        0
+    };
+    let [h, c, body] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(chart_h),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
+    Paragraph::new(head).render(h, buf);
+    if let Some(s) = series
+        && chart_h > 0
+    {
+        let now = app.shown().history.now_s;
+        let span = app.window_s().min(3600.0);
+        let pts = s.window(now, span);
+        let top = pts.iter().map(|p| p.1).fold(1.0_f64, f64::max) * 1.1;
+        let marker = if t.ascii {
+            Marker::Custom('*')
+        } else {
+            Marker::Braille
+        };
+        Chart::new(vec![
+            Dataset::default()
+                .data(&pts)
+                .marker(marker)
+                .graph_type(GraphType::Line)
+                .style(t.title()),
+        ])
+        .x_axis(Axis::default().bounds([now - span, now.max(now - span + 1.0)]))
+        .y_axis(Axis::default().bounds([0.0, top]).labels([
+            Span::styled("0", t.dim()),
+            Span::styled(units::power(top), t.dim()),
+        ]))
+        .legend_position(None)
+        .render(c, buf);
+    }
+    Paragraph::new(lines).wrap(Wrap { trim: false }).render(body, buf);
+}
+
+pub(super) fn draw_help(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
+    let keys = crate::app::KEYS;
+    let h = u16::try_from(keys.len() + 6 + app.notices.len().min(4)).unwrap_or(u16::MAX);
+    let inner = super::popup(area, 78, h, "kwtop help (any key closes)", buf, t);
+    let mut lines: Vec<Line> = keys
+        .iter()
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(format!("{k:<24}"), t.title()),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "~ marks estimated values (CPU power model, not a sensor)",
+        t.estimated(),
+    ));
+    lines.push(Line::raw(
+        "IDLE 42m: holds GPU memory at ~0 % SM for that long ([idle_holder] in config)",
+    ));
+    for n in app.notices.iter().rev().take(4) {
+        lines.push(Line::styled(clean(n, t.ascii), t.dim()));
+    }
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .render(inner, buf);
+}

@@ -1,0 +1,262 @@
+//! The process table: columns chosen by priority to fit the width, the sort column marked, idle
+//! holders highlighted, `~` on estimated values, and the idle/unattributed rows last.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row as TRow, StatefulWidget, Table, TableState, Widget};
+
+use super::{Theme, clean, fit, rule};
+use crate::app::{App, Column, Row, RowKind};
+use crate::ledger::GroupBy;
+use crate::sample::{DeviceKind, Provenance};
+use crate::units;
+
+/// Column width (cells) and priority (lower = kept longer when the terminal is narrow).
+fn spec(c: Column) -> (u16, u8) {
+    match c {
+        Column::Pid => (7, 0),
+        Column::User => (8, 4),
+        Column::Dev => (4, 11),
+        Column::GpuW => (7, 6),
+        Column::CpuW => (7, 7),
+        Column::TotalW => (8, 1),
+        Column::AvgW => (7, 12),
+        Column::Energy => (10, 3),
+        Column::Co2e => (8, 8),
+        Column::Equiv => (7, 13),
+        Column::GpuPct => (4, 9),
+        Column::GpuMem => (7, 10),
+        Column::State => (8, 5),
+        Column::Command => (14, 2),
+    }
+}
+
+/// Columns that fit in `width`, in display order.
+pub fn columns(width: u16, has_gpu: bool) -> Vec<Column> {
+    let mut by_prio: Vec<Column> = Column::ALL
+        .iter()
+        .copied()
+        .filter(|c| has_gpu || !matches!(c, Column::GpuW | Column::GpuPct | Column::GpuMem | Column::Dev))
+        .collect();
+    by_prio.sort_by_key(|c| spec(*c).1);
+    // The command gets a quarter of the width (14..40 cells) before the optional columns.
+    let cmd_reserve = (width / 4).clamp(spec(Column::Command).0, 40);
+    let mut used: u16 = cmd_reserve.saturating_sub(spec(Column::Command).0);
+    let mut keep = Vec::new();
+    for c in by_prio {
+        let w = spec(c).0 + 1;
+        if used + w <= width {
+            used += w;
+            keep.push(c);
+        }
+    }
+    Column::ALL.iter().copied().filter(|c| keep.contains(c)).collect()
+}
+
+fn header_text(c: Column, app: &App) -> String {
+    match c {
+        Column::Pid => if app.ui.group == GroupBy::Process {
+            "PID"
+        } else {
+            "PROCS"
+        }
+        .into(),
+        Column::User => "USER".into(),
+        Column::Dev => "DEV".into(),
+        Column::GpuW => "GPU W".into(),
+        Column::CpuW => "CPU W".into(),
+        Column::TotalW => "TOTAL W".into(),
+        Column::AvgW => "AVG W".into(),
+        Column::Energy => "ENERGY".into(),
+        Column::Co2e => "CO2e".into(),
+        Column::Equiv => app.ui.equiv.header().into(),
+        Column::GpuPct => "GPU%".into(),
+        Column::GpuMem => "GPU MEM".into(),
+        Column::State => "STATE".into(),
+        Column::Command => match app.ui.group {
+            GroupBy::Process => "COMMAND".into(),
+            g => g.as_str().to_uppercase(),
+        },
+    }
+}
+
+fn num(v: f64) -> String {
+    if !v.is_finite() {
+        "N/A".into()
+    } else if v.abs() < 10.0 {
+        format!("{v:.2}")
+    } else if v.abs() < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn cell_text(c: Column, r: &Row, app: &App) -> String {
+    let t = |b: bool| if b { "~" } else { "" };
+    let watts =
+        |w: Option<f64>, e: bool| w.map_or_else(|| "-".into(), |w| format!("{}{}", t(e), units::power(w)));
+    match c {
+        Column::Pid => r.pid.clone(),
+        Column::User => r.user.clone(),
+        Column::Dev => r.dev.clone(),
+        Column::GpuW => watts(r.gpu_w, false),
+        Column::CpuW => watts(r.cpu_w, r.cpu_estimated),
+        Column::TotalW => format!("{}{}", t(r.estimated), units::power(r.total_w)),
+        Column::AvgW => watts(r.avg_w, r.estimated),
+        Column::Energy => format!("{}{}", t(r.estimated), units::energy(r.energy_j)),
+        Column::Co2e => format!(
+            "{}{}",
+            t(r.estimated),
+            units::mass_g(app.impact.co2e_g(r.energy_j))
+        ),
+        Column::Equiv => format!(
+            "{}{}",
+            t(r.estimated),
+            num(app.ui.equiv.value(&app.impact, r.energy_j))
+        ),
+        Column::GpuPct => r.gpu_pct.map_or_else(|| "-".into(), |p| format!("{p:.0}")),
+        Column::GpuMem => r.gpu_mem.map_or_else(|| "-".into(), units::bytes),
+        Column::State => r.state.clone(),
+        Column::Command => r.command.clone(),
+    }
+}
+
+fn right_aligned(c: Column) -> bool {
+    !matches!(c, Column::User | Column::Dev | Column::State | Column::Command)
+}
+
+pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
+    let ledger = app.ledger();
+    let has_gpu = ledger.devices.iter().any(|d| d.kind == DeviceKind::Gpu);
+    let any_est = ledger
+        .devices
+        .iter()
+        .any(|d| d.provenance == Provenance::Estimated);
+    let (title, body) = if area.height >= 8 {
+        let [a, b] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+        (Some(a), b)
+    } else {
+        (None, area)
+    };
+    let rows = app.rows();
+    if let Some(title) = title {
+        let mut spans = vec![
+            Span::styled("processes", t.title()),
+            Span::raw(format!(
+                "  group {}  sort {}{}",
+                app.ui.group.as_str(),
+                header_text(app.ui.sort, app),
+                t.arrow(
+                    app.ui.reverse,
+                    matches!(
+                        app.ui.sort,
+                        Column::Pid | Column::User | Column::Dev | Column::State | Column::Command
+                    )
+                ),
+            )),
+        ];
+        if !app.ui.filter.is_empty() {
+            spans.push(Span::styled(
+                format!("  filter \"{}\"", clean(&app.ui.filter, t.ascii)),
+                t.warn(),
+            ));
+        }
+        spans.push(Span::raw(format!("  {} rows", rows.len())));
+        if any_est {
+            spans.push(Span::styled(
+                "  ~ = estimated (CPU model, not a sensor)",
+                t.estimated(),
+            ));
+        }
+        Paragraph::new(rule(spans, area.width, t)).render(title, buf);
+    }
+    let cols = columns(body.width, has_gpu);
+    let fixed: u16 = cols
+        .iter()
+        .filter(|c| **c != Column::Command)
+        .map(|c| spec(*c).0 + 1)
+        .sum();
+    let cmd_w = body.width.saturating_sub(fixed).max(1);
+    let widths: Vec<Constraint> = cols
+        .iter()
+        .map(|c| {
+            if *c == Column::Command {
+                Constraint::Length(cmd_w)
+            } else {
+                Constraint::Length(spec(*c).0)
+            }
+        })
+        .collect();
+    let header = TRow::new(cols.iter().map(|c| {
+        let mut h = header_text(*c, app);
+        if *c == app.ui.sort {
+            h.push_str(t.arrow(
+                app.ui.reverse,
+                matches!(
+                    c,
+                    Column::Pid | Column::User | Column::Dev | Column::State | Column::Command
+                ),
+            ));
+        }
+        let w = usize::from(spec(*c).0);
+        let h = if right_aligned(*c) { format!("{h:>w$}") } else { h };
+        Cell::from(h)
+    }))
+    .style(t.header_row());
+    let trows: Vec<TRow> = rows
+        .iter()
+        .map(|r| {
+            let style = match r.kind {
+                RowKind::Idle | RowKind::Unattributed => t.dim().add_modifier(Modifier::ITALIC),
+                RowKind::Exited => t.dim(),
+                _ if r.state == "exited" => t.dim(),
+                _ => Style::new(),
+            };
+            TRow::new(cols.iter().map(|c| {
+                let w = if *c == Column::Command {
+                    usize::from(cmd_w)
+                } else {
+                    usize::from(spec(*c).0)
+                };
+                let text = fit(&clean(&cell_text(*c, r, app), t.ascii), w, t.ascii);
+                let text = if right_aligned(*c) {
+                    format!("{text:>w$}")
+                } else {
+                    text
+                };
+                let s = match c {
+                    Column::State if r.idle_holder => t.warn(),
+                    Column::CpuW if r.cpu_estimated => t.estimated(),
+                    Column::TotalW | Column::Energy if r.estimated => t.estimated(),
+                    _ => Style::new(),
+                };
+                Cell::from(Line::styled(text, s))
+            }))
+            .style(style)
+        })
+        .collect();
+    let table = Table::new(trows, widths)
+        .header(header)
+        .column_spacing(1)
+        .row_highlight_style(t.selected());
+    let mut state = TableState::default().with_selected(app.selected_index(&rows));
+    StatefulWidget::render(table, body, buf, &mut state);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrow_tables_keep_the_essentials() {
+        let c = columns(60, true);
+        assert!(c.contains(&Column::Pid) && c.contains(&Column::TotalW) && c.contains(&Column::Command));
+        assert!(!c.contains(&Column::Equiv));
+        let wide = columns(250, true);
+        assert_eq!(wide.len(), Column::ALL.len());
+        assert!(!columns(250, false).contains(&Column::GpuW));
+    }
+}

@@ -1,0 +1,488 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Whole-screen snapshots of the live monitor, built from fixed recordings without a terminal or
+//! a clock, and a layout sweep over every size from 20×5 to 250×80.
+//!
+//! The recordings under tests/fixtures/recordings/ are generated here with the real recording
+//! `Writer`; `generated_recordings_are_current` fails when the committed files drift from the
+//! generator (regenerate with `KWTOP_REGEN_FIXTURES=1 cargo test --test tui_render`).
+
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use kwtop::app::{App, Msg, ViewOptions};
+use kwtop::cgroup::CgroupInfo;
+use kwtop::config::Settings;
+use kwtop::recording::{Header, Reader, SCHEMA, Writer};
+use kwtop::sample::{
+    CpuEstimate, CpuTimes, DeviceKind, DeviceReading, EnergyCounter, EstimateModel, GpuProcess, ProcInfo,
+    ProcKey, ProcessReading, Sample,
+};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+
+const GIB: u64 = 1 << 30;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/recordings")
+        .join(name)
+}
+
+fn info(comm: &str, cmdline: &str, user: &str, cgroup: &str, slurm: Option<&str>) -> Arc<ProcInfo> {
+    Arc::new(ProcInfo {
+        comm: comm.into(),
+        cmdline: cmdline.into(),
+        user: user.into(),
+        uid: Some(1000),
+        cgroup: CgroupInfo {
+            path: cgroup.into(),
+            slurm_job: slurm.map(str::to_string),
+            ..Default::default()
+        },
+    })
+}
+
+fn proc_(pid: u32, ppid: u32, ticks: u64, info: &Arc<ProcInfo>) -> ProcessReading {
+    ProcessReading {
+        key: ProcKey {
+            pid,
+            starttime: u64::from(pid) * 7,
+        },
+        ppid,
+        cpu_ticks: ticks,
+        info: Arc::clone(info),
+    }
+}
+
+/// Hostile strings: escape sequences, an OSC title change, a bidi override, an overlong value.
+fn hostile() -> Arc<ProcInfo> {
+    let long = "A".repeat(400);
+    info(
+        "\u{1b}[31mevil\u{1b}[0m",
+        &format!("evil \u{202e}txt.exe \u{1b}]0;pwned\u{7} --x\r\n{long}"),
+        "mal\u{1b}[2Jlory",
+        "/user.slice/\u{1b}[5m",
+        None,
+    )
+}
+
+/// Two H100s (one busy, one held at 0 % by an idle kernel), a RAPL package and DRAM; 10 s
+/// interval for 400 s, so the idle holder passes the default 5-minute threshold.
+fn gpu_samples() -> Vec<Sample> {
+    let systemd = info("systemd", "/sbin/init", "root", "/init.scope", None);
+    let bash = info(
+        "bash",
+        "-bash",
+        "ana",
+        "/user.slice/user-1000.slice/session-3.scope",
+        None,
+    );
+    let train = info(
+        "python",
+        "python train.py --model llama-7b --epochs 90 --data /scratch/ana/tokens",
+        "ana",
+        "/system.slice/slurmstepd.scope/job_12345/step_0",
+        Some("12345"),
+    );
+    let worker = info(
+        "pt_data_worker",
+        "python train.py --model llama-7b --epochs 90 --data /scratch/ana/tokens",
+        "ana",
+        "/system.slice/slurmstepd.scope/job_12345/step_0",
+        Some("12345"),
+    );
+    let jupyter = info(
+        "jupyter-kernel",
+        "/opt/conda/bin/python -m ipykernel_launcher -f kernel-5151.json",
+        "bob",
+        "/user.slice/user-1001.slice",
+        None,
+    );
+    let make = info(
+        "make",
+        "make -j8 docs",
+        "carol",
+        "/user.slice/user-1002.slice",
+        None,
+    );
+    let evil = hostile();
+    let mut out = Vec::new();
+    let mut g0_uj: u64 = 5_000_000_000;
+    for i in 0..41u64 {
+        let f = i as f64;
+        let wobble = ((i * 37) % 11) as f64;
+        if i > 0 {
+            // 10 s at (600 + wobble) W.
+            g0_uj += ((600.0 + wobble) * 10.0 * 1e6) as u64;
+        }
+        let mut g0 = DeviceReading::new("gpu0", DeviceKind::Gpu, "NVIDIA H100 80GB HBM3");
+        g0.energy = Some(EnergyCounter {
+            value_uj: g0_uj,
+            wrap_uj: None,
+        });
+        g0.power_w = Some(600.0 + wobble);
+        g0.power_limit_w = Some(700.0);
+        g0.util_pct = Some(97.0);
+        g0.mem_used_bytes = Some(61 * GIB);
+        g0.mem_total_bytes = Some(80 * GIB);
+        g0.temperature_c = Some(71.0);
+        g0.gpu_processes = vec![GpuProcess {
+            pid: 4242,
+            used_mem_bytes: Some(61 * GIB),
+            sm_util_pct: Some(97.0),
+        }];
+        let mut g1 = DeviceReading::new("gpu1", DeviceKind::Gpu, "NVIDIA H100 80GB HBM3");
+        g1.energy = Some(EnergyCounter {
+            value_uj: (f * 10.0 * 74.0 * 1e6) as u64 + 9_000_000_000,
+            wrap_uj: None,
+        });
+        g1.power_w = Some(74.0);
+        g1.power_limit_w = Some(700.0);
+        g1.util_pct = Some(0.0);
+        g1.mem_used_bytes = Some(40 * GIB);
+        g1.mem_total_bytes = Some(80 * GIB);
+        g1.temperature_c = Some(36.0);
+        g1.gpu_processes = vec![GpuProcess {
+            pid: 5151,
+            used_mem_bytes: Some(40 * GIB),
+            sm_util_pct: Some(0.0),
+        }];
+        let wrap = 262_143_328_850u64;
+        let mut cpu = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0 (RAPL)");
+        cpu.energy = Some(EnergyCounter {
+            value_uj: (250_000_000_000 + i * 10 * 118_000_000) % wrap,
+            wrap_uj: Some(wrap),
+        });
+        let mut dram = DeviceReading::new("dram0", DeviceKind::Dram, "dram-0 (RAPL)");
+        dram.energy = Some(EnergyCounter {
+            value_uj: 1_000_000_000 + i * 10 * 12_000_000,
+            wrap_uj: Some(wrap),
+        });
+        let mut procs = vec![
+            proc_(1, 0, 500, &systemd),
+            proc_(1000, 1, 20, &bash),
+            proc_(4242, 1000, 100_000 + i * 12_000, &train),
+            proc_(4243, 4242, 30_000 + i * 4_000, &worker),
+            proc_(5151, 1, 900 + i * 2, &jupyter),
+            proc_(6666, 1, 10 + i * 500, &evil),
+        ];
+        if i < 20 {
+            procs.push(proc_(7000, 1000, i * 600, &make));
+        }
+        out.push(Sample {
+            mono_s: 1000.0 + f * 10.0,
+            wall_ms: 1_767_225_600_000 + (i as i64) * 10_000,
+            uptime_s: Some(5000.0 + f * 10.0),
+            ticks_per_s: 100,
+            cpu_times: Some(CpuTimes {
+                busy: 1_000_000 + i * 26_240,
+                idle: 5_000_000 + i * 37_760,
+            }),
+            processes: procs,
+            devices: vec![g0, g1, cpu, dram],
+        });
+    }
+    out
+}
+
+/// A laptop without RAPL access: the CPU estimate, a busy shell loop, 1 s for 30 s.
+fn cpu_samples() -> Vec<Sample> {
+    let sh = info(
+        "sh",
+        "sh -c while :; do :; done",
+        "dev",
+        "/user.slice/user-1000.slice",
+        None,
+    );
+    let firefox = info(
+        "firefox",
+        "/usr/lib/firefox/firefox",
+        "dev",
+        "/user.slice/user-1000.slice",
+        None,
+    );
+    let kworker = info("kworker/0:1", "", "root", "/", None);
+    let evil = hostile();
+    let mut out = Vec::new();
+    for i in 0..31u64 {
+        let mut cpu = DeviceReading::new("cpu0", DeviceKind::Cpu, "Intel(R) Core(TM) i7-8650U (estimated)");
+        cpu.estimate = Some(CpuEstimate {
+            tdp_w: 15.0,
+            idle_fraction: 0.1,
+            model: EstimateModel::Linear,
+            tdp_source: "table: Intel Core i7-8650U".into(),
+        });
+        cpu.error = Some("RAPL not readable (root only since Linux 5.10): estimated from load".into());
+        out.push(Sample {
+            mono_s: 50.0 + i as f64,
+            wall_ms: 1_767_225_600_000 + (i as i64) * 1000,
+            uptime_s: Some(900.0 + i as f64),
+            ticks_per_s: 100,
+            cpu_times: Some(CpuTimes {
+                busy: 40_000 + i * 130,
+                idle: 60_000 + i * 70,
+            }),
+            processes: vec![
+                proc_(2001, 1, 5_000 + i * 100, &sh),
+                proc_(2002, 1, 90_000 + i * 20, &firefox),
+                proc_(15, 2, 10 + i, &kworker),
+                proc_(6666, 1, 10 + i * 3, &evil),
+            ],
+            devices: vec![cpu],
+        });
+    }
+    out
+}
+
+fn write_recording(host: &str, interval_s: f64, samples: &[Sample]) -> Vec<u8> {
+    let header = Header {
+        schema: SCHEMA.into(),
+        host: host.into(),
+        kwtop_version: "fixture".into(),
+        started_ms: samples.first().map_or(0, |s| s.wall_ms),
+        interval_s,
+        notes: vec!["synthetic: generated by tests/tui_render.rs".into()],
+    };
+    let mut w = Writer::new(Vec::new(), &header).unwrap();
+    for s in samples {
+        w.write(s).unwrap();
+    }
+    w.into_inner()
+}
+
+#[test]
+fn generated_recordings_are_current() {
+    let regen = std::env::var_os("KWTOP_REGEN_FIXTURES").is_some();
+    for (name, bytes) in [
+        (
+            "gpu-idle-holder.jsonl",
+            write_recording("gpu01", 10.0, &gpu_samples()),
+        ),
+        (
+            "cpu-estimate.jsonl",
+            write_recording("laptop", 1.0, &cpu_samples()),
+        ),
+    ] {
+        let path = fixture(name);
+        if regen || !path.exists() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let committed = std::fs::read(&path).unwrap();
+        assert!(
+            committed == bytes,
+            "{name} differs from its generator; rerun with KWTOP_REGEN_FIXTURES=1"
+        );
+    }
+}
+
+/// An App after replaying a committed recording.
+fn app_from(name: &str, color: bool, ascii: bool) -> App {
+    let f = std::fs::File::open(fixture(name))
+        .unwrap_or_else(|e| panic!("{name}: {e} (run the generator test first)"));
+    let mut reader = Reader::new(BufReader::new(f)).unwrap();
+    let host = reader.header.host.clone();
+    let mut app = App::new(
+        &Settings::default(),
+        ViewOptions {
+            host,
+            color,
+            ascii,
+            can_export: true,
+        },
+    );
+    for s in reader.by_ref() {
+        app.update(Msg::Sample(Box::new(s.unwrap())));
+    }
+    app
+}
+
+fn key(app: &mut App, code: KeyCode) {
+    app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+}
+
+fn screen(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| kwtop::ui::render(app, f)).unwrap();
+    term
+}
+
+#[test]
+fn gpu_screens() {
+    let app = app_from("gpu-idle-holder.jsonl", true, false);
+    assert_eq!(
+        app.ledger().idle_holders().count(),
+        1,
+        "jupyter is an idle holder"
+    );
+    for (w, h) in [(120, 40), (80, 24), (60, 15), (40, 10)] {
+        insta::assert_snapshot!(format!("gpu_{w}x{h}"), screen(&app, w, h).backend());
+    }
+}
+
+#[test]
+fn cpu_estimate_screens() {
+    let app = app_from("cpu-estimate.jsonl", false, false);
+    for (w, h) in [(120, 40), (80, 24), (60, 15), (40, 10)] {
+        insta::assert_snapshot!(format!("cpu_{w}x{h}"), screen(&app, w, h).backend());
+    }
+}
+
+#[test]
+fn ascii_mode_has_only_ascii() {
+    let mut app = app_from("gpu-idle-holder.jsonl", false, true);
+    for (w, h) in [(120, 40), (80, 24), (60, 15)] {
+        let term = screen(&app, w, h);
+        let text: String = term
+            .backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect();
+        assert!(text.is_ascii(), "non-ASCII at {w}x{h}");
+    }
+    insta::assert_snapshot!("gpu_ascii_120x40", screen(&app, 120, 40).backend());
+    key(&mut app, KeyCode::Char('?'));
+    let term = screen(&app, 100, 30);
+    let text: String = term
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(text.is_ascii());
+}
+
+#[test]
+fn hostile_strings_never_reach_the_screen() {
+    for name in ["gpu-idle-holder.jsonl", "cpu-estimate.jsonl"] {
+        let mut app = app_from(name, true, false);
+        key(&mut app, KeyCode::Char('/'));
+        for c in "evil".chars() {
+            key(&mut app, KeyCode::Char(c));
+        }
+        key(&mut app, KeyCode::Enter);
+        key(&mut app, KeyCode::Down);
+        key(&mut app, KeyCode::Enter);
+        for (w, h) in [(250, 80), (120, 40), (80, 24)] {
+            let term = screen(&app, w, h);
+            for cell in term.backend().buffer().content() {
+                for c in cell.symbol().chars() {
+                    assert!(
+                        !kwtop::sanitize::is_unsafe_char(c),
+                        "{name} {w}x{h}: unsafe char {:?} drawn",
+                        c
+                    );
+                }
+            }
+            let text: String = term
+                .backend()
+                .buffer()
+                .content()
+                .iter()
+                .map(|c| c.symbol())
+                .collect();
+            assert!(!text.contains("pwned"), "OSC payload leaked");
+        }
+    }
+}
+
+#[test]
+fn keys_sort_filter_group_detail_help() {
+    let mut app = app_from("gpu-idle-holder.jsonl", true, false);
+    // Default: total W descending; python train.py first.
+    let rows = app.rows();
+    assert_eq!(rows[0].pid, "4242");
+    key(&mut app, KeyCode::Char('r'));
+    assert_ne!(app.rows()[0].pid, "4242");
+    key(&mut app, KeyCode::Char('r'));
+    key(&mut app, KeyCode::Char('/'));
+    for c in "bob".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    key(&mut app, KeyCode::Enter);
+    let rows = app.rows();
+    assert_eq!(rows[0].pid, "5151");
+    assert!(rows[0].state.starts_with("IDLE"), "state {}", rows[0].state);
+    // Select it and open its detail view.
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Enter);
+    assert!(app.ui.detail);
+    insta::assert_snapshot!("gpu_detail_idle_holder_120x40", screen(&app, 120, 40).backend());
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Esc);
+    assert!(app.ui.filter.is_empty());
+    // Group by user: ana, bob, carol, mallory, root.
+    key(&mut app, KeyCode::Char('g'));
+    key(&mut app, KeyCode::Char('g'));
+    insta::assert_snapshot!("gpu_group_user_120x40", screen(&app, 120, 40).backend());
+    key(&mut app, KeyCode::Char('?'));
+    insta::assert_snapshot!("gpu_help_120x40", screen(&app, 120, 40).backend());
+}
+
+#[test]
+fn table_energy_sums_to_total() {
+    for name in ["gpu-idle-holder.jsonl", "cpu-estimate.jsonl"] {
+        let app = app_from(name, true, false);
+        let sum: f64 = app.rows().iter().map(|r| r.energy_j).sum();
+        let total = app.ledger().total_energy_j();
+        assert!(
+            (sum - total).abs() <= 1e-6 * total.max(1.0),
+            "{name}: rows {sum} vs total {total}"
+        );
+    }
+}
+
+fn assert_inside(app: &App, w: u16, h: u16) {
+    let outer = Rect::new(0, 0, w + 2, h + 2);
+    let mut buf = Buffer::empty(outer);
+    let area = Rect::new(1, 1, w, h);
+    kwtop::ui::draw(app, area, &mut buf);
+    for y in 0..outer.height {
+        for x in 0..outer.width {
+            if area.contains((x, y).into()) {
+                continue;
+            }
+            assert!(
+                buf[(x, y)] == ratatui::buffer::Cell::EMPTY,
+                "{w}x{h}: drew {:?} outside its area at ({x},{y})",
+                buf[(x, y)].symbol()
+            );
+        }
+    }
+}
+
+/// Every size from 20×5 to 250×80 renders without panic and draws nothing outside its area
+/// (the detail view and the help overlay on every fifth size).
+#[test]
+fn layout_sweep() {
+    let main = app_from("gpu-idle-holder.jsonl", true, false);
+    let mut detail = app_from("cpu-estimate.jsonl", false, true);
+    key(&mut detail, KeyCode::Down);
+    key(&mut detail, KeyCode::Enter);
+    let mut help = app_from("gpu-idle-holder.jsonl", true, false);
+    key(&mut help, KeyCode::Char('?'));
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8) as u16;
+    std::thread::scope(|sc| {
+        for t in 0..threads {
+            let (main, detail, help) = (&main, &detail, &help);
+            sc.spawn(move || {
+                for w in (20..=250u16).filter(|w| w % threads == t) {
+                    for h in 5..=80u16 {
+                        assert_inside(main, w, h);
+                        if (w + h) % 5 == 0 {
+                            assert_inside(detail, w, h);
+                            assert_inside(help, w, h);
+                        }
+                    }
+                }
+            });
+        }
+    });
+}
