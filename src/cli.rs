@@ -119,8 +119,8 @@ pub enum Command {
     )]
     Serve {
         /// Address to listen on (default: [serve] listen, 127.0.0.1:9875)
-        #[arg(long, value_name = "ADDR:PORT")]
-        listen: Option<String>,
+        #[arg(long, value_name = "ADDR:PORT", value_parser = crate::serve::parse_listen)]
+        listen: Option<std::net::SocketAddr>,
         /// Time between samples (default: [sampling] interval)
         #[arg(long, value_parser = parse_cli_duration)]
         interval: Option<Duration>,
@@ -238,7 +238,7 @@ fn run(cmd: Option<Command>, settings: &Settings, live: commands::LiveArgs) -> R
         ),
         Some(Command::Serve { listen, interval }) => crate::serve::run(
             settings,
-            listen.as_deref(),
+            listen,
             interval.unwrap_or(settings.interval),
         ),
     }

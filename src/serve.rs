@@ -162,9 +162,11 @@ fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
 
 /// `kwtop serve`: sample every `interval` and serve `/metrics` until SIGINT/SIGTERM/SIGHUP.
 /// `listen` overrides `[serve] listen`.
-pub fn run(settings: &Settings, listen: Option<&str>, interval: Duration) -> Result<(), CliError> {
-    let listen = listen.unwrap_or(&settings.file.serve.listen);
-    let addr = parse_listen(listen).map_err(CliError::Runtime)?;
+pub fn run(settings: &Settings, listen: Option<SocketAddr>, interval: Duration) -> Result<(), CliError> {
+    let addr = match listen {
+        Some(a) => a,
+        None => parse_listen(&settings.file.serve.listen).map_err(CliError::Runtime)?,
+    };
     let stop = stop_flag()?;
     let mut endpoint = Endpoint::start(settings, addr).map_err(CliError::Runtime)?;
     if let Some(w) = exposure_warning(&addr) {

@@ -1,0 +1,161 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `kwtop serve` as a process on a loopback port, over a fixture /proc + powercap tree: hostile
+//! process names come out as valid exposition (`promtool check metrics`, from Debian's
+//! `prometheus` package), only GET /metrics and / are served, and 1,000 sequential scrapes do not
+//! grow its memory.
+
+mod serve_support;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serve_support::{BUSY_PID, Fixture, HOSTILE_PID, Serve, Ticker, get, promtool_check, value};
+
+/// Every sample line is `name{labels} value` on one line: label values hold no raw newline, no
+/// escape or control byte, and quotes inside them are escaped.
+fn assert_well_formed(text: &str) {
+    for line in text.lines() {
+        assert!(!line.chars().any(|c| c.is_control()), "control char in {line:?}");
+        if line.starts_with('#') {
+            continue;
+        }
+        let (series, v) = line.rsplit_once(' ').unwrap();
+        v.parse::<f64>()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        if let Some((name, labels)) = series.split_once('{') {
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{line:?}"
+            );
+            let labels = labels.strip_suffix('}').unwrap();
+            // Walk key="value" pairs, honouring \" and \\ escapes.
+            let mut chars = labels.chars().peekable();
+            while chars.peek().is_some() {
+                let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
+                assert!(
+                    key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "{line:?}"
+                );
+                assert_eq!(chars.next(), Some('"'), "{line:?}");
+                loop {
+                    match chars.next() {
+                        Some('\\') => assert!(matches!(chars.next(), Some('\\' | '"' | 'n')), "{line:?}"),
+                        Some('"') => break,
+                        Some(_) => {}
+                        None => panic!("unterminated label value in {line:?}"),
+                    }
+                }
+                match chars.next() {
+                    Some(',') | None => {}
+                    other => panic!("unexpected {other:?} in {line:?}"),
+                }
+            }
+        }
+    }
+}
+
+fn hostile_metrics() -> (Arc<Fixture>, String) {
+    let fixture = Arc::new(Fixture::new());
+    let serve = Serve::start(&fixture.config(), "100ms");
+    let ticker = Ticker::start(Arc::clone(&fixture), Duration::from_millis(50));
+    let hostile = HOSTILE_PID.to_string();
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = serve.metrics();
+        if value(&text, "kwtop_process_energy_joules_total", &[("pid", &hostile)]).is_some_and(|v| v > 0.0) {
+            break;
+        }
+        // real-time: waiting for kwtop's next sample
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ticker.stop();
+    (fixture, text)
+}
+
+#[test]
+fn hostile_process_names_are_escaped_in_the_exposition() {
+    let (_fixture, text) = hostile_metrics();
+    let hostile = HOSTILE_PID.to_string();
+    assert!(
+        value(&text, "kwtop_process_energy_joules_total", &[("pid", &hostile)]).is_some(),
+        "hostile process not exported:\n{text}"
+    );
+    assert_well_formed(&text);
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("kwtop_process_energy_joules_total") && l.contains(&format!("pid=\"{hostile}\""))
+        })
+        .unwrap();
+    // The quote and backslash survive, escaped; the newline, ESC, BEL and bidi override do not.
+    assert!(line.contains(r#"command="ev\"il\\na?me?"#), "{line}");
+    assert!(!line.contains('\u{202e}'), "{line}");
+    assert!(line.contains("slurm_job=\"4242\""), "{line}");
+}
+
+#[test]
+#[ignore = "needs prometheus (promtool)"]
+fn promtool_accepts_the_exposition_with_hostile_names() {
+    let (_fixture, text) = hostile_metrics();
+    let (ok, msg) = promtool_check(&text);
+    assert!(ok, "promtool check metrics failed: {msg}\n{text}");
+}
+
+#[test]
+fn serves_only_get_metrics_and_the_index() {
+    let fixture = Fixture::new();
+    let serve = Serve::start(&fixture.config(), "200ms");
+    let (status, body) = get(serve.addr, "/");
+    assert_eq!(status, 200);
+    assert!(body.contains("href=\"/metrics\""), "{body}");
+    assert_eq!(get(serve.addr, "/favicon.ico").0, 404);
+    assert_eq!(get(serve.addr, "/metrics/../x").0, 404);
+    let text = serve.metrics();
+    assert!(
+        value(&text, "kwtop_device_energy_joules_total", &[("device", "cpu0")]).is_some(),
+        "{text}"
+    );
+    assert!(
+        value(&text, "kwtop_scrape_duration_seconds", &[]).is_some_and(|s| s >= 0.0),
+        "{text}"
+    );
+    let grid = value(&text, "kwtop_grid_intensity_grams_per_kwh", &[("label", "DE")]).unwrap();
+    assert!(grid > 0.0);
+    let _ = BUSY_PID;
+}
+
+#[test]
+fn bad_listen_address_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kwtop"))
+        .args(["serve", "--listen", "localhost"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid listen address 'localhost'"), "{err}");
+}
+
+/// 1,000 sequential scrapes (a new connection each, as Prometheus does after `Connection: close`)
+/// while kwtop keeps sampling: resident memory after them stays within 2 MiB of before.
+#[test]
+fn a_thousand_scrapes_do_not_grow_memory() {
+    let fixture = Arc::new(Fixture::new());
+    let serve = Serve::start(&fixture.config(), "100ms");
+    let ticker = Ticker::start(Arc::clone(&fixture), Duration::from_millis(100));
+    for _ in 0..100 {
+        serve.metrics();
+    }
+    let before = serve.rss_kib();
+    let mut bytes = 0;
+    for _ in 0..1000 {
+        bytes += serve.metrics().len();
+    }
+    let after = serve.rss_kib();
+    ticker.stop();
+    eprintln!("RSS before 1000 scrapes: {before} KiB, after: {after} KiB ({bytes} bytes served)");
+    assert!(
+        after <= before + 2048,
+        "RSS grew from {before} KiB to {after} KiB over 1000 scrapes"
+    );
+}
