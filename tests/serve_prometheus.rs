@@ -137,7 +137,10 @@ fn prometheus_scrapes_kwtop_serve() {
         (v > 0.0).then_some(v)
     });
     // The fixture gives the busy process 4 of 5 busy ticks of a 10 W package.
-    assert!(rate > 1.0 && rate < 20.0, "busy process rate {rate} W, values {values:?}");
+    assert!(
+        rate > 1.0 && rate < 20.0,
+        "busy process rate {rate} W, values {values:?}"
+    );
 
     // Stop the machine: the device total settles at exactly the energy the fixture added.
     let steps = ticker.stop();
@@ -171,4 +174,31 @@ fn prometheus_scrapes_kwtop_serve() {
         ((v - stored).abs() < 1e-6 * stored).then_some(v)
     });
     assert!((parts - stored).abs() < 1e-6 * stored);
+
+    // Every query of the Grafana dashboard is valid PromQL and finds data here.
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/grafana/kwtop.json")).unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$instance", ".*")
+                .replace("$__rate_interval", "1m")
+                .replace("$__range", "5m");
+            let result = query(&prom, &expr)
+                .unwrap_or_else(|| panic!("panel {:?}: Prometheus rejected {expr}", panel["title"]));
+            let idle_panel = expr.contains("idle_holder{") || expr.contains("idle_holder_seconds");
+            assert!(
+                idle_panel || !result.is_empty(),
+                "panel {:?}: no data for {expr}",
+                panel["title"]
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} dashboard queries");
 }
