@@ -236,10 +236,8 @@ fn run(cmd: Option<Command>, settings: &Settings, live: commands::LiveArgs) -> R
                 command,
             },
         ),
-        Some(Command::Serve { listen, interval }) => crate::serve::run(
-            settings,
-            listen,
-            interval.unwrap_or(settings.interval),
-        ),
+        Some(Command::Serve { listen, interval }) => {
+            crate::serve::run(settings, listen, interval.unwrap_or(settings.interval))
+        }
     }
 }
