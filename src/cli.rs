@@ -41,6 +41,15 @@ pub struct Cli {
     /// Live monitor with ASCII characters only, for terminals without Unicode
     #[arg(long, global = true)]
     pub ascii: bool,
+    /// Live monitor that also serves Prometheus /metrics, on [serve] listen or --serve=ADDR:PORT
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ""
+    )]
+    pub serve: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -182,9 +191,27 @@ pub fn main() -> i32 {
             return 2;
         }
     };
+    let serve = match cli.serve.as_deref() {
+        None => None,
+        Some(a) => {
+            let a = if a.is_empty() {
+                settings.file.serve.listen.as_str()
+            } else {
+                a
+            };
+            match crate::serve::parse_listen(a) {
+                Ok(addr) => Some(addr),
+                Err(e) => {
+                    eprintln!("kwtop: {e}");
+                    return 2;
+                }
+            }
+        }
+    };
     let live = commands::LiveArgs {
         no_color: cli.no_color,
         ascii: cli.ascii,
+        serve,
     };
     match run(cli.command, &settings, live) {
         Ok(()) => 0,

@@ -146,6 +146,49 @@ impl Endpoint {
     }
 }
 
+/// A sample feed for `tui::run_with_feed` that also serves `/metrics` (`kwtop --serve`): it samples
+/// on its own thread like the TUI's sampler, accounts every sample in its own engine (same settings,
+/// same arithmetic as the screen; it costs one more attribution per tick), publishes it to
+/// `endpoint`, and hands the sample on to the TUI (latest wins when the TUI is busy).
+pub fn live_feed(
+    settings: &Settings,
+    mut endpoint: Endpoint,
+) -> impl FnOnce(tokio::sync::mpsc::Sender<(crate::sample::Sample, Vec<String>)>) + Send + 'static {
+    use tokio::sync::mpsc::error::TrySendError;
+    let sources = settings.sources.clone();
+    let interval = settings.interval;
+    let mut engine = Engine::new(settings);
+    move |tx| {
+        let mut sampler = Sampler::from_config(&sources);
+        let start = Instant::now();
+        let mut pending: Vec<String> = Vec::new();
+        let mut n: u32 = 0;
+        loop {
+            let s = sampler.sample();
+            pending.extend(sampler.take_notices());
+            engine.push(s.clone());
+            endpoint.update(&engine);
+            match tx.try_send((s, std::mem::take(&mut pending))) {
+                Ok(()) => {}
+                Err(TrySendError::Full((_, notes))) => pending = notes,
+                Err(TrySendError::Closed(_)) => return,
+            }
+            n = n.saturating_add(1);
+            let next = start + interval * n;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            } else {
+                // Fell behind (a slow NVML call): skip the missed ticks.
+                n = u32::try_from((now - start).as_nanos() / interval.as_nanos().max(1)).unwrap_or(u32::MAX);
+            }
+            if tx.is_closed() {
+                return;
+            }
+        }
+    }
+}
+
 /// Set by SIGINT, SIGTERM or SIGHUP.
 fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
     let flag = Arc::new(AtomicBool::new(false));

@@ -159,3 +159,45 @@ fn a_thousand_scrapes_do_not_grow_memory() {
         "RSS grew from {before} KiB to {after} KiB over 1000 scrapes"
     );
 }
+
+/// `kwtop --serve=ADDR`: the live monitor in a real terminal (tmux) serves the same endpoint.
+#[test]
+#[ignore = "needs tmux"]
+fn live_monitor_serves_metrics_with_serve_flag() {
+    let fixture = Fixture::new();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let socket = format!("kwtop-serve-{}", std::process::id());
+    let cmd = format!(
+        "{} --config {} --serve={addr}",
+        env!("CARGO_BIN_EXE_kwtop"),
+        fixture.config().display()
+    );
+    let started = Command::new("tmux")
+        .args(["-L", &socket, "new-session", "-d", "-x", "100", "-y", "30", &cmd])
+        .status()
+        .unwrap();
+    assert!(started.success(), "tmux new-session failed");
+    let mut text = String::new();
+    for _ in 0..200 {
+        let (status, body) = get(addr, "/metrics");
+        if status == 200 {
+            text = body;
+            break;
+        }
+        // real-time: waiting for the live monitor's first sample
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("tmux")
+        .args(["-L", &socket, "send-keys", "q"])
+        .status();
+    // real-time: let kwtop quit and restore the terminal before the server goes
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = Command::new("tmux").args(["-L", &socket, "kill-server"]).status();
+    assert!(
+        value(&text, "kwtop_device_energy_joules_total", &[("device", "cpu0")]).is_some(),
+        "no metrics from the live monitor: {text:?}"
+    );
+}

@@ -187,6 +187,8 @@ pub fn report(
 pub struct LiveArgs {
     pub no_color: bool,
     pub ascii: bool,
+    /// `--serve[=ADDR]`: also serve Prometheus `/metrics` on this address.
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 /// The live monitor (`crate::tui`); the session summary is written on `e` and on exit.
@@ -207,5 +209,13 @@ pub fn live(settings: &Settings, args: LiveArgs) -> Result<(), CliError> {
         max_fps: settings.file.ui.max_fps,
         on_export: Some(on_export),
     };
+    if let Some(addr) = args.serve {
+        let endpoint = crate::serve::Endpoint::start(settings, addr).map_err(runtime)?;
+        if let Some(w) = crate::serve::exposure_warning(&addr) {
+            eprintln!("kwtop: {w}");
+        }
+        let feed = crate::serve::live_feed(settings, endpoint);
+        return crate::tui::run_with_feed(settings, options, feed).map(|_engine| ());
+    }
     crate::tui::run(settings, options).map(|_engine| ())
 }
