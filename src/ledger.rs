@@ -91,6 +91,8 @@ pub struct FoldedExited {
     pub count: u64,
     pub energy_by_dev: Vec<f64>,
     pub energy_j: f64,
+    /// GPU energy these processes cost while flagged as idle holders, joules.
+    pub idle_wasted_j: f64,
 }
 
 /// Cumulative session state.
@@ -193,7 +195,8 @@ impl Ledger {
 
     /// Energy that flagged idle holders have cost while idle, whole session, joules.
     pub fn idle_holder_wasted_j(&self) -> f64 {
-        self.processes().map(|e| e.idle.wasted_j).sum()
+        self.processes().map(|e| e.idle.wasted_j).sum::<f64>()
+            + self.folded.values().map(|f| f.idle_wasted_j).sum::<f64>()
     }
 
     /// Register the devices of the first sample (so they show before any interval).
@@ -427,6 +430,7 @@ impl Ledger {
             let f = self.folded.entry(e.info.comm.clone()).or_default();
             f.count += 1;
             f.energy_j += e.energy_j;
+            f.idle_wasted_j += e.idle.wasted_j;
             if f.energy_by_dev.len() < e.energy_by_dev.len() {
                 f.energy_by_dev.resize(e.energy_by_dev.len(), 0.0);
             }
