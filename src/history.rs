@@ -70,20 +70,22 @@ pub type Point = (f64, f64);
 #[derive(Debug, Clone)]
 struct Tier {
     res_s: f64,
-    ring: Ring<(f64, f32)>,
+    ring: Ring<(f32, f32)>,
     bucket: Option<i64>,
     sum: f64,
     n: u32,
 }
 
-/// A metric kept at several resolutions, e.g. 1 s for 15 min, 10 s for 24 h, 1 min for 30 days.
+/// A metric kept at several resolutions, e.g. 1 s for 15 min, 10 s for 24 h, 5 min for 30 days.
+/// Times are stored as `f32` session seconds (0.25 s precision after 30 days).
 #[derive(Debug, Clone)]
 pub struct Series {
     tiers: Vec<Tier>,
 }
 
-/// The default tiers: (resolution seconds, points): 1 s × 15 min, 10 s × 24 h, 1 min × 30 days.
-pub const DEFAULT_TIERS: [(f64, usize); 3] = [(1.0, 900), (10.0, 8640), (60.0, 43_200)];
+/// The default tiers: (resolution seconds, points): 1 s × 15 min, 10 s × 24 h, 5 min × 30 days
+/// (about 145 KiB per series, allocated once).
+pub const DEFAULT_TIERS: [(f64, usize); 3] = [(1.0, 900), (10.0, 8640), (300.0, 8640)];
 /// Tiers of per-process series: 1 s × 15 min, 10 s × 1 h.
 pub const PROCESS_TIERS: [(f64, usize); 2] = [(1.0, 900), (10.0, 360)];
 
@@ -113,7 +115,7 @@ impl Series {
         let w = if w.is_finite() { w } else { 0.0 };
         for (i, tier) in self.tiers.iter_mut().enumerate() {
             if i == 0 {
-                tier.ring.push((t_s, w as f32));
+                tier.ring.push((t_s as f32, w as f32));
                 continue;
             }
             let b = (t_s / tier.res_s).floor() as i64;
@@ -122,7 +124,8 @@ impl Series {
                 Some(cur) => {
                     if tier.n > 0 {
                         let mean = tier.sum / f64::from(tier.n);
-                        tier.ring.push(((cur as f64 + 1.0) * tier.res_s, mean as f32));
+                        tier.ring
+                            .push((((cur as f64 + 1.0) * tier.res_s) as f32, mean as f32));
                     }
                     tier.bucket = Some(b);
                     tier.sum = 0.0;
@@ -152,22 +155,22 @@ impl Series {
             .iter()
             .find(|t| {
                 let covered = t.res_s * t.ring.capacity() as f64;
-                covered >= span_s || t.ring.iter().next().is_some_and(|(t0, _)| t0 <= from)
+                covered >= span_s || t.ring.iter().next().is_some_and(|(t0, _)| f64::from(t0) <= from)
             })
             .or(self.tiers.last());
         let Some(tier) = tier else { return Vec::new() };
         let mut pts: Vec<Point> = tier
             .ring
             .iter()
+            .map(|(t, v)| (f64::from(t), f64::from(v)))
             .filter(|(t, _)| *t >= from && *t <= now_s)
-            .map(|(t, v)| (t, f64::from(v)))
             .collect();
         // Coarse tiers lag by one bucket: add the newest fine point so the line reaches "now".
         if !std::ptr::eq(tier, &self.tiers[0])
             && let Some((t, v)) = self.tiers[0].ring.last()
-            && pts.last().is_none_or(|(lt, _)| *lt < t)
+            && pts.last().is_none_or(|(lt, _)| *lt < f64::from(t))
         {
-            pts.push((t, f64::from(v)));
+            pts.push((f64::from(t), f64::from(v)));
         }
         pts
     }
@@ -273,10 +276,10 @@ mod tests {
 
     #[test]
     fn ring_push_does_not_grow() {
-        let mut r: Ring<(f64, f32)> = Ring::new(4);
+        let mut r: Ring<(f32, f32)> = Ring::new(4);
         let cap = r.buf.capacity();
         for i in 0..1000 {
-            r.push((f64::from(i), 1.0));
+            r.push((i as f32, 1.0));
         }
         assert_eq!(r.buf.capacity(), cap);
     }

@@ -322,7 +322,10 @@ fn sort(rows: &mut [Row], col: Column, reverse: bool) {
         let ord = if reverse { ord.reverse() } else { ord };
         // Ties: most energy first, then pid, so the order is stable between frames.
         ord.then_with(|| b.energy_j.total_cmp(&a.energy_j))
-            .then_with(|| a.pid.cmp(&b.pid))
+            .then_with(|| {
+                let num = |p: &str| p.parse::<u64>().unwrap_or(u64::MAX);
+                num(&a.pid).cmp(&num(&b.pid))
+            })
             .then_with(|| a.command.cmp(&b.command))
     });
 }

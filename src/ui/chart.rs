@@ -85,9 +85,14 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             .graph_type(GraphType::Line)
             .style(t.title().add_modifier(Modifier::BOLD)),
     );
-    let from = now - span_s;
+    // Quantise the right edge to one braille dot: the plot shifts only when a whole dot of time
+    // has passed, not on every sample, which keeps redraws (bytes sent over SSH) small.
+    let dots = f64::from(body.width.saturating_sub(8).max(1)) * 2.0;
+    let dot_s = span_s / dots;
+    let right = (now / dot_s).ceil() * dot_s;
+    let from = right - span_s;
     let chart = Chart::new(sets)
-        .x_axis(Axis::default().bounds([from, now.max(from + 1.0)]).labels([
+        .x_axis(Axis::default().bounds([from, right.max(from + 1.0)]).labels([
             Span::styled(format!("-{}", window_label(span_s)), t.dim()),
             Span::styled("now", t.dim()),
         ]))

@@ -74,13 +74,13 @@ pub(super) fn draw_header(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             Span::raw(sep),
             Span::styled(clean(&app.opts.host, t.ascii), t.title()),
             Span::raw(sep),
-            Span::raw(devs),
+            Span::raw(clock),
             Span::raw(sep),
             Span::raw(grid_text),
             Span::raw(sep),
             Span::raw(format!("PUE {:.2}", app.impact.pue)),
             Span::raw(sep),
-            Span::raw(clock),
+            Span::raw(devs),
         ]);
         let mut line2 = vec![
             Span::raw(format!("session {est}")),

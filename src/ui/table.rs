@@ -238,12 +238,39 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             .style(style)
         })
         .collect();
-    let table = Table::new(trows, widths)
+    // The summary rows (exited, idle, unattributed) stay pinned under the process rows, so the
+    // ENERGY column visibly adds up to the session total however long the list is.
+    let n_pinned = rows.iter().filter(|r| is_pinned(r.kind)).count();
+    let pinned_h = u16::try_from(n_pinned).unwrap_or(0);
+    let selected = app.selected_index(&rows);
+    let mut trows = trows;
+    if body.height < pinned_h + 4 {
+        let table = Table::new(trows, widths)
+            .header(header)
+            .column_spacing(1)
+            .row_highlight_style(t.selected());
+        let mut state = TableState::default().with_selected(selected);
+        StatefulWidget::render(table, body, buf, &mut state);
+        return;
+    }
+    let pinned: Vec<TRow> = trows.split_off(trows.len() - n_pinned);
+    let main_len = trows.len();
+    let [top, bottom] = Layout::vertical([Constraint::Fill(1), Constraint::Length(pinned_h)]).areas(body);
+    let table = Table::new(trows, widths.clone())
         .header(header)
         .column_spacing(1)
         .row_highlight_style(t.selected());
-    let mut state = TableState::default().with_selected(app.selected_index(&rows));
-    StatefulWidget::render(table, body, buf, &mut state);
+    let mut state = TableState::default().with_selected(selected.filter(|i| *i < main_len));
+    StatefulWidget::render(table, top, buf, &mut state);
+    let table = Table::new(pinned, widths)
+        .column_spacing(1)
+        .row_highlight_style(t.selected());
+    let mut state = TableState::default().with_selected(selected.and_then(|i| i.checked_sub(main_len)));
+    StatefulWidget::render(table, bottom, buf, &mut state);
+}
+
+fn is_pinned(k: RowKind) -> bool {
+    matches!(k, RowKind::Exited | RowKind::Idle | RowKind::Unattributed)
 }
 
 #[cfg(test)]
