@@ -177,17 +177,17 @@ fn main() {
         let s = s.expect("sample");
         app.update(Msg::Sample(Box::new(s)));
         let i = i as u64;
-        if i % 600 == 0 {
+        if i.is_multiple_of(600) {
             // What the screen would build every frame: the table rows.
             let _ = app.rows();
         }
         if i == ticks / 2 {
             rss_half = rss_kib();
         }
-        if i > ticks / 2 && i % 600 == 0 {
+        if i > ticks / 2 && i.is_multiple_of(600) {
             rss_peak_second_half = rss_peak_second_half.max(rss_kib());
         }
-        if i % 21_600 == 0 {
+        if i.is_multiple_of(21_600) {
             eprintln!("soak: t = {:5.1} h  RSS {} KiB", i as f64 / 3600.0, rss_kib());
         }
     }

@@ -119,7 +119,12 @@ pub enum Command {
         #[arg(long, value_parser = parse_cli_duration)]
         interval: Option<Duration>,
         /// The command and its arguments (after --)
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
         command: Vec<String>,
     },
     /// Serve Prometheus metrics (GET /metrics) until Ctrl-C or SIGTERM, without the live monitor

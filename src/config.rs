@@ -204,6 +204,20 @@ impl Default for Export {
     }
 }
 
+/// The live monitor (`[ui]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ui {
+    /// Redraws per second at most; the screen is redrawn only when data or input changed.
+    pub max_fps: f64,
+}
+
+impl Default for Ui {
+    fn default() -> Self {
+        Ui { max_fps: 10.0 }
+    }
+}
+
 /// The Prometheus exporter (`[serve]`, `kwtop serve`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -223,20 +237,6 @@ impl Default for Serve {
     }
 }
 
-/// The live monitor (`[ui]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Ui {
-    /// Redraws per second at most; the screen is redrawn only when data or input changed.
-    pub max_fps: f64,
-}
-
-impl Default for Ui {
-    fn default() -> Self {
-        Ui { max_fps: 10.0 }
-    }
-}
-
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -248,8 +248,8 @@ pub struct ConfigFile {
     pub idle_holder: IdleHolder,
     pub impact: Impact,
     pub export: Export,
-    pub serve: Serve,
     pub ui: Ui,
+    pub serve: Serve,
 }
 
 /// Validated settings, ready for the pipeline.

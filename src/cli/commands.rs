@@ -129,14 +129,17 @@ pub fn report(
     use std::io::{BufRead, Read};
     let f = File::open(file).map_err(|e| runtime(format!("cannot open {}: {e}", file.display())))?;
     let mut input = BufReader::new(f);
-    let head = input.fill_buf().map_err(|e| runtime(format!("cannot read {}: {e}", file.display())))?;
+    let head = input
+        .fill_buf()
+        .map_err(|e| runtime(format!("cannot read {}: {e}", file.display())))?;
     if crate::summary::looks_like_summary(&String::from_utf8_lossy(head)) {
         // A JSON summary: render it again in the asked format (md by default).
         let mut text = String::new();
         input
             .read_to_string(&mut text)
             .map_err(|e| runtime(format!("cannot read {}: {e}", file.display())))?;
-        let doc = crate::summary::parse_json(&text).map_err(|e| runtime(format!("{}: {e}", file.display())))?;
+        let doc =
+            crate::summary::parse_json(&text).map_err(|e| runtime(format!("{}: {e}", file.display())))?;
         let format = format.unwrap_or(if json {
             crate::summary::Format::Json
         } else {

@@ -5,7 +5,11 @@ const EXAMPLE: &str = include_str!("../../config.example.toml");
 #[test]
 fn example_config_equals_defaults() {
     let parsed: ConfigFile = toml::from_str(EXAMPLE).expect("config.example.toml parses");
-    assert_eq!(parsed, ConfigFile::default(), "config.example.toml drifted from the built-in defaults");
+    assert_eq!(
+        parsed,
+        ConfigFile::default(),
+        "config.example.toml drifted from the built-in defaults"
+    );
     let s = parse(EXAMPLE, None).expect("example validates");
     assert_eq!(s.interval, Duration::from_secs(1));
 }
@@ -23,7 +27,10 @@ fn every_default_key_is_documented_in_the_example() {
     let text = toml::to_string(&ConfigFile::default()).expect("serialize");
     for line in text.lines().filter(|l| l.contains(" = ")) {
         let key = line.split(" = ").next().unwrap_or("").trim();
-        assert!(EXAMPLE.contains(&format!("{key} = ")), "key '{key}' missing from config.example.toml");
+        assert!(
+            EXAMPLE.contains(&format!("{key} = ")),
+            "key '{key}' missing from config.example.toml"
+        );
     }
 }
 
@@ -83,8 +90,22 @@ fn out_of_range_values_name_key_and_line() {
 
 #[test]
 fn grid_accepts_number_code_and_region() {
-    assert_eq!(parse("[impact]\ngrid = 350\n", None).expect("number").impact.grid.g_per_kwh, 350.0);
-    assert_eq!(parse("[impact]\ngrid = \"de\"\n", None).expect("code").impact.grid.label, "DE");
+    assert_eq!(
+        parse("[impact]\ngrid = 350\n", None)
+            .expect("number")
+            .impact
+            .grid
+            .g_per_kwh,
+        350.0
+    );
+    assert_eq!(
+        parse("[impact]\ngrid = \"de\"\n", None)
+            .expect("code")
+            .impact
+            .grid
+            .label,
+        "DE"
+    );
     let s = parse("[impact]\ngrid = \"gcp:europe-west4\"\n", None).expect("region");
     assert!(s.impact.grid.g_per_kwh > 0.0);
     let e = err("[impact]\ngrid = \"XX\"\n");
@@ -103,5 +124,8 @@ fn syntax_error_has_a_line() {
 fn display_format() {
     let e = err("[impact]\npue = 0.5\n");
     let s = e.to_string();
-    assert!(s.starts_with("config error in /etc/kwtop.toml:2:1: key 'impact.pue': invalid value '0.5'"), "{s}");
+    assert!(
+        s.starts_with("config error in /etc/kwtop.toml:2:1: key 'impact.pue': invalid value '0.5'"),
+        "{s}"
+    );
 }

@@ -35,7 +35,10 @@ impl FakeProc {
     }
 
     /// One process, all four files, in the kernel's formats. `comm` may hold any bytes.
-    #[expect(clippy::too_many_arguments, reason = "one argument per /proc field the tests vary")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per /proc field the tests vary"
+    )]
     pub fn add(
         &self,
         pid: u32,
