@@ -5,6 +5,7 @@
 //! config error. Writing to a closed pipe (`kwtop snapshot | head`) exits quietly.
 
 mod commands;
+mod replay;
 mod run;
 
 use std::io::Write;
@@ -88,6 +89,17 @@ pub enum Command {
         /// Also account the samples and save the session summary ([export] dir and formats) at the end
         #[arg(long)]
         summary: bool,
+    },
+    /// Show the live monitor over a recording
+    #[command(
+        after_help = "Examples:\n  kwtop replay run.jsonl\n  kwtop replay run.jsonl --speed 60   (a minute per second)"
+    )]
+    Replay {
+        /// A recording made by `kwtop record`
+        file: PathBuf,
+        /// Recording seconds per wall-clock second
+        #[arg(long, default_value = "1", value_parser = replay::parse_speed)]
+        speed: f64,
     },
     /// Account a recording and print what it adds up to
     #[command(after_help = "Examples:\n  kwtop report run.jsonl\n  kwtop report run.jsonl --json")]
@@ -248,6 +260,7 @@ fn run(cmd: Option<Command>, settings: &Settings, live: commands::LiveArgs) -> R
             interval.unwrap_or(settings.interval),
             summary,
         ),
+        Some(Command::Replay { file, speed }) => replay::replay(settings, &file, speed, live),
         Some(Command::Report {
             file,
             json,
