@@ -5,9 +5,13 @@
 //! (samples carry cumulative counters, so skipping one loses no energy). Terminal input is read
 //! on another thread. The loop `select!`s over samples, input and signals and redraws only when
 //! something changed, at most `fps` times a second; ratatui sends only the cells that changed.
-//! The terminal is restored on quit, Ctrl-C, SIGTERM, SIGHUP and panic.
+//! The terminal is restored on quit, Ctrl-C, SIGTERM, SIGHUP and panic, and the session summary
+//! is written in every one of those cases: a panic in the UI loop or in the sample feed is caught,
+//! the summary of what was accounted so far is saved, and the process exits with status 101.
+//! Quitting when the summary cannot be written (full disk, unwritable dir) prints why and exits 1.
 
 use std::io::{self, Stdout, Write};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,6 +28,9 @@ use crate::config::Settings;
 use crate::engine::Engine;
 use crate::sample::Sample;
 use crate::sources::Sampler;
+
+/// The sending end of the sample feed: `(sample, notices)`, one slot, latest wins.
+type SampleTx = mpsc::Sender<(Sample, Vec<String>)>;
 
 /// Why an export hook is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +72,31 @@ impl Default for Options {
 /// (<https://no-color.org>).
 pub fn color_enabled(no_color_flag: bool, no_color_env: Option<&std::ffi::OsStr>) -> bool {
     !no_color_flag && no_color_env.is_none_or(|v| v.is_empty())
+}
+
+/// Test hook, not a feature: `KWTOP_TEST_PANIC_AFTER_MS=N` makes the live monitor panic N ms after
+/// it starts (in the UI loop; `sampler:N` panics in the sample feed thread instead), so end-to-end
+/// tests can check that a crash restores the terminal and still writes the session summary. Read
+/// once per run; when unset the loop only polls a future that never wakes and the feed is not wrapped.
+pub const TEST_PANIC_ENV: &str = "KWTOP_TEST_PANIC_AFTER_MS";
+
+/// Where [`TEST_PANIC_ENV`] asks for a panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TestPanic {
+    Ui(Duration),
+    Feed(Duration),
+}
+
+fn parse_test_panic(v: &str) -> Option<TestPanic> {
+    let v = v.trim();
+    match v.strip_prefix("sampler:") {
+        Some(ms) => ms
+            .trim()
+            .parse()
+            .ok()
+            .map(|ms| TestPanic::Feed(Duration::from_millis(ms))),
+        None => v.parse().ok().map(|ms| TestPanic::Ui(Duration::from_millis(ms))),
+    }
 }
 
 /// Set when the terminal has been put into raw/alternate mode and not yet restored.
@@ -138,20 +170,93 @@ where
         can_export: options.on_export.is_some(),
     };
     let mut app = App::new(settings, opts);
+    let test_panic = std::env::var(TEST_PANIC_ENV)
+        .ok()
+        .as_deref()
+        .and_then(parse_test_panic);
+    let feed: Box<dyn FnOnce(SampleTx) + Send> = match test_panic {
+        Some(TestPanic::Feed(after)) => Box::new(move |tx| panicking_feed(feed, &tx, after)),
+        _ => Box::new(feed),
+    };
+    let ui_panic_at = match test_panic {
+        Some(TestPanic::Ui(after)) => Some(Instant::now() + after),
+        _ => None,
+    };
     let (guard, mut term) =
         setup_terminal().map_err(|e| CliError::Runtime(format!("cannot set up the terminal: {e}")))?;
-    let result = rt.block_on(event_loop(&mut app, &mut term, &mut options, feed));
-    drop(term);
+    // A panic unwinds to here (the panic hook has already restored the terminal and printed the
+    // message): the ledger holds every interval accounted before it, so the summary is still saved.
+    let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        rt.block_on(event_loop(&mut app, &mut term, &mut options, feed, ui_panic_at))
+    }));
+    // ratatui's `Terminal` shows the cursor when dropped and `eprintln!`s if that fails, which
+    // panics when stderr is the same hung-up terminal (a dropped SSH link): after a failed
+    // show_cursor the terminal is gone, so forget the struct (a few KiB, once) instead.
+    if term.show_cursor().is_ok() {
+        drop(term);
+    } else {
+        std::mem::forget(term);
+    }
     drop(guard);
     restore_terminal();
-    if let Some(hook) = options.on_export.as_mut() {
-        match hook(&app.engine, &app.notices, ExportReason::Exit) {
-            Ok(msg) if !msg.is_empty() => eprintln!("kwtop: {msg}"),
-            Ok(_) => {}
-            Err(e) => eprintln!("kwtop: session summary not written: {e}"),
+    let panicked = caught.is_err();
+    let mut notices = app.notices.clone();
+    if panicked {
+        notices.push(
+            "the live monitor stopped on an internal error (panic); totals cover the intervals accounted before it"
+                .into(),
+        );
+    }
+    let saved = match options.on_export.as_mut() {
+        Some(hook) => Some(hook(&app.engine, &notices, ExportReason::Exit)),
+        None => None,
+    };
+    match &saved {
+        Some(Ok(msg)) if !msg.is_empty() => note(msg),
+        Some(Err(e)) => note(&format!("session summary not written: {e}")),
+        _ => {}
+    }
+    match caught {
+        Err(_) => {
+            note("internal error: the live monitor panicked (message above); please report it");
+            Err(CliError::Exit(101))
+        }
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(())) if matches!(saved, Some(Err(_))) => Err(CliError::Exit(1)),
+        Ok(Ok(())) => Ok(app.engine),
+    }
+}
+
+/// Whether a terminal write failed because the terminal was hung up (EIO, ENXIO) or closed.
+fn terminal_gone(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EIO | libc::ENXIO | libc::EBADF))
+        || e.kind() == io::ErrorKind::BrokenPipe
+}
+
+/// A line on stderr that cannot fail: after SIGHUP the terminal may be gone (EIO), and
+/// `eprintln!` would panic there.
+fn note(msg: &str) {
+    let _ = writeln!(io::stderr(), "kwtop: {msg}");
+}
+
+/// Test hook ([`TEST_PANIC_ENV`] `sampler:N`): run `feed` behind a forwarding thread that panics
+/// after `after`, as a sampler bug would.
+fn panicking_feed<F>(feed: F, tx: &mpsc::Sender<(Sample, Vec<String>)>, after: Duration)
+where
+    F: FnOnce(mpsc::Sender<(Sample, Vec<String>)>) + Send + 'static,
+{
+    let (inner_tx, mut inner_rx) = mpsc::channel(1);
+    std::thread::spawn(move || feed(inner_tx));
+    let deadline = Instant::now() + after;
+    while let Some(item) = inner_rx.blocking_recv() {
+        assert!(
+            Instant::now() < deadline,
+            "{TEST_PANIC_ENV}: injected panic in the sample feed (test hook)"
+        );
+        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(item) {
+            return;
         }
     }
-    result.map(|()| app.engine)
 }
 
 async fn event_loop<F>(
@@ -159,6 +264,7 @@ async fn event_loop<F>(
     term: &mut Terminal<CrosstermBackend<Stdout>>,
     options: &mut Options,
     feed: F,
+    test_panic_at: Option<Instant>,
 ) -> Result<(), CliError>
 where
     F: FnOnce(mpsc::Sender<(Sample, Vec<String>)>) + Send + 'static,
@@ -170,10 +276,26 @@ where
     let mut sigint = sig(SignalKind::interrupt())?;
 
     let (sample_tx, mut sample_rx) = mpsc::channel::<(Sample, Vec<String>)>(1);
+    // A feed that panics takes the monitor down with it (its panic is re-raised here and caught
+    // in `run_with_feed`), rather than leaving a screen that no longer updates in a terminal the
+    // panic hook has already restored.
+    let (feed_panic_tx, mut feed_panic_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("kwtop-sampler".into())
-        .spawn(move || feed(sample_tx))
+        .spawn(move || {
+            if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| feed(sample_tx))) {
+                let _ = feed_panic_tx.send(payload);
+            }
+        })
         .map_err(|e| CliError::Runtime(format!("cannot start the sampler: {e}")))?;
+    let mut feed_alive = true;
+    let test_panic = async {
+        match test_panic_at {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(test_panic);
     let (input_tx, mut input_rx) = mpsc::channel::<Event>(64);
     std::thread::Builder::new()
         .name("kwtop-input".into())
@@ -188,12 +310,18 @@ where
         if dirty {
             let due = last_draw.map_or(Instant::now(), |t| t + frame);
             if Instant::now() >= due {
-                let size = term
-                    .size()
-                    .map_err(|e| CliError::Runtime(format!("terminal: {e}")))?;
+                let size = match term.size() {
+                    Ok(size) => size,
+                    Err(e) if terminal_gone(&e) => return Ok(()),
+                    Err(e) => return Err(CliError::Runtime(format!("terminal: {e}"))),
+                };
                 app.page_rows = crate::ui::table_rows(size.into(), app.ledger().devices.len()).max(1);
-                term.draw(|f| crate::ui::render(app, f))
-                    .map_err(|e| CliError::Runtime(format!("cannot draw: {e}")))?;
+                match term.draw(|f| crate::ui::render(app, f)) {
+                    Ok(_) => {}
+                    // Hung up (SSH link dropped) before its SIGHUP was handled: end as on SIGHUP.
+                    Err(e) if terminal_gone(&e) => return Ok(()),
+                    Err(e) => return Err(CliError::Runtime(format!("cannot draw: {e}"))),
+                }
                 last_draw = Some(Instant::now());
                 dirty = false;
             }
@@ -224,6 +352,11 @@ where
             _ = sighup.recv() => return Ok(()),
             _ = sigint.recv() => return Ok(()),
             () = tokio::time::sleep_until(wake.into()), if dirty => None,
+            p = &mut feed_panic_rx, if feed_alive => match p {
+                Ok(payload) => std::panic::resume_unwind(payload),
+                Err(_) => { feed_alive = false; None }
+            },
+            () = &mut test_panic => panic!("{TEST_PANIC_ENV}: injected panic in the UI loop (test hook)"),
         };
         if let Some(msg) = msg {
             let (d, action) = app.update(msg);
@@ -308,5 +441,19 @@ mod tests {
         assert!(!color_enabled(true, None));
         assert!(!color_enabled(false, Some(std::ffi::OsStr::new("1"))));
         assert!(color_enabled(false, Some(std::ffi::OsStr::new(""))));
+    }
+
+    #[test]
+    fn test_panic_hook_values() {
+        assert_eq!(
+            parse_test_panic("250"),
+            Some(TestPanic::Ui(Duration::from_millis(250)))
+        );
+        assert_eq!(
+            parse_test_panic("sampler:40"),
+            Some(TestPanic::Feed(Duration::from_millis(40)))
+        );
+        assert_eq!(parse_test_panic(""), None);
+        assert_eq!(parse_test_panic("soon"), None);
     }
 }
