@@ -5,14 +5,20 @@
 //!
 //! Needs tmux (`.ci/run` installs it); run with `cargo test --test tui_tmux -- --include-ignored`.
 
+#[path = "common/tmux.rs"]
+mod tmux;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tmux::Tmux;
 
 const PROMPT: &str = "E2E-PROMPT$";
 
+/// A shell in tmux (`e2e`), a busy loop to look for, and a config exporting into a temp dir.
 struct Session {
-    socket: String,
+    t: Tmux,
     busy: Child,
     _dir: tempfile::TempDir,
     config: PathBuf,
@@ -22,9 +28,13 @@ impl Drop for Session {
     fn drop(&mut self) {
         let _ = self.busy.kill();
         let _ = self.busy.wait();
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
+    }
+}
+
+impl std::ops::Deref for Session {
+    type Target = Tmux;
+    fn deref(&self) -> &Tmux {
+        &self.t
     }
 }
 
@@ -46,73 +56,17 @@ impl Session {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        let socket = format!("kwtop-e2e-{}", std::process::id());
-        let ok = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-x",
-                "160",
-                "-y",
-                "45",
-            ])
-            .args([
-                "-s",
-                "e2e",
-                "env",
-                &format!("PS1={PROMPT} "),
-                "TERM=xterm-256color",
-                "sh",
-            ])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "tmux new-session failed");
         Session {
-            socket,
+            t: Tmux::shell("e2e", 160, 45, PROMPT),
             busy,
             _dir: dir,
             config,
         }
     }
 
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "e2e"];
-        args.extend_from_slice(keys);
-        self.tmux(&args);
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-t", "e2e"])
-    }
-
     /// Wait until the screen satisfies `pred` (polling a real terminal), or fail showing it.
     fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{s}"
-            );
-            // real-time: polling a real terminal driven by a real process.
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.t.wait(what, Duration::from_secs(20), pred)
     }
 
     fn start_kwtop(&self, bin: &Path) {
@@ -124,13 +78,7 @@ impl Session {
 
     /// The process running in the pane under the shell, if any.
     fn kwtop_pid(&self) -> Option<u32> {
-        let shell: u32 = self
-            .tmux(&["display", "-p", "-t", "e2e", "#{pane_pid}"])
-            .trim()
-            .parse()
-            .ok()?;
-        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).ok()?;
-        children.split_whitespace().next()?.parse().ok()
+        self.foreground_child()
     }
 }
 
@@ -144,7 +92,6 @@ fn live_monitor_in_tmux() {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_kwtop"));
     let t = Session::start();
     let busy = t.busy.id().to_string();
-    t.wait("the shell prompt", |s| s.contains(PROMPT));
     t.start_kwtop(&bin);
 
     // Header, table and the busy loop near the top (it uses a whole core).
