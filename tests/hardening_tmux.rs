@@ -148,6 +148,12 @@ fn every_ending_restores_the_terminal_and_saves_the_summary() {
         }
         assert_terminal_restored(&t, case);
         let (_, doc) = check_summary(&export, 2);
+        eprintln!(
+            "{case}: exit {want_rc}, terminal restored, summary: {} intervals, {:.1} J, {} processes",
+            doc["intervals"],
+            doc["totals"]["energy_j"].as_f64().unwrap(),
+            doc["processes"].as_array().unwrap().len()
+        );
         let notices = doc["notices"].to_string();
         assert_eq!(
             notices.contains("internal error (panic)"),
@@ -337,6 +343,10 @@ fn hostile_process_names_never_reach_the_terminal_raw() {
         std::fs::metadata(&raw_log).is_ok_and(|m| m.len() > 0)
     });
     let raw = std::fs::read(&raw_log).unwrap();
+    eprintln!(
+        "hostile: {} bytes written to the pty, no OSC, no bidi control",
+        raw.len()
+    );
     assert!(raw.windows(8).any(|w| w == b"HOSTILE-"), "the rows were drawn");
     assert!(
         !raw.windows(2).any(|w| w == b"\x1b]"),
@@ -515,7 +525,11 @@ fn full_disk_export_fails_clearly_and_the_session_survives() {
     t.wait("a successful export", T, |s| {
         s.contains("session summary written")
     });
-    check_summary(&seen(&export), 3);
+    let (_, doc) = check_summary(&seen(&export), 3);
+    eprintln!(
+        "full disk: `e` failed with {error_text:?}, then saved {} intervals after space was freed",
+        doc["intervals"]
+    );
 
     // Break it again and quit: the exit summary fails, says why, and the status is 1.
     match &broken {
