@@ -55,6 +55,8 @@ pub struct Options {
     pub max_fps: f64,
     /// Called on `e` and once on exit with the session's engine.
     pub on_export: Option<ExportHook>,
+    /// Host shown in the header; `None` = this machine (a replay shows the recording's host).
+    pub host: Option<String>,
 }
 
 impl Default for Options {
@@ -64,6 +66,7 @@ impl Default for Options {
             ascii: false,
             max_fps: 10.0,
             on_export: None,
+            host: None,
         }
     }
 }
@@ -164,7 +167,7 @@ where
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the event loop: {e}")))?;
     let opts = ViewOptions {
-        host: crate::cli::host_name(),
+        host: options.host.clone().unwrap_or_else(crate::cli::host_name),
         color: color_enabled(options.no_color, std::env::var_os("NO_COLOR").as_deref()),
         ascii: options.ascii,
         can_export: options.on_export.is_some(),

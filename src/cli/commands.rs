@@ -211,6 +211,7 @@ pub fn live(settings: &Settings, args: LiveArgs) -> Result<(), CliError> {
         ascii: args.ascii,
         max_fps: settings.file.ui.max_fps,
         on_export: Some(on_export),
+        host: None,
     };
     if let Some(addr) = args.serve {
         let endpoint = crate::serve::Endpoint::start(settings, addr).map_err(runtime)?;

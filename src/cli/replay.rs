@@ -71,7 +71,8 @@ pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -
         File::open(file).map_err(|e| CliError::Runtime(format!("cannot open {}: {e}", file.display())))?;
     let reader =
         Reader::new(BufReader::new(f)).map_err(|e| CliError::Runtime(format!("{}: {e}", file.display())))?;
-    let host = reader.header.host.clone();
+    let host = crate::sanitize::sanitize_str(&reader.header.host, 64);
+    let shown_host = format!("{host} (replay)");
     let s = settings.clone();
     let on_export: ExportHook = Box::new(move |engine, notices, why| match why {
         ExportReason::Exit => Ok(String::new()),
@@ -87,6 +88,7 @@ pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -
         ascii: live.ascii,
         max_fps: settings.file.ui.max_fps,
         on_export: Some(on_export),
+        host: Some(shown_host),
     };
     let path = file.clone();
     crate::tui::run_with_feed(settings, options, move |tx| feed(reader, speed, &path, &tx)).map(|_| ())
