@@ -27,6 +27,8 @@ fn cdylib_path() -> PathBuf {
         && let Some(profile_dir) = exe.parent().and_then(Path::parent)
     {
         candidates.push(profile_dir.join(SO_NAME));
+        // `cargo test` leaves the cdylib in deps/ (only `cargo build` copies it up a level).
+        candidates.push(profile_dir.join("deps").join(SO_NAME));
     }
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         candidates.push(PathBuf::from(dir).join("debug").join(SO_NAME));
