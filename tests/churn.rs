@@ -140,7 +140,7 @@ fn churn_of_thousands_of_processes() {
         "every process ever seen is kept, running or exited"
     );
     assert!(
-        exited > 50,
+        exited > 10,
         "short-lived processes seen by the sampler are kept after they exit"
     );
 }

@@ -13,6 +13,18 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Kills the monitor if an assertion fails first, so a failed run leaves no stray process.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[test]
 fn terminal_hangup_saves_the_summary_and_exits_zero() {
     let d = tempfile::tempdir().unwrap();
@@ -49,7 +61,7 @@ fn terminal_hangup_saves_the_summary_and_exits_zero() {
         .stdin(Stdio::from(slave.try_clone().unwrap()))
         .stdout(Stdio::from(slave.try_clone().unwrap()))
         .stderr(Stdio::from(slave));
-    let mut child = cmd.spawn().expect("setsid runs");
+    let mut child = KillOnDrop(cmd.spawn().expect("setsid runs"));
     // Only the master is left open here: closing it hangs the terminal up.
     drop(cmd);
 
@@ -83,7 +95,7 @@ fn terminal_hangup_saves_the_summary_and_exits_zero() {
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
+        if let Some(st) = child.0.try_wait().unwrap() {
             break st;
         }
         assert!(Instant::now() < deadline, "kwtop did not exit after the hangup");
