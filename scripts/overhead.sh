@@ -20,6 +20,11 @@ WORK="$(mktemp -d)"
 SOCK="kwtop-overhead-$$"
 cleanup() {
     tmux -L "$SOCK" kill-server 2>/dev/null || true
+    # kwtop writes its session summary into $WORK as it exits on the hang-up: let it finish.
+    for _ in $(seq 50); do
+        [ -n "${KW_PID:-}" ] && kill -0 "$KW_PID" 2>/dev/null || break
+        sleep 0.1
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
