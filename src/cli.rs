@@ -89,6 +89,9 @@ pub enum Command {
         /// Also account the samples and save the session summary ([export] dir and formats) at the end
         #[arg(long)]
         summary: bool,
+        /// A note for the recording's header (repeatable), e.g. --note "H100 run, torch 2.5"
+        #[arg(long = "note", value_name = "TEXT")]
+        notes: Vec<String>,
     },
     /// Show the live monitor over a recording
     #[command(
@@ -253,12 +256,14 @@ fn run(cmd: Option<Command>, settings: &Settings, live: commands::LiveArgs) -> R
             duration,
             interval,
             summary,
+            notes,
         }) => commands::record(
             settings,
             &output,
             duration,
             interval.unwrap_or(settings.interval),
             summary,
+            &notes,
         ),
         Some(Command::Replay { file, speed }) => replay::replay(settings, &file, speed, live),
         Some(Command::Report {

@@ -46,6 +46,10 @@ pub trait GpuSource: Send {
     fn take_notices(&mut self) -> Vec<String> {
         Vec::new()
     }
+    /// Static facts for recording headers (driver version, GPU models).
+    fn describe(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Where to read from; all paths configurable so tests and containers can point elsewhere.
@@ -129,6 +133,11 @@ impl Sampler {
             processes: ps.processes,
             devices,
         }
+    }
+
+    /// Static facts about the sources (driver, GPU models) for recording headers.
+    pub fn describe(&self) -> Vec<String> {
+        self.gpu.as_ref().map(|g| g.describe()).unwrap_or_default()
     }
 
     /// One-time notices gathered since the last call.

@@ -793,10 +793,24 @@ fn cli_record_then_report_accounts_the_fake_gpu() {
             "300ms",
             "--interval",
             "100ms",
+            "--note",
+            "fake NVML run",
         ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let samples = std::fs::read_to_string(&rec).expect("recording").lines().count() - 1;
+    // The header says what recorded it: driver, GPU models, then the user's note.
+    let text = std::fs::read_to_string(&rec).expect("recording");
+    let header: Value = serde_json::from_str(text.lines().next().expect("header")).expect("json");
+    let notes: Vec<&str> = header["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(notes[0].starts_with("NVIDIA driver "), "{notes:?}");
+    assert!(notes.iter().any(|n| n.starts_with("gpu0: NVIDIA")), "{notes:?}");
+    assert_eq!(notes.last(), Some(&"fake NVML run"));
+    let samples = text.lines().count() - 1;
     assert!(samples >= 2, "{samples} samples");
     let d = json_of(&kwtop(&cli, None, &["report", rec_s, "--json"]));
     assert_doc_conserved(&d);

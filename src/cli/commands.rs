@@ -71,6 +71,7 @@ pub fn record(
     duration: Option<Duration>,
     interval: Duration,
     summary: bool,
+    user_notes: &[String],
 ) -> Result<(), CliError> {
     let stop = stop_flag()?;
     // With --summary the samples are also accounted, for the session summary at the end.
@@ -85,7 +86,12 @@ pub fn record(
         kwtop_version: env!("CARGO_PKG_VERSION").into(),
         started_ms: crate::snapshot_now_ms(),
         interval_s: interval.as_secs_f64(),
-        notes: Vec::new(),
+        // What the sources are (driver, GPU models), then the user's notes; all sanitized.
+        notes: sampler
+            .describe()
+            .into_iter()
+            .chain(user_notes.iter().map(|n| crate::sanitize::sanitize_str(n, 512)))
+            .collect(),
     };
     let werr = |e: std::io::Error| runtime(format!("writing {}: {e}", output.display()));
     let mut writer = Writer::new(BufWriter::new(file), &header).map_err(werr)?;

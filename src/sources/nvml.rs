@@ -204,4 +204,19 @@ impl GpuSource for NvmlSource {
     fn take_notices(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notices)
     }
+
+    fn describe(&self) -> Vec<String> {
+        let driver = self
+            .nvml
+            .sys_driver_version()
+            .map_or_else(|e| format!("unknown ({e})"), |v| v);
+        let mut out = vec![format!("NVIDIA driver {}", sanitize_str(&driver, 64))];
+        out.extend(
+            self.devices
+                .iter()
+                .enumerate()
+                .map(|(i, d)| format!("gpu{i}: {}", d.name)),
+        );
+        out
+    }
 }
