@@ -209,7 +209,7 @@ impl GpuSource for NvmlSource {
         let driver = self
             .nvml
             .sys_driver_version()
-            .map_or_else(|e| format!("unknown ({e})"), |v| v);
+            .unwrap_or_else(|e| format!("unknown ({e})"));
         let mut out = vec![format!("NVIDIA driver {}", sanitize_str(&driver, 64))];
         out.extend(
             self.devices
