@@ -187,6 +187,9 @@ pub struct Export {
     pub redact_patterns: Vec<String>,
     /// Formats written on quit, `e`, signals and at the end of `run`/`record --summary`.
     pub formats: Vec<crate::summary::Format>,
+    /// The live monitor also rewrites the summary this often, so a `kill -9` or a power cut loses at
+    /// most one period; `0s` turns it off.
+    pub checkpoint: Dur,
 }
 
 impl Default for Export {
@@ -200,6 +203,7 @@ impl Default for Export {
                 crate::summary::Format::Json,
                 crate::summary::Format::Csv,
             ],
+            checkpoint: Dur(Duration::from_secs(300)),
         }
     }
 }
@@ -373,6 +377,15 @@ fn validate(file: ConfigFile, path: Option<&Path>, text: &str) -> Result<Setting
             "max_fps",
             f.ui.max_fps.to_string(),
             "must be between 0.5 and 60 redraws per second",
+        );
+    }
+    let cp = f.export.checkpoint.0;
+    if !cp.is_zero() && cp < Duration::from_secs(1) {
+        return bad(
+            "export",
+            "checkpoint",
+            fmt_dur(cp),
+            "must be 0s (off) or at least 1s",
         );
     }
     if !(0.0..=100.0).contains(&f.idle_holder.max_sm_pct) {

@@ -39,6 +39,9 @@ pub enum ExportReason {
     Key,
     /// The monitor is exiting (quit, Ctrl-C, SIGTERM, SIGHUP).
     Exit,
+    /// The periodic checkpoint (`[export] checkpoint`): a `kill -9` or power loss then loses at most
+    /// one period of the session.
+    Checkpoint,
 }
 
 /// Writes the session summary; returns a line for the status bar (e.g. the file written).
@@ -57,6 +60,8 @@ pub struct Options {
     pub on_export: Option<ExportHook>,
     /// Host shown in the header; `None` = this machine (a replay shows the recording's host).
     pub host: Option<String>,
+    /// Write the summary this often while running; `None` = only on `e` and exit.
+    pub checkpoint: Option<Duration>,
 }
 
 impl Default for Options {
@@ -67,6 +72,7 @@ impl Default for Options {
             max_fps: 10.0,
             on_export: None,
             host: None,
+            checkpoint: None,
         }
     }
 }
@@ -309,6 +315,12 @@ where
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let mut samples_open = true;
+    // The first tick of a tokio interval fires at once: start one period from now.
+    let period = options.checkpoint.unwrap_or(Duration::from_secs(3600));
+    let mut checkpoint = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let checkpoints = options.checkpoint.is_some() && options.on_export.is_some();
+    let mut checkpoint_failed = false;
     loop {
         if dirty {
             let due = last_draw.map_or(Instant::now(), |t| t + frame);
@@ -358,6 +370,21 @@ where
             p = &mut feed_panic_rx, if feed_alive => match p {
                 Ok(payload) => std::panic::resume_unwind(payload),
                 Err(_) => { feed_alive = false; None }
+            },
+            _ = checkpoint.tick(), if checkpoints => {
+                if let Some(hook) = options.on_export.as_mut() {
+                    // Silent when it works; a failure is shown once, and again after it recovered.
+                    match hook(&app.engine, &app.notices, ExportReason::Checkpoint) {
+                        Ok(_) => checkpoint_failed = false,
+                        Err(e) if !checkpoint_failed => {
+                            checkpoint_failed = true;
+                            app.update(Msg::Status(format!("checkpoint failed: {e}")));
+                            dirty = true;
+                        }
+                        Err(_) => {}
+                    }
+                }
+                None
             },
             () = &mut test_panic => panic!("{TEST_PANIC_ENV}: injected panic in the UI loop (test hook)"),
         };

@@ -549,3 +549,44 @@ fn full_disk_export_fails_clearly_and_the_session_survives() {
     assert!(s.contains("session summary not written"), "{s}");
     assert_terminal_restored(&t, "full-disk");
 }
+
+/// `kill -9` cannot be caught: what survives is the last periodic checkpoint (`[export] checkpoint`),
+/// a complete summary written atomically while the monitor ran.
+#[test]
+#[ignore = "needs tmux"]
+fn kill_9_leaves_the_last_checkpoint() {
+    let d = tempfile::tempdir().unwrap();
+    let export = d.path().join("export");
+    let cfg = d.path().join("kwtop.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sampling]\ninterval = \"200ms\"\n[sources]\nnvml = false\n[export]\ndir = \"{}\"\ncheckpoint = \"1s\"\n",
+            export.display()
+        ),
+    )
+    .unwrap();
+    let t = Tmux::start("kill9", 120, 40, &[kwtop(), "--config", cfg.to_str().unwrap()]);
+    t.wait("the monitor", T, |s| s.contains("TOTAL W"));
+    // Wait until a checkpoint covering a few intervals exists, then kill without warning.
+    wait_for("a checkpoint with 5 intervals", T, || {
+        tmux::json_in(&export)
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .is_some_and(|v| v["intervals"].as_u64().unwrap_or(0) >= 5)
+    });
+    let pid = t.pane_pid();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(
+        comm.trim(),
+        "kwtop",
+        "the pane runs kwtop itself, so SIGKILL hits it"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let (_, summary) = check_summary(&export, 5);
+    assert!(summary["intervals"].as_u64().unwrap() >= 5);
+}

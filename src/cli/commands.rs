@@ -218,6 +218,7 @@ pub fn live(settings: &Settings, args: LiveArgs) -> Result<(), CliError> {
         max_fps: settings.file.ui.max_fps,
         on_export: Some(on_export),
         host: None,
+        checkpoint: Some(settings.file.export.checkpoint.0).filter(|d| !d.is_zero()),
     };
     if let Some(addr) = args.serve {
         let endpoint = crate::serve::Endpoint::start(settings, addr).map_err(runtime)?;

@@ -75,7 +75,7 @@ pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -
     let shown_host = format!("{host} (replay)");
     let s = settings.clone();
     let on_export: ExportHook = Box::new(move |engine, notices, why| match why {
-        ExportReason::Exit => Ok(String::new()),
+        ExportReason::Exit | ExportReason::Checkpoint => Ok(String::new()),
         ExportReason::Key => crate::export::write_session_summary(&engine.ledger, &s, &host, notices)
             .map(|paths| {
                 let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
@@ -89,6 +89,7 @@ pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -
         max_fps: settings.file.ui.max_fps,
         on_export: Some(on_export),
         host: Some(shown_host),
+        checkpoint: None,
     };
     let path = file.clone();
     crate::tui::run_with_feed(settings, options, move |tx| feed(reader, speed, &path, &tx)).map(|_| ())
