@@ -65,8 +65,7 @@ fn churn_of_thousands_of_processes() {
     let start = Instant::now();
     let mut peak_kib = 0;
     while start.elapsed() < Duration::from_secs(30) {
-        // real-time: churn runs for 30 s of wall-clock time while kwtop samples.
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(500)); // real-time: churn runs for 30 s of wall-clock time while kwtop samples.
         peak_kib = peak_kib.max(vm_hwm_kib(kw.id()).unwrap_or(0));
     }
     stop.store(true, Ordering::Relaxed);

@@ -83,8 +83,7 @@ fn snapshot_finds_a_cpu_bound_process_and_conserves_energy() {
         .spawn()
         .unwrap();
     let pid = busy.id();
-    // real-time: let the busy loop reach steady state before measuring.
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(300)); // real-time: let the busy loop reach steady state before measuring.
     let stat = format!("/proc/{pid}/stat");
     let (p0, t0) = (ticks(&stat), total_ticks());
     let out = kwtop()
@@ -160,8 +159,7 @@ fn advancing_and_wrapping_rapl_counter_is_measured_within_one_percent() {
                 std::fs::write(&tmp, format!("{v}\n")).unwrap();
                 std::fs::rename(&tmp, zone.join("energy_uj")).unwrap();
                 log.push((v, total));
-                // real-time: the counter must advance while kwtop samples it.
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(Duration::from_millis(10)); // real-time: the counter must advance while kwtop samples it.
             }
             log
         })

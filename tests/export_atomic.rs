@@ -20,8 +20,7 @@ fn child_writer_that_hangs_mid_write() {
         f.write_all(b"# half of a new summ")?;
         f.flush()?;
         std::fs::write(dir.join("ready"), b"1")?;
-        // real-time: hang here until the parent kills us.
-        std::thread::sleep(Duration::from_secs(60));
+        std::thread::sleep(Duration::from_secs(60)); // real-time: hang here until the parent kills us.
         f.write_all(b"ary\n")
     });
 }
@@ -39,8 +38,7 @@ fn killed_writer_leaves_no_partial_file() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !d.path().join("ready").exists() {
         assert!(Instant::now() < deadline, "child writer never started");
-        // real-time: waiting for the child process to reach the middle of its write.
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20)); // real-time: waiting for the child process to reach the middle of its write.
     }
     child.kill().unwrap();
     child.wait().unwrap();
@@ -76,8 +74,7 @@ fn killed_first_writer_leaves_no_target_at_all() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !d.path().join("ready").exists() {
         assert!(Instant::now() < deadline, "child writer never started");
-        // real-time: waiting for the child process to reach the middle of its write.
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20)); // real-time: waiting for the child process to reach the middle of its write.
     }
     child.kill().unwrap();
     child.wait().unwrap();

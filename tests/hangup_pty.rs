@@ -99,8 +99,7 @@ fn terminal_hangup_saves_the_summary_and_exits_zero() {
             break st;
         }
         assert!(Instant::now() < deadline, "kwtop did not exit after the hangup");
-        // real-time: waiting for a real process to notice its terminal is gone.
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50)); // real-time: waiting for a real process to notice its terminal is gone.
     };
     assert_eq!(status.code(), Some(0), "{status:?}");
     tmux::check_summary(&out, 2);

@@ -123,8 +123,7 @@ fn every_ending_restores_the_terminal_and_saves_the_summary() {
             "{case}: kwtop uses the alternate screen"
         );
         if !matches!(end, End::Panic(_)) {
-            // real-time: let a few 200 ms intervals be accounted first (the panics come at 1.5 s).
-            std::thread::sleep(Duration::from_millis(1000));
+            std::thread::sleep(Duration::from_millis(1000)); // real-time: let a few 200 ms intervals be accounted first (the panics come at 1.5 s).
         }
         match end {
             End::Quit => t.keys(&["q"]),
@@ -294,8 +293,7 @@ fn hostile_process_names_never_reach_the_terminal_raw() {
     t.keys(&["Enter"]);
     let rows = |s: &str| (1..=6).filter(|i| s.contains(&format!("HOSTILE-{i} "))).count();
     let first = t.wait("the six hostile rows", T, |s| rows(s) == 6);
-    // real-time: a few more redraws of the same rows.
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(1500)); // real-time: a few more redraws of the same rows.
     let second = t.screen();
     // And the unfiltered table, where they mix with everything else.
     t.keys(&["Escape"]);
@@ -486,8 +484,7 @@ fn full_disk_export_fails_clearly_and_the_session_survives() {
             Broken::FileInPath { .. } => p.to_path_buf(),
         }
     };
-    // real-time: a few intervals accounted.
-    std::thread::sleep(Duration::from_millis(800));
+    std::thread::sleep(Duration::from_millis(800)); // real-time: a few intervals accounted.
 
     // `e` on the full disk: a clear error in the status line, nothing written.
     t.keys(&["e"]);

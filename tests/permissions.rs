@@ -124,8 +124,7 @@ fn unprivileged_user_gets_an_explained_estimate_and_what_it_can_see() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // real-time: the first sample happens right after start; change the counters before the second.
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    std::thread::sleep(std::time::Duration::from_millis(400)); // real-time: the first sample happens right after start; change the counters before the second.
     write(&proc_root.join("stat"), &kernel_stat(60, 140), 0o644);
     std::fs::set_permissions(proc_root.join("100"), std::fs::Permissions::from_mode(0o755)).unwrap();
     write(

@@ -137,8 +137,7 @@ fn sigint_is_forwarded_to_the_command() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // real-time: give kwtop time to install its handlers and start the command.
-    std::thread::sleep(Duration::from_millis(600));
+    std::thread::sleep(Duration::from_millis(600)); // real-time: give kwtop time to install its handlers and start the command.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -150,8 +149,7 @@ fn sigint_is_forwarded_to_the_command() {
             break s;
         }
         assert!(Instant::now() < deadline, "kwtop did not exit after SIGINT");
-        // real-time: polling the child's exit.
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50)); // real-time: polling the child's exit.
     };
     assert_eq!(status.code(), Some(7));
     assert!(marker.exists(), "the command never saw SIGINT");

@@ -66,8 +66,7 @@ fn hostile_metrics() -> (Arc<Fixture>, String) {
         if value(&text, "kwtop_process_energy_joules_total", &[("pid", &hostile)]).is_some_and(|v| v > 0.0) {
             break;
         }
-        // real-time: waiting for kwtop's next sample
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50)); // real-time: waiting for kwtop's next sample
     }
     ticker.stop();
     (fixture, text)
@@ -187,14 +186,12 @@ fn live_monitor_serves_metrics_with_serve_flag() {
             text = body;
             break;
         }
-        // real-time: waiting for the live monitor's first sample
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50)); // real-time: waiting for the live monitor's first sample
     }
     let _ = Command::new("tmux")
         .args(["-L", &socket, "send-keys", "q"])
         .status();
-    // real-time: let kwtop quit and restore the terminal before the server goes
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(300)); // real-time: let kwtop quit and restore the terminal before the server goes
     let _ = Command::new("tmux").args(["-L", &socket, "kill-server"]).status();
     assert!(
         value(&text, "kwtop_device_energy_joules_total", &[("device", "cpu0")]).is_some(),

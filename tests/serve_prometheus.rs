@@ -91,8 +91,7 @@ fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
             return v;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        // real-time: Prometheus scrapes on its own 1 s clock
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(Duration::from_millis(250)); // real-time: Prometheus scrapes on its own 1 s clock
     }
 }
 

@@ -31,8 +31,7 @@ fn sighup_writes_a_complete_summary() {
     t.wait("the monitor to draw", Duration::from_secs(10), |s| {
         s.contains("kwtop")
     });
-    // real-time: a second of sampling at 200 ms.
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(Duration::from_millis(1200)); // real-time: a second of sampling at 200 ms.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGHUP).unwrap();
     wait_for("kwtop to exit", Duration::from_secs(10), || {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()

@@ -14,8 +14,7 @@ pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        // real-time: the binary runs in a real terminal on real sensors.
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100)); // real-time: the binary runs in a real terminal on real sensors.
     }
 }
 
@@ -133,8 +132,7 @@ impl Tmux {
                 Instant::now() < deadline,
                 "timed out waiting for {what}; screen:\n{s}"
             );
-            // real-time: polling a real terminal driven by a real process.
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(100)); // real-time: polling a real terminal driven by a real process.
         }
     }
 

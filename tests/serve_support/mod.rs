@@ -134,8 +134,7 @@ impl Ticker {
         let thread = std::thread::spawn(move || {
             let mut step = 0;
             while !s2.load(Ordering::SeqCst) {
-                // real-time: the fixture plays a machine whose counters move while kwtop samples it
-                std::thread::sleep(period);
+                std::thread::sleep(period); // real-time: the fixture plays a machine whose counters move while kwtop samples it
                 step += 1;
                 fixture.set(step);
             }
@@ -204,8 +203,7 @@ impl Serve {
                 "no metrics: {}",
                 s.stderr.lock().unwrap()
             );
-            // real-time: polling a real server
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(50)); // real-time: polling a real server
         }
         s
     }
