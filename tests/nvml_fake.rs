@@ -962,3 +962,57 @@ fn gpu_check_script_parses_and_has_help() {
     let usage = Command::new("bash").arg(&script).output().expect("bash");
     assert_eq!(usage.status.code(), Some(2));
 }
+
+#[test]
+fn cli_no_per_process_utilisation_is_one_notice_and_a_memory_split() {
+    let cli = cli_setup(&fake_lib());
+    // MIG-like: per-process utilisation NOT_SUPPORTED on every call. Two holders, 3 GiB and 1 GiB;
+    // idle floor 0 W so the whole 50 J per interval is dynamic and split by memory, 3:1.
+    let cfg = cli.dir.path().join("kwtop.toml");
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str("[attribution]\ngpu_idle_w = 0.0\n");
+    std::fs::write(&cfg, text).expect("config");
+    let holders = r#"[{"pid": 4242, "used_mem": 3221225472}, {"pid": 5151, "used_mem": 1073741824}]"#;
+    let frame = |mj: u64| {
+        format!(r#"{{"energy_mj": {mj}, "power_limit_mw": 700000, "compute_processes": {holders}}}"#)
+    };
+    let fixture = format!(
+        r#"{{"devices": [{{"name": "NVIDIA A100 MIG", "frames": [{}, {}], "faults": [{{"function": "nvmlDeviceGetProcessUtilization", "from_call": 1, "error": "NOT_SUPPORTED"}}]}}]}}"#,
+        frame(1_000_000),
+        frame(1_050_000)
+    );
+    let path = cli.dir.path().join("no-util.json");
+    std::fs::write(&path, fixture).expect("fixture");
+    // real-time: one short measured interval.
+    let d = json_of(&kwtop(
+        &cli,
+        Some(&path),
+        &["snapshot", "--json", "--interval", "100ms"],
+    ));
+    assert_doc_conserved(&d);
+    let g = &d["devices"][0];
+    assert_eq!(
+        g["status"], "ok",
+        "a missing feature is a notice, not a device error: {g}"
+    );
+    assert_eq!(g["energy_j"], 50.0);
+    let a = doc_process(&d, 4242);
+    let b = doc_process(&d, 5151);
+    assert_eq!(a["energy_by_device_j"]["gpu0"], 37.5);
+    assert_eq!(b["energy_by_device_j"]["gpu0"], 12.5);
+    assert_eq!(a["gpu_util_pct"], Value::Null, "unknown, never a made-up 0 %");
+    let notes: Vec<&str> = d["notices"]
+        .as_array()
+        .expect("notices")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|n| n.contains("no per-process utilisation"))
+            .count(),
+        1,
+        "{notes:?}"
+    );
+}

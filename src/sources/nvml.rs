@@ -31,6 +31,8 @@ struct DevState {
     last_seen_us: u64,
     /// Whether the "no energy counter" notice was given.
     energy_noted: bool,
+    /// Whether the "no per-process utilisation" notice was given.
+    util_noted: bool,
 }
 
 /// Explain an init failure in the user's terms.
@@ -79,6 +81,7 @@ impl NvmlSource {
                 name,
                 last_seen_us: 0,
                 energy_noted: false,
+                util_noted: false,
             });
         }
         let mut notices = Vec::new();
@@ -186,6 +189,18 @@ impl NvmlSource {
             }
             // No sample newer than last time: every process was at 0 %.
             Err(NvmlError::NotFound) => holders.iter_mut().for_each(|h| h.sm_util_pct = Some(0.0)),
+            // MIG and some older boards have no per-process utilisation at all: say so once; the
+            // dynamic energy is then split by memory (sm_util_pct stays unknown, never a made-up 0 %).
+            Err(NvmlError::NotSupported) => {
+                if !st.util_noted {
+                    st.util_noted = true;
+                    self.notices.push(format!(
+                        "gpu{i} ({}) reports no per-process utilisation (MIG or an older board): its dynamic \
+                         energy is split by GPU memory",
+                        st.name
+                    ));
+                }
+            }
             Err(e) => errors.push(format!("process utilisation: {}", explain_query(&e))),
         }
         r.gpu_processes = holders;
