@@ -72,6 +72,11 @@ pub struct Sampler {
     gpu: Option<Box<dyn GpuSource>>,
     origin: Instant,
     notices: Vec<String>,
+    /// Whether the "GPU processes not visible here" notice was given.
+    pidns_noted: bool,
+    /// GPU pids missing from /proc at the previous tick (a pid must be missing twice in a row, so a
+    /// process that exits between the NVML and the /proc read does not trigger the notice).
+    pidns_missing: Vec<u32>,
 }
 
 impl Sampler {
@@ -86,6 +91,8 @@ impl Sampler {
             gpu,
             origin: Instant::now(),
             notices: Vec::new(),
+            pidns_noted: false,
+            pidns_missing: Vec::new(),
         }
     }
 
@@ -120,6 +127,7 @@ impl Sampler {
         }
         devices.extend(self.cpu.read());
         let ps = self.procs.read();
+        self.check_pid_namespace(&devices, &ps.processes);
         let mono_s = self.origin.elapsed().as_secs_f64();
         let wall_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -132,6 +140,40 @@ impl Sampler {
             cpu_times: ps.cpu_times,
             processes: ps.processes,
             devices,
+        }
+    }
+
+    /// NVML reports host pids; inside a container without `--pid=host` they match nothing in our
+    /// /proc. Say so once, with the fix, instead of leaving unexplained `not visible` rows.
+    fn check_pid_namespace(&mut self, devices: &[DeviceReading], processes: &[ProcessReading]) {
+        if self.pidns_noted {
+            return;
+        }
+        let gpu_pids: Vec<u32> = devices
+            .iter()
+            .flat_map(|d| d.gpu_processes.iter().map(|p| p.pid))
+            .collect();
+        if gpu_pids.is_empty() {
+            return;
+        }
+        let missing: Vec<u32> = gpu_pids
+            .iter()
+            .copied()
+            .filter(|pid| !processes.iter().any(|p| p.key.pid == *pid))
+            .collect();
+        let twice = missing
+            .iter()
+            .filter(|pid| self.pidns_missing.contains(pid))
+            .count();
+        self.pidns_missing = missing;
+        if twice > 0 {
+            let missing = self.pidns_missing.len();
+            self.pidns_noted = true;
+            self.notices.push(format!(
+                "{missing} of {} GPU processes are not in this /proc (NVML reports host pids: in a \
+                 container, run with --pid=host to see their names); their energy is kept under their pid",
+                gpu_pids.len()
+            ));
         }
     }
 
@@ -149,5 +191,88 @@ impl Sampler {
         out.extend(self.cpu.take_notices());
         out.extend(self.procs.take_notices());
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{DeviceKind, GpuProcess, ProcInfo, ProcKey};
+
+    struct Procs(Vec<u32>);
+    impl ProcessSource for Procs {
+        fn read(&mut self) -> ProcSnapshot {
+            ProcSnapshot {
+                ticks_per_s: 100,
+                processes: self
+                    .0
+                    .iter()
+                    .map(|&pid| ProcessReading {
+                        key: ProcKey { pid, starttime: 1 },
+                        ppid: 1,
+                        cpu_ticks: 0,
+                        info: std::sync::Arc::new(ProcInfo::default()),
+                    })
+                    .collect(),
+                ..Default::default()
+            }
+        }
+    }
+    struct NoCpu;
+    impl CpuEnergySource for NoCpu {
+        fn read(&mut self) -> Vec<DeviceReading> {
+            Vec::new()
+        }
+    }
+    struct Gpu(Vec<u32>);
+    impl GpuSource for Gpu {
+        fn read(&mut self) -> Vec<DeviceReading> {
+            let mut d = DeviceReading::new("gpu0", DeviceKind::Gpu, "GPU");
+            d.gpu_processes = self
+                .0
+                .iter()
+                .map(|&pid| GpuProcess {
+                    pid,
+                    used_mem_bytes: Some(1 << 30),
+                    sm_util_pct: Some(0.0),
+                })
+                .collect();
+            vec![d]
+        }
+    }
+
+    #[test]
+    fn host_pids_not_in_our_proc_are_explained_once() {
+        let mut s = Sampler::new(
+            Box::new(Procs(vec![1, 10])),
+            Box::new(NoCpu),
+            Some(Box::new(Gpu(vec![10, 99]))),
+        );
+        s.sample();
+        assert!(
+            s.take_notices().is_empty(),
+            "one miss may be a process that just exited"
+        );
+        s.sample();
+        let n = s.take_notices();
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert!(
+            n[0].contains("1 of 2 GPU processes") && n[0].contains("--pid=host"),
+            "{n:?}"
+        );
+        s.sample();
+        assert!(s.take_notices().is_empty(), "said once");
+    }
+
+    #[test]
+    fn visible_gpu_pids_give_no_notice() {
+        let mut s = Sampler::new(
+            Box::new(Procs(vec![10])),
+            Box::new(NoCpu),
+            Some(Box::new(Gpu(vec![10]))),
+        );
+        s.sample();
+        s.sample();
+        assert!(s.take_notices().is_empty());
     }
 }
