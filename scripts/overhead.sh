@@ -51,11 +51,14 @@ cpu_s() { # utime + stime of PID in seconds
     awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"
 }
 hwm_kib() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
+# Anonymous (heap, stacks) resident memory: what the program allocated, without its code pages.
+anon_kib() { awk '/^RssAnon/ { print $2 }' "/proc/$1/status"; }
 
 sleep "$DURATION"
 
 KW_CPU="$(cpu_s "$KW_PID")"; HT_CPU="$(cpu_s "$HT_PID")"
 KW_RSS="$(hwm_kib "$KW_PID")"; HT_RSS="$(hwm_kib "$HT_PID")"
+KW_ANON="$(anon_kib "$KW_PID")"; HT_ANON="$(anon_kib "$HT_PID")"
 $T pipe-pane -t ovh:kwtop
 $T pipe-pane -t ovh:htop
 sleep 0.2
@@ -63,6 +66,6 @@ KW_BYTES="$(wc -c <"$WORK/kwtop.tty")"; HT_BYTES="$(wc -c <"$WORK/htop.tty")"
 
 printf 'overhead over %ss at a 1 s refresh, 120x40 terminals (tmux), %s processes on this host\n' \
     "$DURATION" "$(ls -d /proc/[0-9]* | wc -l)"
-printf '%-8s %12s %14s %16s\n' "" "CPU seconds" "peak RSS KiB" "terminal bytes"
-printf '%-8s %12s %14s %16s\n' kwtop "$KW_CPU" "$KW_RSS" "$KW_BYTES"
-printf '%-8s %12s %14s %16s\n' htop "$HT_CPU" "$HT_RSS" "$HT_BYTES"
+printf '%-8s %12s %14s %14s %16s\n' "" "CPU seconds" "peak RSS KiB" "anon RSS KiB" "terminal bytes"
+printf '%-8s %12s %14s %14s %16s\n' kwtop "$KW_CPU" "$KW_RSS" "$KW_ANON" "$KW_BYTES"
+printf '%-8s %12s %14s %14s %16s\n' htop "$HT_CPU" "$HT_RSS" "$HT_ANON" "$HT_BYTES"
