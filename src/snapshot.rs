@@ -64,6 +64,8 @@ pub struct ProcessOut {
     pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_for_s: Option<f64>,
+    /// GPU energy this process cost while flagged as an idle holder, whole session, joules.
+    pub idle_wasted_j: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -129,6 +131,7 @@ fn process_out(ledger: &Ledger, impact: &ImpactParams, e: &ProcEntry) -> Process
         equivalents: impact.equivalents(e.energy_j),
         state: state_str(e),
         idle_for_s: e.idle.flagged.then_some(e.idle.streak_s),
+        idle_wasted_j: e.idle.wasted_j,
         container: e
             .info
             .cgroup
@@ -198,6 +201,7 @@ pub fn build(
             equivalents: impact.equivalents(f.energy_j),
             state: "exited",
             idle_for_s: None,
+            idle_wasted_j: 0.0,
             container: None,
             slurm_job: None,
             folded_count: Some(f.count),

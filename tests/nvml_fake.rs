@@ -413,6 +413,8 @@ with_fixture! {
         let h = doc_process(&d, 5151);
         assert_eq!(h["state"], "idle-holder");
         assert_eq!(h["command"], "jupyter-kernel");
+        assert_close!(h["idle_wasted_j"].as_f64().expect("wasted"), holder.idle.wasted_j);
+        assert_eq!(doc_process(&d, 4242)["idle_wasted_j"], 0.0);
         assert_eq!(doc_process(&d, 4242)["state"], "running");
         assert_eq!(d["totals"]["idle_holders"], 1);
     }
