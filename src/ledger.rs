@@ -354,7 +354,13 @@ impl Ledger {
     }
 
     fn update_gpu_state(&mut self, cur: &Sample) {
-        let pid_keys: HashMap<u32, ProcKey> = cur.processes.iter().map(|p| (p.key.pid, p.key)).collect();
+        // Only a sample with GPU context holders needs the pid → key map (not every tick of a CPU box).
+        let any_holder = cur.devices.iter().any(|d| !d.gpu_processes.is_empty());
+        let pid_keys: HashMap<u32, ProcKey> = if any_holder {
+            cur.processes.iter().map(|p| (p.key.pid, p.key)).collect()
+        } else {
+            HashMap::new()
+        };
         let mut per_proc: HashMap<ProcKey, (f64, u64, bool, f64)> = HashMap::new();
         for dev in cur.devices.iter().filter(|d| d.kind == DeviceKind::Gpu) {
             for gp in &dev.gpu_processes {

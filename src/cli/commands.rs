@@ -200,18 +200,31 @@ pub struct LiveArgs {
     pub serve: Option<std::net::SocketAddr>,
 }
 
-/// The live monitor (`crate::tui`); the session summary is written on `e` and on exit.
-pub fn live(settings: &Settings, args: LiveArgs) -> Result<(), CliError> {
-    let host = host_name();
+/// An export hook that writes the session summary for `host` and reports the paths as
+/// "`what` written: …". With `only_on_key`, exits and checkpoints write nothing (a replay).
+pub(super) fn summary_hook(
+    settings: &Settings,
+    host: String,
+    what: &'static str,
+    only_on_key: bool,
+) -> crate::tui::ExportHook {
     let s = settings.clone();
-    let on_export: crate::tui::ExportHook = Box::new(move |engine, notices, _why| {
+    Box::new(move |engine, notices, why| {
+        if only_on_key && why != crate::tui::ExportReason::Key {
+            return Ok(String::new());
+        }
         crate::export::write_session_summary(&engine.ledger, &s, &host, notices)
             .map(|paths| {
                 let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-                format!("session summary written: {}", names.join(", "))
+                format!("{what} written: {}", names.join(", "))
             })
             .map_err(|e| e.to_string())
-    });
+    })
+}
+
+/// The live monitor (`crate::tui`); the session summary is written on `e` and on exit.
+pub fn live(settings: &Settings, args: LiveArgs) -> Result<(), CliError> {
+    let on_export = summary_hook(settings, host_name(), "session summary", false);
     let options = crate::tui::Options {
         no_color: args.no_color,
         ascii: args.ascii,

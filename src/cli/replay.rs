@@ -16,7 +16,7 @@ use super::{CliError, commands::LiveArgs};
 use crate::config::Settings;
 use crate::recording::Reader;
 use crate::sample::Sample;
-use crate::tui::{ExportHook, ExportReason, Options};
+use crate::tui::Options;
 
 /// Fastest replay: 1,000,000× (a day of 1 Hz samples in well under a second of pacing).
 const MAX_SPEED: f64 = 1e6;
@@ -73,16 +73,7 @@ pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -
         Reader::new(BufReader::new(f)).map_err(|e| CliError::Runtime(format!("{}: {e}", file.display())))?;
     let host = crate::sanitize::sanitize_str(&reader.header.host, 64);
     let shown_host = format!("{host} (replay)");
-    let s = settings.clone();
-    let on_export: ExportHook = Box::new(move |engine, notices, why| match why {
-        ExportReason::Exit | ExportReason::Checkpoint => Ok(String::new()),
-        ExportReason::Key => crate::export::write_session_summary(&engine.ledger, &s, &host, notices)
-            .map(|paths| {
-                let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-                format!("summary of the recording written: {}", names.join(", "))
-            })
-            .map_err(|e| e.to_string()),
-    });
+    let on_export = super::commands::summary_hook(settings, host, "summary of the recording", true);
     let options = Options {
         no_color: live.no_color,
         ascii: live.ascii,
