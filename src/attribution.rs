@@ -113,7 +113,12 @@ impl Attributor {
     pub fn attribute(&mut self, prev: &Sample, cur: &Sample) -> Interval {
         let dt_s = (cur.mono_s - prev.mono_s).max(0.0);
         let (cpu_load, cpu_shares) = cpu_shares(prev, cur);
-        let pid_index: HashMap<u32, ProcKey> = cur.processes.iter().map(|p| (p.key.pid, p.key)).collect();
+        // Only GPU context holders need pid → key; a CPU-only tick skips building the map.
+        let pid_index: HashMap<u32, ProcKey> = if cur.devices.iter().any(|d| !d.gpu_processes.is_empty()) {
+            cur.processes.iter().map(|p| (p.key.pid, p.key)).collect()
+        } else {
+            HashMap::new()
+        };
         let mut devices = Vec::with_capacity(cur.devices.len());
         for dev in &cur.devices {
             let before = prev.devices.iter().find(|d| d.id == dev.id);
