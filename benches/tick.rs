@@ -25,6 +25,7 @@ fn sample(n: usize, t: f64) -> Sample {
             },
             ppid: 1,
             cpu_ticks: (i as u64 % 7) * step,
+            child_ticks: 0,
             info: Arc::new(ProcInfo {
                 comm: format!("proc{i}"),
                 cmdline: format!("/usr/bin/proc{i} --flag value"),

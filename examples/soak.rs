@@ -65,6 +65,7 @@ impl Gen {
             },
             ppid: 1,
             cpu_ticks: 0,
+            child_ticks: 0,
             info: Arc::new(ProcInfo {
                 comm: comm.into(),
                 cmdline: format!("/usr/bin/{comm} --job {}", self.next_pid),

@@ -37,8 +37,15 @@ struct WireProcess {
     st: u64,
     ppid: u32,
     cpu: u64,
+    /// Waited-for children's CPU ticks (cutime + cstime); absent in older recordings and when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    child: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     info: Option<ProcInfo>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +92,7 @@ impl<W: Write> Writer<W> {
                 st: p.key.starttime,
                 ppid: p.ppid,
                 cpu: p.cpu_ticks,
+                child: p.child_ticks,
                 info: (!self.known.contains(&p.key)).then(|| (*p.info).clone()),
             })
             .collect();
@@ -199,6 +207,7 @@ impl<R: BufRead> Reader<R> {
                 key,
                 ppid: p.ppid,
                 cpu_ticks: p.cpu,
+                child_ticks: p.child,
                 info,
             });
         }

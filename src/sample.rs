@@ -197,6 +197,10 @@ pub struct ProcessReading {
     pub ppid: u32,
     /// utime + stime, clock ticks, cumulative.
     pub cpu_ticks: u64,
+    /// cutime + cstime: CPU time of the children this process has waited for, each with its own
+    /// waited-for descendants, clock ticks, cumulative. A child that starts and exits between two
+    /// samples is only ever seen here. 0 when unknown (recordings made before it was read).
+    pub child_ticks: u64,
     pub info: Arc<ProcInfo>,
 }
 

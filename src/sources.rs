@@ -211,6 +211,7 @@ mod tests {
                         key: ProcKey { pid, starttime: 1 },
                         ppid: 1,
                         cpu_ticks: 0,
+                        child_ticks: 0,
                         info: std::sync::Arc::new(ProcInfo::default()),
                     })
                     .collect(),

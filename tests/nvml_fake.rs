@@ -158,6 +158,7 @@ impl ProcessSource for ScriptedProcs {
                 key: key(pid),
                 ppid: 1,
                 cpu_ticks: 10 * k,
+                child_ticks: 0,
                 info: self.info(pid, comm),
             })
             .collect();

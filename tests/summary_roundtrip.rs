@@ -19,6 +19,7 @@ fn proc(pid: u32, ticks: u64, cmd: &str) -> ProcessReading {
         key: ProcKey { pid, starttime: 7 },
         ppid: 1,
         cpu_ticks: ticks,
+        child_ticks: 0,
         info: Arc::new(ProcInfo {
             comm: cmd.split(' ').next().unwrap().into(),
             cmdline: cmd.into(),

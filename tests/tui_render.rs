@@ -54,6 +54,7 @@ fn proc_(pid: u32, ppid: u32, ticks: u64, info: &Arc<ProcInfo>) -> ProcessReadin
         },
         ppid,
         cpu_ticks: ticks,
+        child_ticks: 0,
         info: Arc::clone(info),
     }
 }

@@ -26,6 +26,7 @@ fn sample(i: u64, procs: &[(u32, u64)]) -> Sample {
                 key: ProcKey { pid, starttime: 1 },
                 ppid: 1,
                 cpu_ticks: i * per_s,
+                child_ticks: 0,
                 info: Arc::new(ProcInfo {
                     comm: format!("p{pid}"),
                     cmdline: format!("p{pid} --run"),

@@ -10,6 +10,7 @@ fn proc(pid: u32, starttime: u64, ticks: u64) -> ProcessReading {
         key: ProcKey { pid, starttime },
         ppid: 1,
         cpu_ticks: ticks,
+        child_ticks: 0,
         info: Arc::new(ProcInfo {
             comm: format!("p{pid}"),
             ..Default::default()

@@ -278,6 +278,7 @@ mod tests {
             },
             ppid,
             cpu_ticks: 0,
+            child_ticks: 0,
             info: Arc::new(ProcInfo::default()),
         }
     }

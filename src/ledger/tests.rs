@@ -11,6 +11,7 @@ fn proc(pid: u32, starttime: u64, ticks: u64, comm: &str) -> ProcessReading {
         key: ProcKey { pid, starttime },
         ppid: 1,
         cpu_ticks: ticks,
+        child_ticks: 0,
         info: Arc::new(ProcInfo {
             comm: comm.into(),
             user: "ana".into(),

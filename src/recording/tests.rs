@@ -38,6 +38,7 @@ fn sample(t: f64, procs: &[(u32, u64, u64, &str)]) -> Sample {
                 },
                 ppid: 1,
                 cpu_ticks: *ticks,
+                child_ticks: *ticks / 3,
                 info: Arc::new(ProcInfo {
                     comm: (*comm).into(),
                     user: "ana".into(),
@@ -153,4 +154,23 @@ proptest::proptest! {
             }
         }
     }
+}
+
+#[test]
+fn children_ticks_round_trip_and_old_lines_without_them_still_load() {
+    let s = sample(1.0, &[(1, 10, 90, "a"), (2, 10, 1, "b")]);
+    let text = String::from_utf8(write(std::slice::from_ref(&s))).expect("utf8");
+    assert!(text.contains("\"child\":30"), "{text}");
+    assert_eq!(text.matches("\"child\"").count(), 1, "0 is not written: {text}");
+    // A sample line as written before children's ticks were recorded.
+    let old = format!(
+        "{}\n{{\"t\":0.0,\"wall_ms\":1,\"tps\":100,\"procs\":[{{\"pid\":7,\"st\":3,\"ppid\":1,\"cpu\":5}}]}}\n",
+        serde_json::to_string(&header()).expect("header")
+    );
+    let back: Vec<Sample> = Reader::new(Cursor::new(old.into_bytes()))
+        .expect("header")
+        .map(|s| s.expect("sample"))
+        .collect();
+    assert_eq!(back[0].processes[0].cpu_ticks, 5);
+    assert_eq!(back[0].processes[0].child_ticks, 0);
 }

@@ -13,6 +13,7 @@ fn proc(pid: u32, ticks: u64, comm: &str) -> ProcessReading {
         key: ProcKey { pid, starttime: 7 },
         ppid: 1,
         cpu_ticks: ticks,
+        child_ticks: 0,
         info: Arc::new(ProcInfo {
             comm: comm.into(),
             user: "ana".into(),

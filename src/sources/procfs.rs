@@ -75,6 +75,7 @@ impl ProcFs {
             key,
             ppid: u32::try_from(stat.ppid).unwrap_or(0),
             cpu_ticks: stat.utime.saturating_add(stat.stime),
+            child_ticks: u64::try_from(stat.cutime.saturating_add(stat.cstime)).unwrap_or(0),
             info,
         })
     }

@@ -12,6 +12,7 @@ fn proc(pid: u32, ppid: u32, ticks: u64, cmdline: &str) -> ProcessReading {
         },
         ppid,
         cpu_ticks: ticks,
+        child_ticks: 0,
         info: Arc::new(ProcInfo {
             comm: cmdline.split(' ').next().unwrap_or("").to_string(),
             cmdline: cmdline.to_string(),

@@ -74,6 +74,21 @@ impl FakeProc {
         .expect("cgroup");
     }
 
+    /// Set cutime and cstime (fields 16 and 17 of `/proc/PID/stat`) of a process added before.
+    pub fn set_children(&self, pid: u32, cutime: u64, cstime: u64) {
+        let path = self.root().join(pid.to_string()).join("stat");
+        let stat = std::fs::read(&path).expect("stat");
+        let close = stat.iter().rposition(|b| *b == b')').expect("comm") + 1;
+        let rest = String::from_utf8(stat[close..].to_vec()).expect("ascii");
+        let mut fields: Vec<String> = rest.split_whitespace().map(String::from).collect();
+        // After the comm: field 3 (state) is index 0, so field N is index N − 3.
+        fields[13] = cutime.to_string();
+        fields[14] = cstime.to_string();
+        let mut out = stat[..close].to_vec();
+        out.extend_from_slice(format!(" {}\n", fields.join(" ")).as_bytes());
+        std::fs::write(path, out).expect("stat");
+    }
+
     pub fn remove(&self, pid: u32) {
         std::fs::remove_dir_all(self.root().join(pid.to_string())).expect("remove");
     }
@@ -113,6 +128,21 @@ fn reads_real_formats() {
     assert_eq!(p.info.uid, Some(0));
     assert_eq!(p.info.user, "root");
     assert_eq!(p.info.cgroup.slurm_job.as_deref(), Some("4242"));
+}
+
+#[test]
+fn waited_for_children_ticks_are_cutime_plus_cstime() {
+    let f = FakeProc::new();
+    // A comm with a ')' and spaces must not shift the fields after it.
+    f.add(42, 1, b"make) -j 8", 70, 30, 5000, 0, b"make\0-j8\0");
+    f.add(43, 42, b"cc1", 3, 1, 5100, 0, b"cc1\0");
+    f.set_children(42, 1234, 567);
+    let mut src = ProcFs::new(f.root().to_path_buf());
+    let s = src.read();
+    let get = |pid: u32| s.processes.iter().find(|p| p.key.pid == pid).expect("listed");
+    assert_eq!(get(42).cpu_ticks, 100, "own time unchanged");
+    assert_eq!(get(42).child_ticks, 1801);
+    assert_eq!(get(43).child_ticks, 0);
 }
 
 #[test]
