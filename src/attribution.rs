@@ -4,6 +4,8 @@
 //! `energy_j = Σ process shares + idle_j + unattributed_j`, every term ≥ 0. The only state kept
 //! between calls is each GPU's learned idle floor. Must not read clocks, files or sensors.
 
+mod children;
+
 use std::collections::HashMap;
 
 use crate::sample::{
@@ -247,7 +249,8 @@ fn device_energy(
     (None, prov, Some(why))
 }
 
-/// CPU load over the interval and each process's share of busy time (DESIGN §4 CPU steps 2–3).
+/// CPU load over the interval and each process's share of busy time (DESIGN §4 CPU steps 2–3): its
+/// own CPU time and that of the children it reaped in the interval (see [`children`]).
 fn cpu_shares(prev: &Sample, cur: &Sample) -> (Option<f64>, Vec<(ProcKey, f64)>) {
     let Some((a, b)) = prev.cpu_times.zip(cur.cpu_times) else {
         return (None, Vec::new());
@@ -263,23 +266,12 @@ fn cpu_shares(prev: &Sample, cur: &Sample) -> (Option<f64>, Vec<(ProcKey, f64)>)
     if busy == 0 {
         return (Some(load), Vec::new());
     }
-    let before: HashMap<ProcKey, u64> = prev.processes.iter().map(|p| (p.key, p.cpu_ticks)).collect();
-    let born_after = prev.uptime_s.map(|u| u * cur.ticks_per_s as f64);
     let mut shares = Vec::new();
     let mut sum = 0.0;
-    for p in &cur.processes {
-        let ticks = match before.get(&p.key) {
-            Some(t) => p.cpu_ticks.saturating_sub(*t),
-            // Born during the interval: all of its CPU time falls inside it.
-            None if born_after.is_some_and(|b| p.key.starttime as f64 >= b) => p.cpu_ticks,
-            // First seen but older than the interval: its share here is unknown.
-            None => 0,
-        };
-        if ticks > 0 {
-            let s = ticks as f64 / busy as f64;
-            sum += s;
-            shares.push((p.key, s));
-        }
+    for (key, ticks) in children::interval_ticks(prev, cur) {
+        let s = ticks as f64 / busy as f64;
+        sum += s;
+        shares.push((key, s));
     }
     if sum > 1.0 {
         for (_, s) in &mut shares {

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::sample::{CpuEstimate, EstimateModel, ProcInfo, ProcessReading};
 
-fn proc(pid: u32, starttime: u64, ticks: u64) -> ProcessReading {
+pub(super) fn proc(pid: u32, starttime: u64, ticks: u64) -> ProcessReading {
     ProcessReading {
         key: ProcKey { pid, starttime },
         ppid: 1,
@@ -18,7 +18,7 @@ fn proc(pid: u32, starttime: u64, ticks: u64) -> ProcessReading {
     }
 }
 
-fn rapl(id: &str, uj: u64, wrap: Option<u64>) -> DeviceReading {
+pub(super) fn rapl(id: &str, uj: u64, wrap: Option<u64>) -> DeviceReading {
     let mut d = DeviceReading::new(id, DeviceKind::Cpu, "package-0 (RAPL)");
     d.energy = Some(EnergyCounter {
         value_uj: uj,
@@ -27,7 +27,13 @@ fn rapl(id: &str, uj: u64, wrap: Option<u64>) -> DeviceReading {
     d
 }
 
-fn sample(t: f64, busy: u64, idle: u64, procs: Vec<ProcessReading>, devices: Vec<DeviceReading>) -> Sample {
+pub(super) fn sample(
+    t: f64,
+    busy: u64,
+    idle: u64,
+    procs: Vec<ProcessReading>,
+    devices: Vec<DeviceReading>,
+) -> Sample {
     Sample {
         mono_s: t,
         wall_ms: (t * 1000.0) as i64,
@@ -39,7 +45,7 @@ fn sample(t: f64, busy: u64, idle: u64, procs: Vec<ProcessReading>, devices: Vec
     }
 }
 
-fn share(d: &DeviceEnergy, pid: u32) -> f64 {
+pub(super) fn share(d: &DeviceEnergy, pid: u32) -> f64 {
     d.shares
         .iter()
         .filter(|(k, _)| k.pid == pid)
@@ -371,7 +377,18 @@ fn arb_gpu_proc() -> impl Strategy<Value = GpuProcess> {
 }
 
 fn arb_case() -> impl Strategy<Value = (Sample, Sample, AttributionConfig)> {
-    let procs = proptest::collection::vec((0u32..20, 0u64..3, 0u64..10_000, 0u64..10_000), 0..30);
+    // (pid, starttime, ppid): a starttime ≥ 100_000 ticks is after `a` (uptime 1000 s at 100 Hz).
+    let ident = (0u32..20, prop_oneof![0u64..3, 100_000u64..100_003], 0u32..20);
+    // Own ticks and waited-for children's ticks at `a` and added by `b`; listed in a, b or both.
+    let procs = proptest::collection::vec(
+        (
+            ident,
+            (0u64..10_000, 0u64..10_000),
+            (0u64..10_000, 0u64..50_000),
+            0u8..4,
+        ),
+        0..30,
+    );
     (
         procs,
         (0u64..1_000_000, 0u64..1_000_000, 0u64..1_000_000, 0u64..1_000_000),
@@ -403,12 +420,19 @@ fn arb_case() -> impl Strategy<Value = (Sample, Sample, AttributionConfig)> {
                 (dt, ci, idle_w, frac),
                 (p0, p1),
             )| {
-                let mk = |ticks_extra: bool| -> Vec<ProcessReading> {
+                let mk = |later: bool| -> Vec<ProcessReading> {
                     let mut seen = std::collections::HashSet::new();
                     procs
                         .iter()
-                        .filter(|(pid, st, _, _)| seen.insert((*pid, *st)))
-                        .map(|(pid, st, t0, t1)| proc(*pid, *st, if ticks_extra { t0 + t1 } else { *t0 }))
+                        .filter(|((pid, st, _), ..)| seen.insert((*pid, *st)))
+                        // 0: in both, 1: only in a (reaped during the interval), 2: only in b.
+                        .filter(|(.., listed)| *listed != if later { 1 } else { 2 })
+                        .map(|((pid, st, ppid), (t0, t1), (c0, c1), _)| {
+                            let mut p = proc(*pid, *st, if later { t0 + t1 } else { *t0 });
+                            p.ppid = *ppid;
+                            p.child_ticks = if later { c0 + c1 } else { *c0 };
+                            p
+                        })
                         .collect()
                 };
                 let wrap_uj = wrap.map(|w| w.max(e0 + 1));
