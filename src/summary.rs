@@ -67,6 +67,11 @@ pub struct CommandOut {
     pub status: i32,
     /// Processes seen in its tree (the command and every descendant sampled at least once).
     pub tree_processes: usize,
+    /// User + system CPU seconds of the command and every descendant that was waited for (by its
+    /// parent, or by kwtop as subreaper), from `getrusage(RUSAGE_CHILDREN)` once all are reaped:
+    /// exact, as `time` reports it. Descendants still running when the command exits are not in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s: Option<f64>,
 }
 
 /// What to summarise and how to show command lines.
@@ -367,8 +372,10 @@ fn method_notes(ledger: &Ledger, opts: &SummaryOptions, impact: &ImpactParams) -
         m.push(format!("{} ({}): {how}", d.id, d.name));
     }
     m.push(
-        "CPU energy is split between processes by their share of busy CPU time (utime+stime) in each \
-         interval; CPU time is not proportional to power (frequency, vector units, memory stalls)."
+        "CPU energy is split between processes by their share of busy CPU time in each interval: their \
+         own (utime+stime) and that of the children they waited for (cutime+cstime, less what those \
+         children had already been charged); CPU time is not proportional to power (frequency, vector \
+         units, memory stalls)."
             .into(),
     );
     if ledger.devices.iter().any(|d| d.kind == DeviceKind::Gpu) {
@@ -382,14 +389,16 @@ fn method_notes(ledger: &Ledger, opts: &SummaryOptions, impact: &ImpactParams) -
         "Idle CPU energy is charged to processes in proportion to their CPU share (a policy, not physics)."
             .into()
     } else {
-        "Idle CPU energy stays in each device's idle row (a policy, not physics); CPU time of processes \
-         that exited between samples is in 'unattributed'."
+        "Idle CPU energy stays in each device's idle row (a policy, not physics); 'unattributed' holds \
+         busy time no visible process accounts for (interrupts, hidden processes, children reaped \
+         without a wait, read skew)."
             .into()
     });
     if opts.members.is_some() {
         m.push(
             "Scope: the command's process tree (the command, every descendant seen in a sample, orphans \
-             re-parented to kwtop included). Processes born and gone between two samples are not seen."
+             re-parented to kwtop included). Processes born and gone between two samples are counted in \
+             the process that waited for them; the CPU time of orphans kwtop reaped goes to the command."
                 .into(),
         );
     }

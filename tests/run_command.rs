@@ -4,7 +4,12 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Held by the tests that keep a CPU busy, so they do not compete with each other for the cores
+/// whose energy they split.
+static BUSY: Mutex<()> = Mutex::new(());
 
 fn kwtop(dir: &Path) -> Command {
     let cfg = dir.join("kwtop.toml");
@@ -78,6 +83,7 @@ fn missing_command_is_127() {
 fn tree_whose_parent_exits_before_its_child_is_accounted() {
     // sh → (subshell → busy loop); the subshell exits at once, orphaning the busy loop, which
     // burns CPU for ~1.5 s while the top shell waits. The busy loop must be in the summary.
+    let _busy = BUSY.lock().unwrap_or_else(|e| e.into_inner());
     let d = tempfile::tempdir().unwrap();
     let script =
         "( sh -c 'end=$(( $(date +%s) + 2 )); while [ $(date +%s) -lt $end ]; do :; done' & ) ; sleep 2.3";
@@ -178,4 +184,57 @@ fn output_file_and_saved_summaries_are_private() {
     assert_eq!(n, 3, "md, json and csv saved");
     let err = String::from_utf8_lossy(&st.stderr);
     assert!(!err.contains("s3cr3t"), "secret printed:\n{err}");
+}
+
+#[test]
+fn short_lived_children_carry_their_energy() {
+    // 15 busy children of 0.2 s each, every one born and gone between two 500 ms samples: their
+    // CPU time reaches the shell through its cutime + cstime, so the command holds the active energy.
+    let _busy = BUSY.lock().unwrap_or_else(|e| e.into_inner());
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run.json");
+    let script =
+        "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do timeout 0.2 sh -c 'while :; do :; done'; done";
+    let st = kwtop(d.path())
+        .args(["run", "--interval", "500ms", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    // The loop's last `timeout` killed its child: status 124, passed through.
+    assert_eq!(
+        st.status.code(),
+        Some(124),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let cpu = doc["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "cpu0")
+        .expect("cpu0 in the summary");
+    let f = |k: &str| cpu[k].as_f64().unwrap();
+    let active = f("energy_j") - f("idle_j");
+    let command = f("scope_j");
+    // Energy charged to processes outside the tree (kwtop itself, whatever else runs on a shared
+    // test machine). On a quiet machine it is ~0 and the share below is command / active.
+    let others = active - command - f("unattributed_j");
+    let share = command / (active - others);
+    eprintln!(
+        "cpu0: active {active:.1} J, command {command:.1} J, other processes {others:.1} J, \
+         unattributed {:.1} J: command share {:.1} %",
+        f("unattributed_j"),
+        share * 100.0
+    );
+    assert!(active > 0.0, "{doc}");
+    assert!(
+        share >= 0.9,
+        "the command holds {:.1} % of the active energy: {doc}",
+        share * 100.0
+    );
+    // The exact CPU time of the whole tree, as `time` reports it: 15 children of at most 0.2 s.
+    let cpu_s = doc["command"]["cpu_s"].as_f64().expect("cpu_s");
+    assert!(cpu_s > 0.3 && cpu_s < 4.0, "cpu_s {cpu_s}");
 }

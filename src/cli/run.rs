@@ -4,7 +4,8 @@
 //! Starts the command, samples every interval, and accounts the energy of its whole process tree on
 //! CPU and GPU through the same engine and ledger as everything else; [`TreeFilter`] (pure) decides
 //! which processes belong to the tree. kwtop makes itself a child subreaper, so descendants whose
-//! parent exited are re-parented to it and stay recognisable. SIGINT, SIGTERM, SIGHUP and SIGQUIT
+//! parent exited are re-parented to it and stay recognisable; the CPU time of those it reaps is
+//! handed to the command ([`TreeFilter::hand_reaped_to_root`]), never to kwtop's own row. SIGINT, SIGTERM, SIGHUP and SIGQUIT
 //! are forwarded to the command (SIGINT/SIGQUIT only when they did not come from the terminal, which
 //! already delivered them to the command). When the command exits, a last sample is taken while it
 //! is still a zombie, the summary is printed to stderr and saved, and kwtop exits with the command's
@@ -35,6 +36,8 @@ pub struct TreeFilter {
     /// kwtop's own pid: orphans of the tree are re-parented to it (child subreaper).
     reaper_pid: u32,
     members: HashSet<ProcKey>,
+    /// The command itself, once seen.
+    root: Option<ProcKey>,
     /// Pids of members seen in the previous sample (a parent may vanish while its child is read).
     prev_pids: HashSet<u32>,
 }
@@ -45,6 +48,7 @@ impl TreeFilter {
             root_pid,
             reaper_pid,
             members: HashSet::new(),
+            root: None,
             prev_pids: HashSet::new(),
         }
     }
@@ -77,6 +81,9 @@ impl TreeFilter {
                     || (self.prev_pids.contains(&p.ppid) && !parent_of.contains_key(&p.ppid))
                     || (p.ppid == self.reaper_pid && p.key.pid != self.reaper_pid);
                 if is_member {
+                    if p.key.pid == self.root_pid && self.root.is_none() {
+                        self.root = Some(p.key);
+                    }
                     self.members.insert(p.key);
                     live.insert(p.key.pid);
                     grew = true;
@@ -87,6 +94,29 @@ impl TreeFilter {
             }
         }
         self.prev_pids = live;
+    }
+
+    /// kwtop reaps the tree's orphans, so their CPU time lands in kwtop's own cutime + cstime, where
+    /// attribution would charge it to kwtop. Move it to the command instead: kwtop's waited-for
+    /// children's ticks are added to the root's, and processes re-parented to kwtop are shown as the
+    /// root's children, so what they had already been charged is deducted from the root (see
+    /// `attribution::children`). kwtop's own CPU time stays on its own row, outside the tree. The
+    /// root is never reaped before the last sample, so it is listed in every sample this changes.
+    pub fn hand_reaped_to_root(&self, sample: &mut Sample) {
+        let Some(root) = self.root else { return };
+        let mut reaped = 0u64;
+        for p in &mut sample.processes {
+            if p.key.pid == self.reaper_pid {
+                reaped = std::mem::take(&mut p.child_ticks);
+            }
+        }
+        for p in &mut sample.processes {
+            if p.key == root {
+                p.child_ticks = p.child_ticks.saturating_add(reaped);
+            } else if p.ppid == self.reaper_pid && p.key.pid != self.reaper_pid {
+                p.ppid = root.pid;
+            }
+        }
     }
 }
 
@@ -146,8 +176,9 @@ fn has_exited(child: Pid) -> bool {
     }
 }
 
-fn push(s: Sample, filter: &mut TreeFilter, engine: &mut Engine) {
+fn push(mut s: Sample, filter: &mut TreeFilter, engine: &mut Engine) {
     filter.update(&s);
+    filter.hand_reaped_to_root(&mut s);
     engine.push(s);
 }
 
@@ -227,6 +258,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<(), CliError> {
         signal,
         status,
         tree_processes: filter.members().len(),
+        cpu_s: children_cpu_s(),
     });
     opts.members = Some(filter.members().clone());
     let doc = summary::build(&engine.ledger, &settings.impact, &host_name(), &notices, &opts);
@@ -253,6 +285,15 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<(), CliError> {
     } else {
         Err(CliError::Exit(status))
     }
+}
+
+/// User + system CPU seconds of every child kwtop has waited for (the command, the orphans it
+/// reaped, and everything they waited for in turn).
+fn children_cpu_s() -> Option<f64> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let u = getrusage(UsageWho::RUSAGE_CHILDREN).ok()?;
+    let s = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 * 1e-6;
+    Some(s(u.user_time()) + s(u.system_time()))
 }
 
 fn join_paths(paths: &[PathBuf]) -> String {
@@ -340,6 +381,64 @@ mod tests {
         reused.key.starttime = 99_999;
         f.update(&s(vec![reused, p(300, 1)]));
         assert_eq!(f.members().len(), 1);
+    }
+
+    fn ticks(mut p: ProcessReading, own: u64, child: u64) -> ProcessReading {
+        p.cpu_ticks = own;
+        p.child_ticks = child;
+        p
+    }
+
+    #[test]
+    fn ticks_kwtop_reaped_go_to_the_command_not_to_kwtop() {
+        let mut f = TreeFilter::new(100, 50);
+        let mut a = s(vec![
+            ticks(p(50, 1), 7, 30),
+            ticks(p(100, 50), 1, 5),
+            ticks(p(103, 50), 20, 0),
+        ]);
+        f.update(&a);
+        f.hand_reaped_to_root(&mut a);
+        let get = |s: &Sample, pid: u32| s.processes.iter().find(|p| p.key.pid == pid).cloned();
+        assert_eq!(get(&a, 50).map(|p| (p.cpu_ticks, p.child_ticks)), Some((7, 0)));
+        assert_eq!(get(&a, 100).map(|p| (p.ppid, p.child_ticks)), Some((50, 35)));
+        assert_eq!(
+            get(&a, 103).map(|p| p.ppid),
+            Some(100),
+            "orphan shown under the command"
+        );
+
+        // Over the next interval the orphan ran 5 more ticks and kwtop reaped it (cutime 30 → 55),
+        // kwtop itself used 3 ticks monitoring, the command 2.
+        let mut b = s(vec![ticks(p(50, 1), 10, 55), ticks(p(100, 50), 3, 5)]);
+        f.update(&b);
+        f.hand_reaped_to_root(&mut b);
+        for (smp, t, busy) in [(&mut a, 0.0, 0), (&mut b, 1.0, 100)] {
+            smp.mono_s = t;
+            smp.uptime_s = Some(1000.0 + t);
+            smp.cpu_times = Some(crate::sample::CpuTimes { busy, idle: 0 });
+        }
+        let iv = crate::attribution::Attributor::default().attribute(&a, &b);
+        let share = |pid: u32| {
+            iv.cpu_shares
+                .iter()
+                .filter(|(k, _)| k.pid == pid)
+                .map(|(_, x)| x)
+                .sum::<f64>()
+        };
+        assert!(
+            (share(100) - 0.07).abs() < 1e-12,
+            "command: 2 own + 5 of the orphan's"
+        );
+        assert!((share(50) - 0.03).abs() < 1e-12, "kwtop: its own monitoring only");
+    }
+
+    #[test]
+    fn nothing_moves_before_the_command_is_seen() {
+        let f = TreeFilter::new(100, 50);
+        let mut a = s(vec![ticks(p(50, 1), 7, 30)]);
+        f.hand_reaped_to_root(&mut a);
+        assert_eq!(a.processes[0].child_ticks, 30);
     }
 
     #[test]

@@ -76,9 +76,13 @@ pub fn render(doc: &SummaryDoc, top: usize) -> String {
             (Some(code), None) => format!("exit code {code}"),
             (None, None) => "unknown".into(),
         };
+        let cpu = c
+            .cpu_s
+            .map(|t| format!(" · CPU time {t:.2} s (user+sys, whole tree)"))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "Command pid {} · {how} · kwtop exits with {} · {} processes in its tree\n",
+            "Command pid {} · {how} · kwtop exits with {} · {} processes in its tree{cpu}\n",
             c.pid, c.status, c.tree_processes
         );
     }
