@@ -493,16 +493,18 @@ with_fixture! {
 }
 
 with_fixture! {
-    /// The GPU falls off the bus after three good reads: from then on it is N/A with the reason,
-    /// the energy measured before stays, and the CPU side keeps being measured and attributed.
+    /// The GPU falls off the bus after three good reads: from then on it is N/A with the reason
+    /// (its last good counter kept, flagged stale), the energy measured before stays, and the CPU side keeps being measured and attributed.
     fn gpu_lost_mid_run_is_na_with_reason_and_cpu_continues() uses "gpu-lost-mid-run.json" => {
         let s = settings("");
         let procs = ScriptedProcs::new(&[&[(4242, "python3")]]);
         let r = run(&s, &SECONDS_0_TO_5, procs);
         let reading = &r.samples[3].devices[0];
         let why = reading.error.as_deref().expect("lost GPU has an error");
-        assert!(why.contains("GPU is lost"), "{why}");
-        assert_eq!(reading.energy, None);
+        assert!(why.contains("GPU is lost") && why.contains("last good energy reading kept"), "{why}");
+        // The last good counter is kept (flagged stale) so a GPU that comes back loses nothing.
+        assert_eq!(reading.energy, r.samples[2].devices[0].energy);
+        assert!(reading.energy_stale);
         assert_eq!(reading.power_w, None);
         let l = &r.engine.ledger;
         let g = device(l, "gpu0");
