@@ -166,7 +166,9 @@ impl Attributor {
     }
 }
 
-/// Difference of a cumulative counter, joules, with RAPL wrap-around. `Err` explains a reset.
+/// Difference of a cumulative counter, joules, with RAPL wrap-around. `Err` explains a reset. Live
+/// samples carry counters the sampler already unwrapped (`sources::counters`); the wrap here serves
+/// recordings made before that, which hold one raw read per sample.
 pub fn counter_delta_j(prev: EnergyCounter, cur: EnergyCounter) -> Result<f64, String> {
     let delta_uj = if cur.value_uj >= prev.value_uj {
         cur.value_uj - prev.value_uj
@@ -198,6 +200,15 @@ fn device_energy(
             Some("device appeared during the interval".into()),
         );
     };
+    if cur.energy_stale {
+        // The counter could not be read now; its last good value is kept so the next interval
+        // recovers this one's energy. Until then this interval is N/A, never a made-up 0 J.
+        let why = cur
+            .error
+            .clone()
+            .unwrap_or_else(|| "energy counter not read".into());
+        return (None, Provenance::Measured, Some(why));
+    }
     if let (Some(a), Some(b)) = (prev.energy, cur.energy) {
         return match counter_delta_j(a, b) {
             // Energy is fine; a failed secondary query (e.g. per-process utilisation) still shows.

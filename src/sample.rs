@@ -1,6 +1,6 @@
 //! Plain-data readings: one [`Sample`] per tick, produced by `sources` and consumed by everything after.
 //!
-//! A sample holds raw cumulative counters (CPU ticks, energy counters) and the timestamps they were read
+//! A sample holds cumulative counters (CPU ticks, energy counters) and the timestamps they were read
 //! at, never derived rates: attribution differentiates pairs of samples, so live sensors, recordings and
 //! synthetic test data all go through the same arithmetic. Nothing here reads a clock or a file.
 
@@ -60,7 +60,8 @@ impl Provenance {
     }
 }
 
-/// A cumulative energy counter as read from the hardware.
+/// A cumulative energy counter. Live samples carry the sampler's unwrapped total (`wrap_uj: None`,
+/// see `sources::counters`); recordings made before it carry the raw hardware value.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EnergyCounter {
     /// Counter value in microjoules (NVML's millijoules are scaled by 1000).
@@ -129,6 +130,10 @@ pub struct DeviceReading {
     /// Cumulative energy counter, when the device has one and it could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<EnergyCounter>,
+    /// `energy` is the last good reading, kept because this read of the counter failed (the reason
+    /// is in `error`): the interval ending here is N/A, and the next good read recovers its energy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub energy_stale: bool,
     /// Power reading in watts (NVML: a 1 s average on Ampere and later except A100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_w: Option<f64>,
@@ -162,6 +167,7 @@ impl DeviceReading {
             kind,
             name: name.into(),
             energy: None,
+            energy_stale: false,
             power_w: None,
             estimate: None,
             power_limit_w: None,

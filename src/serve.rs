@@ -177,7 +177,7 @@ pub fn live_feed(
             let next = start + interval * n;
             let now = Instant::now();
             if next > now {
-                std::thread::sleep(next - now);
+                sampler.wait_until(next, || tx.is_closed());
             } else {
                 // Fell behind (a slow NVML call): skip the missed ticks.
                 n = u32::try_from((now - start).as_nanos() / interval.as_nanos().max(1)).unwrap_or(u32::MAX);
@@ -227,14 +227,7 @@ pub fn run(settings: &Settings, listen: Option<SocketAddr>, interval: Duration) 
             eprintln!("kwtop: {note}");
         }
         n = n.saturating_add(1);
-        let next = start + interval * n;
-        while !stop.load(Ordering::Relaxed) {
-            let now = Instant::now();
-            if now >= next {
-                break;
-            }
-            std::thread::sleep((next - now).min(Duration::from_millis(100)));
-        }
+        sampler.wait_until(start + interval * n, || stop.load(Ordering::Relaxed));
     }
     eprintln!("kwtop: stopped serving after {n} samples");
     Ok(())

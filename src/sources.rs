@@ -3,16 +3,22 @@
 //! Each source sits behind a small trait and returns plain data with failures as values (an `error`
 //! string on the reading), never a panic. [`Sampler`] combines them into one [`Sample`] per tick and
 //! collects one-time notices ("no NVIDIA driver found", "RAPL not readable because …").
+//!
+//! Energy counters wrap (a 60 J RAPL range at 50 W wraps every 1.2 s), so between samples the
+//! drivers wait with [`Sampler::wait_until`], which reads only the counters, at least once a second
+//! and four times per wrap at the observed rate; `counters` unwraps them and every `Sample` carries
+//! the unwrapped total.
 
+pub mod counters;
 pub mod estimate;
 pub mod nvml;
 pub mod powercap;
 pub mod procfs;
 
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::sample::{CpuTimes, DeviceReading, ProcessReading, Sample};
+use crate::sample::{CpuTimes, DeviceReading, EnergyCounter, ProcessReading, Sample};
 
 /// What a process source reads at one tick.
 #[derive(Debug, Clone, Default)]
@@ -32,9 +38,28 @@ pub trait ProcessSource: Send {
     }
 }
 
+/// One device's raw energy counter read between samples: `(device id, counter or why not)`.
+pub type CounterRead = (String, Result<EnergyCounter, String>);
+
+/// The counters in full readings: a device without a counter and without an error is left out.
+fn counters_of(readings: Vec<DeviceReading>) -> Vec<CounterRead> {
+    readings
+        .into_iter()
+        .filter_map(|r| match (r.energy, r.error) {
+            (Some(c), _) => Some((r.id, Ok(c))),
+            (None, Some(why)) => Some((r.id, Err(why))),
+            (None, None) => None,
+        })
+        .collect()
+}
+
 /// CPU package and DRAM energy (RAPL) or the CPU estimate.
 pub trait CpuEnergySource: Send {
     fn read(&mut self) -> Vec<DeviceReading>;
+    /// Only the energy counters, cheaply, for reads between samples. Default: a full read.
+    fn read_counters(&mut self) -> Vec<CounterRead> {
+        counters_of(self.read())
+    }
     fn take_notices(&mut self) -> Vec<String> {
         Vec::new()
     }
@@ -43,6 +68,10 @@ pub trait CpuEnergySource: Send {
 /// GPUs (NVML).
 pub trait GpuSource: Send {
     fn read(&mut self) -> Vec<DeviceReading>;
+    /// Only the energy counters, cheaply, for reads between samples. Default: a full read.
+    fn read_counters(&mut self) -> Vec<CounterRead> {
+        counters_of(self.read())
+    }
     fn take_notices(&mut self) -> Vec<String> {
         Vec::new()
     }
@@ -77,7 +106,14 @@ pub struct Sampler {
     /// GPU pids missing from /proc at the previous tick (a pid must be missing twice in a row, so a
     /// process that exits between the NVML and the /proc read does not trigger the notice).
     pidns_missing: Vec<u32>,
+    /// Energy counters unwrapped across all reads.
+    counters: counters::CounterTracker,
+    /// When counters were last read (by a sample or a poll).
+    counters_read_at: Instant,
 }
+
+/// Longest sleep of [`Sampler::wait_until`] between looks at its stop condition.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 
 impl Sampler {
     pub fn new(
@@ -93,6 +129,8 @@ impl Sampler {
             notices: Vec::new(),
             pidns_noted: false,
             pidns_missing: Vec::new(),
+            counters: counters::CounterTracker::new(),
+            counters_read_at: Instant::now(),
         }
     }
 
@@ -119,13 +157,24 @@ impl Sampler {
     }
 
     /// Read everything once. GPUs are read first and processes last, so every pid NVML names is
-    /// already alive when `/proc` is scanned.
+    /// already alive when `/proc` is scanned. Energy counters are unwrapped (see `counters`).
     pub fn sample(&mut self) -> Sample {
         let mut devices = Vec::new();
         if let Some(g) = &mut self.gpu {
-            devices.extend(g.read());
+            let read = g.read();
+            let at = self.origin.elapsed().as_secs_f64();
+            for mut r in read {
+                self.counters.apply(&mut r, at);
+                devices.push(r);
+            }
         }
-        devices.extend(self.cpu.read());
+        let read = self.cpu.read();
+        let at = self.origin.elapsed().as_secs_f64();
+        for mut r in read {
+            self.counters.apply(&mut r, at);
+            devices.push(r);
+        }
+        self.counters_read_at = Instant::now();
         let ps = self.procs.read();
         self.check_pid_namespace(&devices, &ps.processes);
         let mono_s = self.origin.elapsed().as_secs_f64();
@@ -140,6 +189,53 @@ impl Sampler {
             cpu_times: ps.cpu_times,
             processes: ps.processes,
             devices,
+        }
+    }
+
+    /// Read only the energy counters of the devices already tracked, so no wrap goes unseen.
+    pub fn poll_counters(&mut self) {
+        let mut reads = Vec::new();
+        if let Some(g) = &mut self.gpu {
+            let r = g.read_counters();
+            reads.push((r, self.origin.elapsed().as_secs_f64()));
+        }
+        let r = self.cpu.read_counters();
+        reads.push((r, self.origin.elapsed().as_secs_f64()));
+        for (list, at) in reads {
+            for (id, raw) in list {
+                if self.counters.knows(&id) {
+                    self.counters.step(&id, raw, at);
+                }
+            }
+        }
+        self.counters_read_at = Instant::now();
+    }
+
+    /// How long the counters may go unread now, seconds (at most 1 s; see `counters`).
+    pub fn poll_period_s(&self) -> f64 {
+        self.counters.poll_period_s()
+    }
+
+    /// Wait until `deadline`, reading the energy counters whenever they are due and returning early
+    /// once `stop()` is true (checked at least every 100 ms). Every driver waits between samples
+    /// with this, never with a plain sleep. With an interval no longer than the poll period (the
+    /// 1 s default) it reads nothing extra.
+    pub fn wait_until(&mut self, deadline: Instant, stop: impl Fn() -> bool) {
+        let origin = self.origin;
+        let secs = move |t: Instant| t.saturating_duration_since(origin).as_secs_f64();
+        let deadline_s = secs(deadline);
+        while !stop() {
+            let period = self
+                .counters
+                .has_counters()
+                .then(|| self.counters.poll_period_s());
+            let now_s = self.origin.elapsed().as_secs_f64();
+            let last_s = secs(self.counters_read_at);
+            match counters::next_wait(now_s, deadline_s, last_s, period, STOP_CHECK.as_secs_f64()) {
+                counters::Wait::Done => return,
+                counters::Wait::ReadCounters => self.poll_counters(),
+                counters::Wait::Sleep(s) => std::thread::sleep(Duration::from_secs_f64(s)),
+            }
         }
     }
 
@@ -196,6 +292,9 @@ impl Sampler {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+
     use super::*;
     use crate::sample::{DeviceKind, GpuProcess, ProcInfo, ProcKey};
 
@@ -263,6 +362,119 @@ mod tests {
         );
         s.sample();
         assert!(s.take_notices().is_empty(), "said once");
+    }
+
+    /// A RAPL-like package drawing `watts` in real time, wrapping after `max_uj`; counts reads.
+    struct LiveCounter {
+        start: Instant,
+        watts: f64,
+        max_uj: Option<u64>,
+        polls: Arc<AtomicU32>,
+    }
+    impl LiveCounter {
+        fn counter(&self) -> EnergyCounter {
+            let uj = (self.watts * self.start.elapsed().as_secs_f64() * 1e6) as u64;
+            EnergyCounter {
+                value_uj: self.max_uj.map_or(uj, |m| uj % (m + 1)),
+                wrap_uj: self.max_uj,
+            }
+        }
+    }
+    impl CpuEnergySource for LiveCounter {
+        fn read(&mut self) -> Vec<DeviceReading> {
+            let mut d = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0 (fake)");
+            d.energy = Some(self.counter());
+            vec![d]
+        }
+        fn read_counters(&mut self) -> Vec<CounterRead> {
+            self.polls.fetch_add(1, AtomicOrdering::Relaxed);
+            vec![("cpu0".into(), Ok(self.counter()))]
+        }
+    }
+    impl GpuSource for LiveCounter {
+        fn read(&mut self) -> Vec<DeviceReading> {
+            let mut d = DeviceReading::new("gpu0", DeviceKind::Gpu, "GPU (fake)");
+            d.energy = Some(self.counter());
+            vec![d]
+        }
+        fn read_counters(&mut self) -> Vec<CounterRead> {
+            self.polls.fetch_add(1, AtomicOrdering::Relaxed);
+            vec![("gpu0".into(), Ok(self.counter()))]
+        }
+    }
+
+    fn live(watts: f64, max_uj: Option<u64>) -> (LiveCounter, Arc<AtomicU32>) {
+        let polls = Arc::new(AtomicU32::new(0));
+        let c = LiveCounter {
+            start: Instant::now(),
+            watts,
+            max_uj,
+            polls: Arc::clone(&polls),
+        };
+        (c, polls)
+    }
+
+    fn energy_uj(s: &Sample, id: &str) -> u64 {
+        let d = s.devices.iter().find(|d| d.id == id).expect("device");
+        assert_eq!(
+            d.energy.and_then(|e| e.wrap_uj),
+            None,
+            "samples carry the unwrapped total"
+        );
+        d.energy.map_or(0, |e| e.value_uj)
+    }
+
+    /// Issue 10 item 1: a counter that wraps every 200 ms is read between samples often enough
+    /// that a 400 ms interval books all of its energy.
+    #[test]
+    fn waiting_reads_a_fast_wrapping_counter_and_books_every_wrap() {
+        let (cpu, polls) = live(10.0, Some(2_000_000)); // 2 J range at 10 W
+        let mut s = Sampler::new(Box::new(Procs(vec![])), Box::new(cpu), None);
+        let a = s.sample();
+        // real-time: the fake counter advances with the wall clock while the sampler waits.
+        s.wait_until(Instant::now() + Duration::from_millis(400), || false);
+        let b = s.sample();
+        let got_j = (energy_uj(&b, "cpu0") - energy_uj(&a, "cpu0")) as f64 * 1e-6;
+        let want_j = 10.0 * (b.mono_s - a.mono_s);
+        assert!(
+            (got_j - want_j).abs() <= 0.1 * want_j,
+            "{got_j} J booked, {want_j} J drawn"
+        );
+        let n = polls.load(AtomicOrdering::Relaxed);
+        // One probe at 100 ms, then every 50 ms (a quarter of a wrap): 6 or 7 on an idle machine.
+        assert!((3..=8).contains(&n), "{n} counter reads");
+        assert!((s.poll_period_s() - 0.05).abs() < 0.01, "{}", s.poll_period_s());
+    }
+
+    /// With the interval no longer than the poll period nothing extra is read, whatever the device.
+    #[test]
+    fn waiting_within_the_poll_period_reads_nothing_extra() {
+        let (cpu, cpu_polls) = live(10.0, Some(262_143_328_850));
+        let (gpu, gpu_polls) = live(300.0, None);
+        let mut s = Sampler::new(Box::new(Procs(vec![])), Box::new(cpu), Some(Box::new(gpu)));
+        s.sample();
+        // real-time: the first wait probes the wrapping counter once to learn its rate.
+        s.wait_until(Instant::now() + Duration::from_millis(150), || false);
+        assert_eq!(cpu_polls.load(AtomicOrdering::Relaxed), 1);
+        s.sample();
+        assert_eq!(s.poll_period_s(), counters::MAX_POLL_S);
+        let before = (
+            cpu_polls.load(AtomicOrdering::Relaxed),
+            gpu_polls.load(AtomicOrdering::Relaxed),
+        );
+        // real-time: a 300 ms interval is inside the 1 s period.
+        s.wait_until(Instant::now() + Duration::from_millis(300), || false);
+        let after = (
+            cpu_polls.load(AtomicOrdering::Relaxed),
+            gpu_polls.load(AtomicOrdering::Relaxed),
+        );
+        assert_eq!(before, after);
+        let t = Instant::now();
+        s.wait_until(Instant::now() + Duration::from_secs(10), || true);
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "stop is honoured at once"
+        );
     }
 
     #[test]

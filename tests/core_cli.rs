@@ -175,7 +175,10 @@ fn advancing_and_wrapping_rapl_counter_is_measured_within_one_percent() {
     let log = log.join().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    // Expected advance: map the raw values kwtop read back to the writer's running total, in order.
+    // Expected advance: samples carry the unwrapped counter, which starts at the first raw value.
+    // Map the first read back to the writer's running total, then check that every later read is a
+    // total the writer really reached (each wrap counts `max − prev + cur`, 1 µJ short of the
+    // writer's modulus max + 1).
     let text = std::fs::read_to_string(&rec).unwrap();
     let mut reads = Vec::new();
     for line in text.lines().skip(1) {
@@ -186,15 +189,22 @@ fn advancing_and_wrapping_rapl_counter_is_measured_within_one_percent() {
             .iter()
             .find(|d| d["id"] == "cpu0")
             .unwrap();
+        assert!(
+            dev["energy"]["wrap_uj"].is_null(),
+            "unwrapped by the sampler: {dev}"
+        );
         reads.push(dev["energy"]["value_uj"].as_u64().unwrap());
     }
-    let mut pos = 0;
+    let t0 = log.iter().find(|(v, _)| *v == reads[0]).unwrap().1;
     let mut totals = Vec::new();
     for r in &reads {
-        while log[pos].0 != *r {
-            pos += 1;
-        }
-        totals.push(log[pos].1);
+        let advance = t0 + (r - reads[0]);
+        let t = log
+            .iter()
+            .map(|(_, t)| *t)
+            .find(|t| (advance..=advance + 10).contains(t))
+            .unwrap_or_else(|| panic!("read {r} µJ is no total the counter reached"));
+        totals.push(t);
     }
     let expected_j = (totals.last().unwrap() - totals[0]) as f64 / 1e6;
     assert!(

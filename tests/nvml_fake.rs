@@ -494,16 +494,18 @@ with_fixture! {
 }
 
 with_fixture! {
-    /// The GPU falls off the bus after three good reads: from then on it is N/A with the reason,
-    /// the energy measured before stays, and the CPU side keeps being measured and attributed.
+    /// The GPU falls off the bus after three good reads: from then on it is N/A with the reason
+    /// (its last good counter kept, flagged stale), the energy measured before stays, and the CPU side keeps being measured and attributed.
     fn gpu_lost_mid_run_is_na_with_reason_and_cpu_continues() uses "gpu-lost-mid-run.json" => {
         let s = settings("");
         let procs = ScriptedProcs::new(&[&[(4242, "python3")]]);
         let r = run(&s, &SECONDS_0_TO_5, procs);
         let reading = &r.samples[3].devices[0];
         let why = reading.error.as_deref().expect("lost GPU has an error");
-        assert!(why.contains("GPU is lost"), "{why}");
-        assert_eq!(reading.energy, None);
+        assert!(why.contains("GPU is lost") && why.contains("last good energy reading kept"), "{why}");
+        // The last good counter is kept (flagged stale) so a GPU that comes back loses nothing.
+        assert_eq!(reading.energy, r.samples[2].devices[0].energy);
+        assert!(reading.energy_stale);
         assert_eq!(reading.power_w, None);
         let l = &r.engine.ledger;
         let g = device(l, "gpu0");
@@ -1018,4 +1020,35 @@ fn cli_no_per_process_utilisation_is_one_notice_and_a_memory_split() {
         1,
         "{notes:?}"
     );
+}
+
+with_fixture! {
+    /// Issue 10 item 1: between samples only `nvmlDeviceGetTotalEnergyConsumption` is called (the
+    /// fake answers each function from its own frame counter, so a full read would move them all),
+    /// a GPU without the counter is left out, and the sampler's samples carry every read's energy.
+    fn counter_only_reads_call_the_energy_function_alone() uses "h100-busy-and-idle-holder.json" => {
+        let mut nvml = NvmlSource::open(Some(&fake_lib())).expect("fake NVML opens");
+        let reads = kwtop::sources::GpuSource::read_counters(&mut nvml);
+        assert_eq!(reads.len(), 1, "gpu1 has no counter: {reads:?}");
+        assert_eq!(reads[0].0, "gpu0");
+        assert_eq!(reads[0].1.as_ref().map(|c| c.value_uj), Ok(1_000_000_000));
+        let full = kwtop::sources::GpuSource::read(&mut nvml);
+        assert_eq!(full[0].energy.map(|c| c.value_uj), Some(1_400_000_000), "energy frame 1");
+        assert_eq!(full[0].temperature_c, Some(60.0), "temperature still on frame 0");
+
+        drop(nvml);
+        // A fresh init starts the fake's frame counters again.
+        let nvml = NvmlSource::open(Some(&fake_lib())).expect("fake NVML opens again");
+        let mut sampler = Sampler::new(
+            Box::new(ScriptedProcs::new(&[&[]])),
+            Box::new(ScriptedRapl { reads: 0 }),
+            Some(Box::new(nvml)),
+        );
+        let a = sampler.sample();
+        sampler.poll_counters();
+        let b = sampler.sample();
+        let uj = |s: &Sample| s.devices[0].energy.expect("gpu0 counter").value_uj;
+        assert_eq!(uj(&b) - uj(&a), 800_000_000, "1000 → 1400 (poll) → 1800 J");
+        assert_eq!(b.devices[0].temperature_c, Some(61.0), "the poll read no temperature");
+    }
 }

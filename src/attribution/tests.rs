@@ -141,6 +141,25 @@ fn unreadable_counter_is_na_with_reason() {
     );
 }
 
+/// Issue 10 item 6: a failed read keeps the last good counter (flagged stale): that interval is N/A
+/// with the reason, and the next interval recovers its energy from the kept value.
+#[test]
+fn stale_counter_is_na_then_the_next_interval_recovers_the_energy() {
+    let a = sample(0.0, 0, 100, vec![], vec![rapl("cpu0", 0, None)]);
+    let mut kept = rapl("cpu0", 0, None);
+    kept.energy_stale = true;
+    kept.error = Some("RAPL read failed: EIO; last good energy reading kept".into());
+    let b = sample(1.0, 0, 200, vec![], vec![kept]);
+    let c = sample(2.0, 0, 300, vec![], vec![rapl("cpu0", 40_000_000, None)]);
+    let mut at = Attributor::default();
+    let first = at.attribute(&a, &b);
+    assert_eq!(first.devices[0].energy_j, None, "never a made-up 0 J");
+    assert!(first.devices[0].status.as_deref().unwrap_or("").contains("kept"));
+    let second = at.attribute(&b, &c);
+    assert_eq!(second.devices[0].energy_j, Some(40.0), "both seconds' energy");
+    assert!(second.devices[0].conservation_error_j().abs() < 1e-9);
+}
+
 #[test]
 fn power_integration_is_trapezoid() {
     let mut g0 = DeviceReading::new("gpu0", DeviceKind::Gpu, "GPU");

@@ -1,5 +1,5 @@
-//! Drivers of the subcommands: wire sources, engine and outputs together. The only place that
-//! sleeps between samples.
+//! Drivers of the subcommands: wire sources, engine and outputs together. Between samples they
+//! wait with `Sampler::wait_until`, which keeps reading the energy counters so none wraps unseen.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
@@ -33,23 +33,12 @@ fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
     Ok(flag)
 }
 
-/// Sleep until `deadline`, waking early when `stop` is set.
-fn sleep_until(deadline: Instant, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        if now >= deadline {
-            return;
-        }
-        std::thread::sleep((deadline - now).min(Duration::from_millis(100)));
-    }
-}
-
 pub fn snapshot(settings: &Settings, interval: Duration, json: bool, top: usize) -> Result<(), CliError> {
     let mut sampler = Sampler::from_config(&settings.sources);
     let mut engine = Engine::new(settings);
     let start = Instant::now();
     engine.push(sampler.sample());
-    std::thread::sleep(interval.saturating_sub(start.elapsed()));
+    sampler.wait_until(start + interval, || false);
     engine.push(sampler.sample());
     let notices = sampler.take_notices();
     let dt = engine
@@ -113,7 +102,7 @@ pub fn record(
         }
         let next = start + interval * n;
         let next = duration.map_or(next, |d| next.min(start + d));
-        sleep_until(next, &stop);
+        sampler.wait_until(next, || stop.load(Ordering::Relaxed));
     }
     eprintln!("kwtop: recorded {n} samples to {}", output.display());
     if let Some(e) = &engine {

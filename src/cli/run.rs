@@ -243,7 +243,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<(), CliError> {
             reap_orphans(child_pid);
             n += 1;
         }
-        std::thread::sleep(poll);
+        sampler.wait_until(Instant::now() + poll, || false);
     }
     let ws = waitpid(child_pid, None).map_err(|e| runtime(format!("waiting for the command: {e}")))?;
     reap_orphans(child_pid);

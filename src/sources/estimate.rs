@@ -171,6 +171,11 @@ impl CpuEnergySource for EstimateSource {
         vec![r]
     }
 
+    /// A model has no counter to read.
+    fn read_counters(&mut self) -> Vec<super::CounterRead> {
+        Vec::new()
+    }
+
     fn take_notices(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notices)
     }

@@ -216,6 +216,28 @@ impl GpuSource for NvmlSource {
         (0..self.devices.len()).map(|i| self.read_device(i)).collect()
     }
 
+    /// Only `nvmlDeviceGetTotalEnergyConsumption` per device; devices without the counter are
+    /// left out (their energy is integrated from power at each sample).
+    fn read_counters(&mut self) -> Vec<super::CounterRead> {
+        (0..self.devices.len())
+            .filter_map(|i| {
+                let read = u32::try_from(i)
+                    .map_err(|_| NvmlError::InvalidArg)
+                    .and_then(|n| self.nvml.device_by_index(n))
+                    .and_then(|d| d.total_energy_consumption());
+                let counter = match read {
+                    Ok(mj) => Ok(EnergyCounter {
+                        value_uj: mj.saturating_mul(1000),
+                        wrap_uj: None,
+                    }),
+                    Err(NvmlError::NotSupported) => return None,
+                    Err(e) => Err(format!("energy: {}", explain_query(&e))),
+                };
+                Some((format!("gpu{i}"), counter))
+            })
+            .collect()
+    }
+
     fn take_notices(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notices)
     }

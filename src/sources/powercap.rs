@@ -2,9 +2,10 @@
 //!
 //! Zones `intel-rapl:N` (package-N, or psys) and subzones `intel-rapl:N:M` (dram) are read as raw
 //! cumulative `energy_uj` counters with their `max_energy_range_uj`; wrap-around is handled by
-//! attribution. psys is never added to packages (it contains them); `intel-rapl-mmio` duplicates are
-//! skipped. When RAPL is missing or unreadable, [`cpu_source`] falls back to the labelled estimate and
-//! says exactly why, once.
+//! the sampler (`sources::counters`). psys is never added to packages (it contains them);
+//! `intel-rapl-mmio` duplicates are skipped. A zone that cannot be read at start is dropped alone and
+//! named once; when no package zone can be read, [`cpu_source`] falls back to the labelled estimate for
+//! the CPU (keeping any readable DRAM zone measured) and says exactly why, once.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ pub struct Zone {
 pub struct RaplSource {
     zones: Vec<Zone>,
     notices: Vec<String>,
+    /// The CPU estimate, when no package zone could be read but a DRAM zone can.
+    estimate: Option<EstimateSource>,
 }
 
 /// Find the zones under a powercap root. Returns zones in a stable order (packages, then DRAM).
@@ -134,27 +137,44 @@ impl RaplSource {
         RaplSource {
             zones,
             notices: Vec::new(),
+            estimate: None,
         }
     }
 }
 
+/// One zone's counter, with a failure worded for the reading.
+fn counter_read(z: &Zone) -> Result<EnergyCounter, String> {
+    read_counter(z).map_err(|(_, why)| format!("RAPL read failed: {why}"))
+}
+
 impl CpuEnergySource for RaplSource {
     fn read(&mut self) -> Vec<DeviceReading> {
+        let mut out: Vec<DeviceReading> = self.estimate.as_mut().map(|e| e.read()).unwrap_or_default();
+        out.extend(self.zones.iter().map(|z| {
+            let mut r = DeviceReading::new(z.id.clone(), z.kind, z.name.clone());
+            match counter_read(z) {
+                Ok(c) => r.energy = Some(c),
+                Err(why) => r.error = Some(why),
+            }
+            r
+        }));
+        out
+    }
+
+    /// Only the zones' `energy_uj` files.
+    fn read_counters(&mut self) -> Vec<super::CounterRead> {
         self.zones
             .iter()
-            .map(|z| {
-                let mut r = DeviceReading::new(z.id.clone(), z.kind, z.name.clone());
-                match read_counter(z) {
-                    Ok(c) => r.energy = Some(c),
-                    Err((_, why)) => r.error = Some(format!("RAPL read failed: {why}")),
-                }
-                r
-            })
+            .map(|z| (z.id.clone(), counter_read(z)))
             .collect()
     }
 
     fn take_notices(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.notices)
+        let mut out = std::mem::take(&mut self.notices);
+        if let Some(e) = &mut self.estimate {
+            out.extend(e.take_notices());
+        }
+        out
     }
 }
 
@@ -165,29 +185,78 @@ To measure instead of estimate: run kwtop as root, or grant read access until re
 or permanently with a udev rule: \
 SUBSYSTEM==\"powercap\", ACTION==\"add\", RUN+=\"/bin/chmod a+r /sys%p/energy_uj\"";
 
-/// RAPL when it can be read, else the CPU estimate, with a notice saying why.
+/// Zones whose counter can be read now, and the others with why not.
+fn split_readable(zones: Vec<Zone>) -> (Vec<Zone>, Vec<(Zone, ErrorKind, String)>) {
+    let mut readable = Vec::new();
+    let mut dropped = Vec::new();
+    for z in zones {
+        match read_counter(&z) {
+            Ok(_) => readable.push(z),
+            Err((kind, why)) => dropped.push((z, kind, why)),
+        }
+    }
+    (readable, dropped)
+}
+
+/// "zone (id): why" for each dropped zone, with the access hint once when one was refused.
+fn describe_dropped(dropped: &[(Zone, ErrorKind, String)]) -> String {
+    let list: Vec<String> = dropped
+        .iter()
+        .map(|(z, _, why)| format!("{} ({})", why, z.id))
+        .collect();
+    let refused = dropped
+        .iter()
+        .any(|(_, kind, _)| *kind == ErrorKind::PermissionDenied);
+    let hint = if refused {
+        format!(". {RAPL_ACCESS_HINT}")
+    } else {
+        String::new()
+    };
+    format!("{}{hint}", list.join("; "))
+}
+
+/// RAPL when it can be read, else the CPU estimate, with a notice saying why. Zones are checked
+/// once here: an unreadable zone is dropped alone (one notice names each and why) while the others
+/// are measured. With no readable package zone the CPU is estimated; readable DRAM zones stay
+/// measured beside the estimate (the estimate models the package, which does not include DRAM).
 pub fn cpu_source(powercap_root: &Path, proc_root: &Path, est: &EstimateConfig) -> Box<dyn CpuEnergySource> {
     let zones = discover(powercap_root);
-    let why = if zones.is_empty() {
+    let (readable, dropped) = split_readable(zones);
+    let why = if readable.is_empty() && dropped.is_empty() {
         format!(
             "no RAPL zones under {} (no intel_rapl driver, a CPU without RAPL, or a VM)",
             powercap_root.display()
         )
-    } else {
-        let failures: Vec<(ErrorKind, String)> = zones.iter().filter_map(|z| read_counter(z).err()).collect();
-        match failures.first() {
-            None => return Box::new(RaplSource::new(zones)),
-            Some((ErrorKind::PermissionDenied, what)) => {
-                format!("RAPL not readable ({what}): {RAPL_ACCESS_HINT}")
-            }
-            Some((_, what)) => format!("RAPL not readable ({what})"),
+    } else if readable.iter().any(|z| z.kind == DeviceKind::Cpu) {
+        let mut src = RaplSource::new(readable);
+        if !dropped.is_empty() {
+            src.notices.push(format!(
+                "RAPL zone(s) not readable, left out (the other zones are measured): {}",
+                describe_dropped(&dropped)
+            ));
         }
+        return Box::new(src);
+    } else if dropped.is_empty() {
+        "no RAPL package zone (only DRAM)".to_string()
+    } else {
+        format!("RAPL not readable ({})", describe_dropped(&dropped))
     };
-    let mut src = EstimateSource::new(proc_root, est);
-    src.push_notice(format!(
-        "CPU energy is estimated, not measured: {why}. Estimate: {}",
-        src.describe()
+    let mut estimate = EstimateSource::new(proc_root, est);
+    let dram: Vec<String> = readable.iter().map(|z| z.id.clone()).collect();
+    let kept = if dram.is_empty() {
+        String::new()
+    } else {
+        format!(". DRAM is still measured (RAPL: {})", dram.join(", "))
+    };
+    estimate.push_notice(format!(
+        "CPU energy is estimated, not measured: {why}. Estimate: {}{kept}",
+        estimate.describe()
     ));
+    if readable.is_empty() {
+        return Box::new(estimate);
+    }
+    let mut src = RaplSource::new(readable);
+    src.estimate = Some(estimate);
     Box::new(src)
 }
 

@@ -110,20 +110,104 @@ fn no_rapl_falls_back_to_estimate_with_one_notice() {
     assert!(src.take_notices().is_empty(), "said once");
 }
 
-#[test]
-fn unreadable_counter_falls_back_and_says_why() {
-    let t = server_tree();
-    // A directory where the counter should be: unreadable as a file, even for root.
-    let p = t.path().join("intel-rapl:0/energy_uj");
+/// A directory where the counter should be: unreadable as a file, even for root (a chmod 000 file
+/// is not, and tests may run as root).
+fn break_counter(root: &Path, zone: &str) {
+    let p = root.join(zone).join("energy_uj");
     std::fs::remove_file(&p).expect("rm");
     std::fs::create_dir(&p).expect("dir");
+}
+
+/// Issue 10 item 6: one unreadable zone drops only that zone, named once.
+#[test]
+fn one_unreadable_zone_is_dropped_alone_and_named_once() {
+    let t = server_tree();
+    break_counter(t.path(), "intel-rapl:0");
+    std::fs::write(t.path().join("intel-rapl:1:0/energy_uj"), "lots\n").expect("garbage");
     let mut src = cpu_source(t.path(), Path::new("/nonexistent"), &EstimateConfig::default());
-    assert!(src.read()[0].estimate.is_some());
+    let r = src.read();
+    let ids: Vec<&str> = r.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["cpu1", "dram0"], "the readable zones stay measured");
+    assert!(
+        r.iter()
+            .all(|d| d.estimate.is_none() && d.energy.is_some() && d.error.is_none())
+    );
     let n = src.take_notices();
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(
+        n[0].contains("intel-rapl:0/energy_uj") && n[0].contains("(cpu0)"),
+        "{n:?}"
+    );
+    assert!(
+        n[0].contains("intel-rapl:1:0/energy_uj: not a number") && n[0].contains("(dram1)"),
+        "{n:?}"
+    );
+    assert!(!n[0].contains("(cpu1)") && !n[0].contains("(dram0)"), "{n:?}");
+    assert!(
+        !n[0].contains("CVE"),
+        "not a permission problem: no access hint: {n:?}"
+    );
+    src.read();
+    assert!(src.take_notices().is_empty(), "said once");
+    let counters: Vec<String> = src.read_counters().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(counters, ["cpu1", "dram0"]);
+}
+
+/// No package zone readable, DRAM readable: the CPU is estimated (labelled), DRAM stays measured.
+#[test]
+fn no_readable_package_estimates_the_cpu_and_keeps_dram_measured() {
+    let t = server_tree();
+    break_counter(t.path(), "intel-rapl:0");
+    break_counter(t.path(), "intel-rapl:1");
+    let mut src = cpu_source(t.path(), Path::new("/nonexistent"), &EstimateConfig::default());
+    let r = src.read();
+    let ids: Vec<&str> = r.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["cpu0", "dram0", "dram1"]);
+    assert!(r[0].estimate.is_some() && r[0].energy.is_none());
+    assert!(r[1].energy.is_some() && r[2].energy.is_some());
+    let n = src.take_notices();
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(
+        n[0].contains("estimated, not measured")
+            && n[0].contains("intel-rapl:0/energy_uj")
+            && n[0].contains("intel-rapl:1/energy_uj")
+            && n[0].contains("DRAM is still measured (RAPL: dram0, dram1)"),
+        "{n:?}"
+    );
+    let counters: Vec<String> = src.read_counters().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(counters, ["dram0", "dram1"], "only counters, no estimate");
+}
+
+#[test]
+fn unreadable_counters_fall_back_and_say_why() {
+    let t = tempfile::tempdir().expect("tempdir");
+    zone(t.path(), "intel-rapl:0", "package-0", 1_000, MAX);
+    break_counter(t.path(), "intel-rapl:0");
+    let mut src = cpu_source(t.path(), Path::new("/nonexistent"), &EstimateConfig::default());
+    let r = src.read();
+    assert_eq!(r.len(), 1);
+    assert!(r[0].estimate.is_some());
+    let n = src.take_notices();
+    assert_eq!(n.len(), 1, "{n:?}");
     assert!(
         n[0].contains("RAPL not readable") && n[0].contains("intel-rapl:0/energy_uj"),
         "{n:?}"
     );
+    assert!(!n[0].contains("DRAM"), "{n:?}");
+}
+
+#[test]
+fn refused_zone_gets_the_access_hint() {
+    let z = Zone {
+        id: "cpu1".into(),
+        kind: DeviceKind::Cpu,
+        name: "package-1 (RAPL)".into(),
+        dir: PathBuf::from("/sys/class/powercap/intel-rapl:1"),
+        wrap_uj: Some(MAX),
+    };
+    let why = "/sys/class/powercap/intel-rapl:1/energy_uj: Permission denied (os error 13)".to_string();
+    let text = describe_dropped(&[(z, ErrorKind::PermissionDenied, why)]);
+    assert!(text.contains("Permission denied") && text.contains("(cpu1)") && text.contains("CVE-2020-8694"));
 }
 
 #[test]
