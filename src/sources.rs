@@ -221,6 +221,17 @@ impl Sampler {
     /// with this, never with a plain sleep. With an interval no longer than the poll period (the
     /// 1 s default) it reads nothing extra.
     pub fn wait_until(&mut self, deadline: Instant, stop: impl Fn() -> bool) {
+        self.wait(deadline, stop, STOP_CHECK.as_secs_f64());
+    }
+
+    /// Wait until `deadline`, reading the energy counters whenever they are due, with no stop check
+    /// in between: for loops that look at their stop condition after each sample (the live monitor's
+    /// sampler thread), so an idle monitor wakes once per interval, not ten times a second.
+    pub fn sleep_until(&mut self, deadline: Instant) {
+        self.wait(deadline, || false, f64::INFINITY);
+    }
+
+    fn wait(&mut self, deadline: Instant, stop: impl Fn() -> bool, max_sleep_s: f64) {
         let origin = self.origin;
         let secs = move |t: Instant| t.saturating_duration_since(origin).as_secs_f64();
         let deadline_s = secs(deadline);
@@ -231,7 +242,7 @@ impl Sampler {
                 .then(|| self.counters.poll_period_s());
             let now_s = self.origin.elapsed().as_secs_f64();
             let last_s = secs(self.counters_read_at);
-            match counters::next_wait(now_s, deadline_s, last_s, period, STOP_CHECK.as_secs_f64()) {
+            match counters::next_wait(now_s, deadline_s, last_s, period, max_sleep_s) {
                 counters::Wait::Done => return,
                 counters::Wait::ReadCounters => self.poll_counters(),
                 counters::Wait::Sleep(s) => std::thread::sleep(Duration::from_secs_f64(s)),
@@ -432,7 +443,8 @@ mod tests {
         let mut s = Sampler::new(Box::new(Procs(vec![])), Box::new(cpu), None);
         let a = s.sample();
         // real-time: the fake counter advances with the wall clock while the sampler waits.
-        s.wait_until(Instant::now() + Duration::from_millis(400), || false);
+        // `sleep_until` (no stop checks) still wakes for every due counter read.
+        s.sleep_until(Instant::now() + Duration::from_millis(400));
         let b = s.sample();
         let got_j = (energy_uj(&b, "cpu0") - energy_uj(&a, "cpu0")) as f64 * 1e-6;
         let want_j = 10.0 * (b.mono_s - a.mono_s);

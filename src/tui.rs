@@ -432,7 +432,7 @@ fn sampler_thread(
         let next = start + interval * n;
         let now = Instant::now();
         if next > now {
-            sampler.wait_until(next, || tx.is_closed());
+            sampler.sleep_until(next);
         } else {
             // Fell behind (a slow NVML call): skip the missed ticks.
             n = u32::try_from((now - start).as_nanos() / interval.as_nanos().max(1)).unwrap_or(u32::MAX);

@@ -38,7 +38,7 @@ pub fn snapshot(settings: &Settings, interval: Duration, json: bool, top: usize)
     let mut engine = Engine::new(settings);
     let start = Instant::now();
     engine.push(sampler.sample());
-    sampler.wait_until(start + interval, || false);
+    sampler.sleep_until(start + interval);
     engine.push(sampler.sample());
     let notices = sampler.take_notices();
     let dt = engine

@@ -294,3 +294,18 @@ fn waiting_without_counters_only_sleeps() {
         "the deadline wins"
     );
 }
+
+/// Without a stop condition to look at, waiting sleeps straight to the next counter read or the
+/// deadline: an idle live monitor wakes once per interval.
+#[test]
+fn without_stop_checks_the_wait_is_one_sleep() {
+    assert_eq!(
+        next_wait(0.0, 1.0, 0.0, Some(1.0), f64::INFINITY),
+        Wait::Sleep(1.0)
+    );
+    assert_eq!(
+        next_wait(0.0, 3.0, 0.0, Some(0.3), f64::INFINITY),
+        Wait::Sleep(0.3)
+    );
+    assert_eq!(next_wait(0.0, 3.0, 0.0, None, f64::INFINITY), Wait::Sleep(3.0));
+}
