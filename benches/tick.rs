@@ -60,6 +60,7 @@ fn sample(n: usize, t: f64) -> Sample {
                 pid: 1000 + g * 8 + k,
                 used_mem_bytes: Some(4 << 30),
                 sm_util_pct: Some(f64::from(k * 10)),
+                ..Default::default()
             })
             .collect();
         devices.push(d);

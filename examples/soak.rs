@@ -115,6 +115,7 @@ impl Gen {
                 } else {
                     (self.rng.next() % 100) as f64
                 }),
+                ..Default::default()
             })
             .collect();
         Sample {

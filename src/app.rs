@@ -171,7 +171,7 @@ pub struct View {
     /// Idle and unattributed watts over the last interval.
     pub idle_w: f64,
     pub unattributed_w: f64,
-    /// GPU ids (`gpu0` → "0") each pid holds a context on.
+    /// GPU ids (`gpu0` → "0", a MIG slice → "0/1") each pid holds a context on.
     pub gpu_of: HashMap<u32, String>,
 }
 
@@ -261,15 +261,17 @@ impl App {
     fn push_sample(&mut self, s: Sample) {
         let mut gpu_of: HashMap<u32, String> = HashMap::new();
         for d in s.devices.iter().filter(|d| d.kind == DeviceKind::Gpu) {
-            let short = d.id.trim_start_matches("gpu").to_string();
+            let short = d.id.trim_start_matches("gpu");
             for gp in &d.gpu_processes {
+                // Under MIG: GPU index / GPU instance (`0/1`).
+                let label = gp.mig.map_or_else(|| short.to_string(), |m| m.label(short));
                 gpu_of
                     .entry(gp.pid)
                     .and_modify(|v| {
                         v.push(',');
-                        v.push_str(&short);
+                        v.push_str(&label);
                     })
-                    .or_insert_with(|| short.clone());
+                    .or_insert(label);
             }
         }
         if self.engine.push(s).is_none() {

@@ -47,8 +47,12 @@ pub struct DeviceEnergy {
     /// Energy over the interval, joules; `None` = not available (see `status`).
     pub energy_j: Option<f64>,
     pub provenance: Provenance,
-    /// `None` = ok; otherwise why the energy is missing or degraded.
+    /// `None` = the energy was read; otherwise why it is missing.
     pub status: Option<String>,
+    /// What else the user should know about this interval on a device whose energy was read: a
+    /// failed secondary query, static energy left unattributed because the process list failed,
+    /// dynamic energy split by memory for want of per-process utilisation.
+    pub notes: Vec<String>,
     pub idle_j: f64,
     pub unattributed_j: f64,
     /// GPU only: the static (idle-floor) part of `energy_j`.
@@ -125,7 +129,7 @@ impl Attributor {
         for dev in &cur.devices {
             let before = prev.devices.iter().find(|d| d.id == dev.id);
             let (energy_j, provenance, status) = device_energy(before, dev, dt_s, cpu_load);
-            let de = match dev.kind {
+            let mut de = match dev.kind {
                 DeviceKind::Cpu | DeviceKind::Dram => split_cpu(
                     dev,
                     energy_j,
@@ -138,10 +142,21 @@ impl Attributor {
                 DeviceKind::Gpu => {
                     let idle_w = self.gpu_idle_w(dev).map(|(w, _)| w);
                     let de = split_gpu(dev, energy_j, provenance, status, dt_s, idle_w, &pid_index);
-                    self.learn_idle_floor(dev, &de, dt_s);
+                    self.learn_idle_floor(before, dev, &de, dt_s);
                     de
                 }
             };
+            if de.energy_j.is_some() {
+                // Energy was read: failed secondary queries are notes, the device stays up. (Older
+                // recordings put them in `error`; an estimate's `error` says why it is estimated,
+                // which the notices already tell.)
+                let legacy = dev
+                    .error
+                    .iter()
+                    .filter(|e| de.provenance != Provenance::Estimated && !de.notes.contains(e));
+                let notes: Vec<String> = dev.notes.iter().chain(legacy).cloned().collect();
+                de.notes.splice(0..0, notes);
+            }
             devices.push(de);
         }
         Interval {
@@ -153,8 +168,17 @@ impl Attributor {
         }
     }
 
-    fn learn_idle_floor(&mut self, dev: &DeviceReading, de: &DeviceEnergy, dt_s: f64) {
-        if !dev.gpu_processes.is_empty() || dt_s <= 0.0 {
+    /// Learn the idle floor only from a truly empty interval: the process lists were read at both
+    /// ends and named nobody. A refused list says nothing about who was busy.
+    fn learn_idle_floor(
+        &mut self,
+        before: Option<&DeviceReading>,
+        dev: &DeviceReading,
+        de: &DeviceEnergy,
+        dt_s: f64,
+    ) {
+        let empty = |d: &DeviceReading| d.holders_error.is_none() && d.gpu_processes.is_empty();
+        if !empty(dev) || !before.is_none_or(empty) || dt_s <= 0.0 {
             return;
         }
         if let Some(w) = de.power_w(dt_s) {
@@ -211,10 +235,8 @@ fn device_energy(
     }
     if let (Some(a), Some(b)) = (prev.energy, cur.energy) {
         return match counter_delta_j(a, b) {
-            // Energy is fine; a failed secondary query (e.g. per-process utilisation) still shows.
-            Ok(j) if j <= MAX_PLAUSIBLE_W * dt_s.max(1e-3) => {
-                (Some(j), Provenance::Measured, cur.error.clone())
-            }
+            // Energy is fine; a failed secondary query becomes a note (see `attribute`).
+            Ok(j) if j <= MAX_PLAUSIBLE_W * dt_s.max(1e-3) => (Some(j), Provenance::Measured, None),
             Ok(j) => (
                 None,
                 Provenance::Measured,
@@ -231,11 +253,7 @@ fn device_energy(
         && a >= 0.0
         && b >= 0.0
     {
-        return (
-            Some((a + b) / 2.0 * dt_s),
-            Provenance::Integrated,
-            cur.error.clone(),
-        );
+        return (Some((a + b) / 2.0 * dt_s), Provenance::Integrated, None);
     }
     if let Some(est) = &cur.estimate {
         return match cpu_load {
@@ -351,18 +369,47 @@ fn split_gpu(
     let dynamic_j = e - static_j;
     de.static_j = static_j;
     let holders = dedup_holders(&dev.gpu_processes);
-    if holders.is_empty() {
-        // Nobody holds a context: the floor is the device idling, anything above it is unseen work.
-        de.idle_j = static_j;
-        de.unattributed_j = dynamic_j;
-        return de;
-    }
     let key = |pid: u32| {
         pid_index
             .get(&pid)
             .copied()
             .unwrap_or(ProcKey { pid, starttime: 0 })
     };
+    if let Some(why) = &dev.holders_error {
+        // Who holds the GPU is unknown: the static part is nobody's and never idle. Holders from the
+        // lists that did answer get dynamic energy by their SM time over the device's busy time.
+        let busy: f64 = dev.util_pct.unwrap_or(0.0).max(0.0);
+        let known: f64 = holders
+            .iter()
+            .filter_map(|p| p.sm_util_pct)
+            .map(|u| u.max(0.0))
+            .sum();
+        let denom = busy.max(known);
+        let mut given = 0.0;
+        if denom > 0.0 {
+            de.shares = holders
+                .iter()
+                .filter_map(|p| Some((p, p.sm_util_pct?.max(0.0))))
+                .filter(|(_, u)| *u > 0.0)
+                .map(|(p, u)| {
+                    let j = dynamic_j * u / denom;
+                    given += j;
+                    (key(p.pid), j)
+                })
+                .collect();
+        }
+        de.unattributed_j = (e - given).max(0.0);
+        de.notes.push(format!(
+            "{why}: static energy unattributed (holders unknown), never idle"
+        ));
+        return de;
+    }
+    if holders.is_empty() {
+        // Nobody holds a context: the floor is the device idling, anything above it is unseen work.
+        de.idle_j = static_j;
+        de.unattributed_j = dynamic_j;
+        return de;
+    }
     let util: Vec<f64> = holders
         .iter()
         .map(|p| p.sm_util_pct.unwrap_or(0.0).max(0.0))
@@ -374,11 +421,25 @@ fn split_gpu(
     let mem_known = holders.iter().all(|p| p.used_mem_bytes.is_some()) && mem.iter().sum::<f64>() > 0.0;
     let even = vec![1.0; holders.len()];
     let static_w = if mem_known { &mem } else { &even };
-    let dyn_w = if util.iter().sum::<f64>() > 0.0 {
+    // Under MIG NVML has no per-process utilisation; elsewhere the query may have failed.
+    let no_util = if holders.iter().any(|p| p.mig.is_some()) {
+        Some("MIG: no per-process utilisation")
+    } else if holders.iter().all(|p| p.sm_util_pct.is_none()) {
+        Some("no per-process utilisation")
+    } else {
+        None
+    };
+    let dyn_w = if no_util.is_none() && util.iter().sum::<f64>() > 0.0 {
         &util
     } else {
         static_w
     };
+    if let Some(why) = no_util
+        && dynamic_j > 0.0
+    {
+        let how = if mem_known { "by GPU memory" } else { "evenly" };
+        de.notes.push(format!("dynamic energy split {how} ({why})"));
+    }
     let static_sum: f64 = static_w.iter().sum();
     let dyn_sum: f64 = dyn_w.iter().sum();
     let mut given = 0.0;
@@ -408,6 +469,7 @@ fn dedup_holders(list: &[GpuProcess]) -> Vec<GpuProcess> {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };
+            q.mig = q.mig.or(p.mig);
         } else {
             out.push(p.clone());
         }
@@ -428,6 +490,7 @@ fn empty(
         energy_j,
         provenance,
         status,
+        notes: Vec::new(),
         idle_j: 0.0,
         unattributed_j: 0.0,
         static_j: 0.0,
@@ -435,5 +498,7 @@ fn empty(
     }
 }
 
+#[cfg(test)]
+mod gpu_tests;
 #[cfg(test)]
 mod tests;

@@ -31,8 +31,11 @@ pub struct DeviceTotals {
     /// Average power over the last interval, `None` when it was not available.
     pub power_w: Option<f64>,
     pub peak_w: f64,
-    /// Why the last interval had no energy (or was degraded); `None` = ok.
+    /// Why the last interval had no energy; `None` = ok.
     pub status: Option<String>,
+    /// Notes on the last interval of a device whose energy was read (a failed secondary query,
+    /// energy left unattributed or split by memory, and why).
+    pub notes: Vec<String>,
     /// Seconds of the session for which this device's energy was not available.
     pub unavailable_s: f64,
     /// The latest raw reading (limits, utilisation, memory, temperature).
@@ -232,6 +235,7 @@ impl Ledger {
             };
             let d = &mut self.devices[i];
             d.status = de.status.clone();
+            d.notes.clone_from(&de.notes);
             match de.energy_j {
                 Some(e) => {
                     d.energy_j += e;
@@ -302,6 +306,7 @@ impl Ledger {
             power_w: None,
             peak_w: 0.0,
             status: r.error.clone(),
+            notes: Vec::new(),
             unavailable_s: 0.0,
             last: r.clone(),
             has_energy: false,

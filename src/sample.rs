@@ -106,8 +106,24 @@ impl CpuEstimate {
     }
 }
 
+/// A MIG (Multi-Instance GPU) slice a process runs in: NVML's GPU instance and compute instance ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MigInstance {
+    pub gpu_instance_id: u32,
+    /// `None` when NVML gave a GPU instance but no compute instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_instance_id: Option<u32>,
+}
+
+impl MigInstance {
+    /// How the table shows it after the GPU index: `0/1` is GPU 0, GPU instance 1.
+    pub fn label(&self, gpu_index: &str) -> String {
+        format!("{gpu_index}/{}", self.gpu_instance_id)
+    }
+}
+
 /// One process holding a context on a GPU.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GpuProcess {
     pub pid: u32,
     /// Device memory used, bytes; `None` when NVML cannot tell (MIG, WDDM, no permission).
@@ -117,6 +133,9 @@ pub struct GpuProcess {
     /// (`NOT_FOUND` means every process was at 0 %); `None` when the utilisation query failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sm_util_pct: Option<f64>,
+    /// The MIG instance it runs in; `None` when the GPU is not partitioned (or NVML did not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mig: Option<MigInstance>,
 }
 
 /// One device (CPU package, DRAM domain, GPU) as read at one instant.
@@ -154,9 +173,19 @@ pub struct DeviceReading {
     /// Processes holding a context on this GPU (empty for CPU domains).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpu_processes: Vec<GpuProcess>,
-    /// Why some readings are missing (shown as N/A with this reason); `None` = all fine.
+    /// Why the device's energy cannot be read (shown as N/A with this reason); `None` = readable.
+    /// Failed secondary queries go to `holders_error` and `notes`: the device stays up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why the list of processes holding a context (compute, graphics, MPS) could not be read, e.g.
+    /// NVML refused it under MIG without privileges. `gpu_processes` is then incomplete: attribution
+    /// books the interval's static energy as unattributed (never idle) and learns no idle floor from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holders_error: Option<String>,
+    /// Other queries that failed on a readable device (power, per-process utilisation, …), one line
+    /// each; shown beside the device, never as N/A.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl DeviceReading {
@@ -177,6 +206,8 @@ impl DeviceReading {
             temperature_c: None,
             gpu_processes: Vec::new(),
             error: None,
+            holders_error: None,
+            notes: Vec::new(),
         }
     }
 }
@@ -234,4 +265,31 @@ pub struct Sample {
     pub cpu_times: Option<CpuTimes>,
     pub processes: Vec<ProcessReading>,
     pub devices: Vec<DeviceReading>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_fields_are_optional_in_recordings_and_round_trip() {
+        // A reading recorded before holders_error, notes and MIG instances existed.
+        let old =
+            r#"{"id":"gpu0","kind":"gpu","name":"H100","gpu_processes":[{"pid":7,"used_mem_bytes":1}]}"#;
+        let r: DeviceReading = serde_json::from_str(old).expect("old reading");
+        assert_eq!((r.holders_error.as_deref(), r.notes.len()), (None, 0));
+        assert_eq!(r.gpu_processes[0].mig, None);
+        let mut new = r.clone();
+        new.holders_error = Some("compute process list failed: no permission".into());
+        new.notes
+            .push("per-process utilisation failed: no permission".into());
+        new.gpu_processes[0].mig = Some(MigInstance {
+            gpu_instance_id: 1,
+            compute_instance_id: Some(0),
+        });
+        let text = serde_json::to_string(&new).expect("serialize");
+        assert_eq!(serde_json::from_str::<DeviceReading>(&text).expect("parse"), new);
+        // Nothing new is written when there is nothing to say.
+        assert_eq!(serde_json::to_string(&r).expect("serialize"), old);
+    }
 }

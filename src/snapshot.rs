@@ -37,7 +37,11 @@ pub struct DeviceOut {
     pub power_w: Option<f64>,
     pub energy_j: f64,
     pub provenance: &'static str,
+    /// `"ok"` when the energy was read, otherwise why it is unavailable.
     pub status: String,
+    /// On a device that is up: what else went wrong or was assumed over the last interval (a failed
+    /// process list or utilisation query, energy split by memory). Empty when nothing.
+    pub notes: Vec<String>,
     pub power_limit_w: Option<f64>,
     pub util_pct: Option<f64>,
     pub mem_used_bytes: Option<u64>,
@@ -73,6 +77,41 @@ pub struct ProcessOut {
     /// Exited processes folded together (pid 0) to bound memory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub folded_count: Option<u64>,
+    /// MIG instances it runs in at the last sample (absent when it holds no MIG slice).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mig_instances: Vec<MigOut>,
+}
+
+/// A MIG slice a process runs in: NVML's GPU instance and compute instance on a device.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MigOut {
+    /// Device id (`gpu0`).
+    pub device: String,
+    pub gpu_instance_id: u32,
+    pub compute_instance_id: Option<u32>,
+    /// As the table shows it: GPU index / GPU instance (`0/1`).
+    pub label: String,
+}
+
+/// The MIG instances a running process holds at the last sample of each GPU.
+pub fn mig_instances(ledger: &Ledger, e: &ProcEntry) -> Vec<MigOut> {
+    if e.state != ProcState::Running {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for d in &ledger.devices {
+        for gp in d.last.gpu_processes.iter().filter(|g| g.pid == e.key.pid) {
+            if let Some(m) = gp.mig {
+                out.push(MigOut {
+                    device: d.id.clone(),
+                    gpu_instance_id: m.gpu_instance_id,
+                    compute_instance_id: m.compute_instance_id,
+                    label: m.label(d.id.trim_start_matches("gpu")),
+                });
+            }
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -140,6 +179,7 @@ fn process_out(ledger: &Ledger, impact: &ImpactParams, e: &ProcEntry) -> Process
             .or_else(|| e.info.cgroup.container.clone()),
         slurm_job: e.info.cgroup.slurm_job.clone(),
         folded_count: None,
+        mig_instances: mig_instances(ledger, e),
     }
 }
 
@@ -171,6 +211,7 @@ pub fn build(
             energy_j: d.energy_j,
             provenance: d.provenance.as_str(),
             status: d.status.clone().unwrap_or_else(|| "ok".into()),
+            notes: d.notes.clone(),
             power_limit_w: d.last.power_limit_w,
             util_pct: d.last.util_pct,
             mem_used_bytes: d.last.mem_used_bytes,
@@ -205,6 +246,7 @@ pub fn build(
             container: None,
             slurm_job: None,
             folded_count: Some(f.count),
+            mig_instances: Vec::new(),
         });
     }
     processes.sort_by(|a, b| b.energy_j.total_cmp(&a.energy_j).then(a.pid.cmp(&b.pid)));
@@ -322,6 +364,11 @@ pub fn table(doc: &SnapshotDoc, top: usize) -> String {
     }
     if doc.devices.iter().any(|d| d.provenance == "estimated") {
         let _ = writeln!(s, "\n~ estimated: a model (TDP × load), not a sensor reading");
+    }
+    for d in &doc.devices {
+        for n in &d.notes {
+            let _ = writeln!(s, "note: {}: {n}", d.id);
+        }
     }
     for n in &doc.notices {
         let _ = writeln!(s, "note: {n}");

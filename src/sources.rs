@@ -346,6 +346,7 @@ mod tests {
                     pid,
                     used_mem_bytes: Some(1 << 30),
                     sm_util_pct: Some(0.0),
+                    ..Default::default()
                 })
                 .collect();
             vec![d]

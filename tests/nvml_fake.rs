@@ -40,8 +40,9 @@ fn fake_lib() -> PathBuf {
     if let Ok(exe) = std::env::current_exe()
         && let Some(profile_dir) = exe.parent().and_then(Path::parent)
     {
-        candidates.push(profile_dir.join(SO_NAME));
+        // deps/ first: `cargo test` rebuilds the fake there, the copy a level up is `cargo build`'s.
         candidates.push(profile_dir.join("deps").join(SO_NAME));
+        candidates.push(profile_dir.join(SO_NAME));
     }
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         candidates.push(PathBuf::from(dir).join("debug").join(SO_NAME));
@@ -528,23 +529,192 @@ with_fixture! {
 
 with_fixture! {
     /// Queries that fail on a working GPU: no power reading (NOT_SUPPORTED, not an error: the
-    /// counter is used) and per-process utilisation refused (NO_PERMISSION: said on the reading,
-    /// and each holder's SM share is N/A, never a made-up 0 %).
+    /// counter is used) and per-process utilisation refused (NO_PERMISSION: a note on the reading
+    /// and one notice; each holder's SM share is N/A, never a made-up 0 %). The energy is read, so
+    /// the device stays up: no status, `kwtop_device_up` 1, no "N/A" in the header.
     fn partial_faults_are_reported_not_zeroed() uses "partial-faults.json" => {
         let s = settings("");
         let procs = ScriptedProcs::new(&[&[(8100, "a"), (8200, "b")]]);
         let r = run(&s, &[0.0, 1.0, 2.0], procs);
         let reading = &r.samples[1].devices[0];
         assert_eq!(reading.power_w, None);
-        let why = reading.error.as_deref().expect("error");
-        assert!(why.contains("process utilisation") && why.contains("no permission"), "{why}");
+        assert_eq!(reading.error, None, "the energy counter works");
+        assert_eq!(reading.holders_error, None);
+        let why = reading.notes.join("; ");
+        assert!(why.contains("per-process utilisation") && why.contains("no permission"), "{why}");
         assert!(reading.gpu_processes.iter().all(|p| p.sm_util_pct.is_none()));
         let l = &r.engine.ledger;
-        assert_eq!(device(l, "gpu0").provenance, Provenance::Measured);
-        assert_close!(device(l, "gpu0").energy_j, 500.0);
-        // Utilisation unknown: everything split by memory, 3:1.
+        let g = device(l, "gpu0");
+        assert_eq!(g.provenance, Provenance::Measured);
+        assert_close!(g.energy_j, 500.0);
+        assert_eq!(g.status, None);
+        assert!(g.notes.iter().any(|n| n.contains("no permission")), "{:?}", g.notes);
+        // Utilisation unknown: everything split by memory, 3:1, and labelled so.
+        assert!(g.notes.iter().any(|n| n == "dynamic energy split by GPU memory (no per-process utilisation)"));
         assert_close!(proc_j(l, 8100, "gpu0"), 375.0);
         assert_eq!(l.process(&key(8100)).expect("a").gpu_util_pct, None);
+        let notes: Vec<_> = r.notices.iter().filter(|n| n.contains("per-process utilisation failed")).collect();
+        assert_eq!(notes.len(), 1, "{:?}", r.notices);
+        assert!(device_up(&r, &s, "gpu0"));
+        let d = doc(&r, &s);
+        assert_eq!(d["devices"][0]["status"], "ok");
+        assert!(d["devices"][0]["notes"].to_string().contains("no permission"));
+        let screen = render(&r, &s, 200, 24);
+        assert!(!screen.contains("N/A:") && !screen.contains("device N/A"), "{screen}");
+        assert!(screen.contains("per-process utilisation failed"), "{screen}");
+    }
+}
+
+// ----- process lists that fail, MPS, MIG, per-process utilisation ---------------------------------
+
+/// Whether the Prometheus exporter calls the device up (`kwtop_device_up`).
+fn device_up(r: &Run, s: &Settings, id: &str) -> bool {
+    let view = kwtop::serve::metrics::Exporter::new(10).update(&r.engine, &s.impact);
+    view.devices
+        .iter()
+        .find(|d| d.id == id)
+        .unwrap_or_else(|| panic!("no device {id}"))
+        .up
+}
+
+/// The live monitor fed the run's samples: its app state and the screen text at `w`×`h`.
+fn app_of(r: &Run, s: &Settings) -> kwtop::app::App {
+    let mut app = kwtop::app::App::new(s, kwtop::app::ViewOptions::default());
+    for sample in &r.samples {
+        app.update(kwtop::app::Msg::Sample(Box::new(sample.clone())));
+    }
+    app
+}
+
+fn render(r: &Run, s: &Settings, w: u16, h: u16) -> String {
+    let app = app_of(r, s);
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).expect("terminal");
+    term.draw(|f| kwtop::ui::render(&app, f)).expect("draw");
+    let buf = term.backend().buffer();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
+        .collect()
+}
+
+with_fixture! {
+    /// A busy GPU (+500 J/s) whose compute list is refused for six reads: before, the floor was
+    /// learned as the busy power and ~95 % of the energy was booked as idle. Now the static part is
+    /// unattributed with the reason, idle stays 0, and once the list works again the floor is learned
+    /// only from an interval that was empty at both ends (60 W).
+    fn refused_process_list_is_unattributed_not_idle() uses "refused-process-list.json" => {
+        let s = settings("");
+        let procs = ScriptedProcs::new(&[&[]]);
+        let times: Vec<f64> = (0..9).map(f64::from).collect();
+        let r = run(&s, &times, procs);
+        let refused = &r.samples[1].devices[0];
+        assert_eq!(refused.error, None);
+        let why = refused.holders_error.as_deref().expect("holders_error");
+        assert!(why.contains("compute process list") && why.contains("no permission"), "{why}");
+        assert_eq!(r.samples[6].devices[0].holders_error, None);
+        let l = &r.engine.ledger;
+        let g = device(l, "gpu0");
+        assert_close!(g.energy_j, 5.0 * 500.0 + 3.0 * 60.0);
+        assert_close!(g.unattributed_j, 2500.0);
+        assert_close!(g.idle_j, 180.0);
+        assert_eq!(g.status, None);
+        assert_close!(g.unavailable_s, 0.0);
+        assert_eq!(
+            r.engine.attributor.gpu_idle_w(&r.samples[8].devices[0]),
+            Some((60.0, "learned"))
+        );
+        let notes: Vec<_> = r.notices.iter().filter(|n| n.contains("compute process list failed")).collect();
+        assert_eq!(notes.len(), 1, "{:?}", r.notices);
+        assert!(notes[0].contains("unattributed, not idle"), "{}", notes[0]);
+
+        // Up to the first interval after the refusals (empty at its end only): nothing learned.
+        let r = run(&s, &times[..7], ScriptedProcs::new(&[&[]]));
+        let limit_share = Some((70.0, "share of limit"));
+        assert_eq!(r.engine.attributor.gpu_idle_w(&r.samples[6].devices[0]), limit_share);
+
+        // While refused: up, status ok, the reason beside the device.
+        let r = run(&s, &[0.0, 1.0, 2.0], ScriptedProcs::new(&[&[]]));
+        assert_eq!(r.engine.attributor.gpu_idle_w(&r.samples[2].devices[0]), limit_share);
+        let g = device(&r.engine.ledger, "gpu0");
+        assert_close!(g.idle_j, 0.0);
+        assert!(g.notes.iter().any(|n| n.contains("no permission") && n.contains("static energy unattributed")));
+        assert!(device_up(&r, &s, "gpu0"));
+        let d = doc(&r, &s);
+        assert_eq!(d["devices"][0]["status"], "ok");
+        assert!(d["devices"][0]["notes"][0].as_str().expect("note").contains("compute process list failed"));
+        assert_eq!(d["idle_j"]["gpu0"], 0.0);
+    }
+}
+
+with_fixture! {
+    /// Under MPS the compute list names the MPS server only; the clients are in the MPS list and
+    /// are charged: static by memory 1:6:2, dynamic by SM 0:60:20.
+    fn mps_clients_are_charged() uses "mps-clients.json" => {
+        let s = settings("[attribution]\ngpu_idle_w = 100.0\n");
+        let procs = ScriptedProcs::new(&[&[(100, "nvidia-cuda-mps-server"), (4242, "python3"), (4343, "python3")]]);
+        let r = run(&s, &SECONDS_0_TO_5, procs);
+        let pids: Vec<u32> = r.samples[1].devices[0].gpu_processes.iter().map(|p| p.pid).collect();
+        assert_eq!(pids, [100, 4242, 4343]);
+        let l = &r.engine.ledger;
+        assert_close!(device(l, "gpu0").energy_j, 2000.0);
+        assert_close!(proc_j(l, 4242, "gpu0"), 5.0 * (600.0 / 9.0 + 225.0));
+        assert_close!(proc_j(l, 4343, "gpu0"), 5.0 * (200.0 / 9.0 + 75.0));
+        assert_close!(proc_j(l, 100, "gpu0"), 5.0 * 100.0 / 9.0);
+        assert_eq!(l.process(&key(4242)).expect("client").gpu_util_pct, Some(60.0));
+        assert_eq!(l.process(&key(4343)).expect("client").gpu_util_pct, Some(20.0));
+    }
+}
+
+with_fixture! {
+    /// MIG: holders carry GPU/compute instance ids and NVML has no per-process utilisation. The
+    /// instance shows as `0/1` in the table and in the snapshot, and the dynamic energy is split by
+    /// memory (10:5 GiB) with a label saying so.
+    fn mig_holders_show_their_instance_and_split_by_memory() uses "mig-holders.json" => {
+        let s = settings("[attribution]\ngpu_idle_w = 40.0\n");
+        let procs = ScriptedProcs::new(&[&[(5001, "train-a"), (5002, "train-b")]]);
+        let r = run(&s, &[0.0, 1.0, 2.0, 3.0], procs);
+        let gp = &r.samples[1].devices[0].gpu_processes;
+        let mig: Vec<_> = gp.iter().map(|p| p.mig.map(|m| (m.gpu_instance_id, m.compute_instance_id))).collect();
+        assert_eq!(mig, [Some((1, Some(0))), Some((2, Some(0)))]);
+        let l = &r.engine.ledger;
+        assert_close!(device(l, "gpu0").energy_j, 900.0);
+        assert_close!(proc_j(l, 5001, "gpu0"), 600.0);
+        assert_close!(proc_j(l, 5002, "gpu0"), 300.0);
+        let g = device(l, "gpu0");
+        assert_eq!(g.status, None);
+        assert_eq!(g.notes, ["dynamic energy split by GPU memory (MIG: no per-process utilisation)"]);
+        assert_eq!(l.process(&key(5001)).expect("a").gpu_util_pct, None);
+        assert_eq!(r.notices.iter().filter(|n| n.contains("no per-process utilisation")).count(), 1);
+        let d = doc(&r, &s);
+        assert_eq!(
+            doc_process(&d, 5001)["mig_instances"],
+            serde_json::json!([{"device": "gpu0", "gpu_instance_id": 1, "compute_instance_id": 0, "label": "0/1"}])
+        );
+        assert_eq!(doc_process(&d, 5002)["mig_instances"][0]["label"], "0/2");
+        assert!(d["devices"][0]["notes"][0].as_str().expect("note").contains("MIG"));
+        let app = app_of(&r, &s);
+        let rows = kwtop::app::rows::build(&app);
+        let dev_of = |pid: u32| rows.iter().find(|x| x.pid == pid.to_string()).map(|x| x.dev.clone());
+        assert_eq!(dev_of(5001).as_deref(), Some("0/1"));
+        assert_eq!(dev_of(5002).as_deref(), Some("0/2"));
+        let screen = render(&r, &s, 220, 24);
+        assert!(screen.contains("split by GPU memory (MIG: no per-process utilisation)"), "{screen}");
+    }
+}
+
+with_fixture! {
+    /// Six device sample periods per read, the only process busy (100 %) in one of them: its GPU %
+    /// is 100/6 ≈ 16.7 %, not 100 %.
+    fn busy_in_one_of_six_periods_is_a_sixth() uses "one-of-six-periods.json" => {
+        let s = settings("");
+        let procs = ScriptedProcs::new(&[&[(4242, "python3")]]);
+        let r = run(&s, &[0.0, 1.0, 2.0, 3.0], procs);
+        for sample in &r.samples[1..] {
+            let pct = sample.devices[0].gpu_processes[0].sm_util_pct.expect("known");
+            assert_close!(pct, 100.0 / 6.0);
+        }
+        let e = r.engine.ledger.process(&key(4242)).expect("busy");
+        assert_close!(e.gpu_util_pct.expect("util"), 100.0 / 6.0);
+        assert_close!(doc_process(&doc(&r, &s), 4242)["gpu_util_pct"].as_f64().expect("pct"), 100.0 / 6.0);
     }
 }
 

@@ -135,6 +135,7 @@ fn gpu_samples() -> Vec<Sample> {
             pid: 4242,
             used_mem_bytes: Some(61 * GIB),
             sm_util_pct: Some(97.0),
+            ..Default::default()
         }];
         let mut g1 = DeviceReading::new("gpu1", DeviceKind::Gpu, "NVIDIA H100 80GB HBM3");
         g1.energy = Some(EnergyCounter {
@@ -151,6 +152,7 @@ fn gpu_samples() -> Vec<Sample> {
             pid: 5151,
             used_mem_bytes: Some(40 * GIB),
             sm_util_pct: Some(0.0),
+            ..Default::default()
         }];
         let wrap = 262_143_328_850u64;
         let mut cpu = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0 (RAPL)");

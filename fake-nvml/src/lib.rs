@@ -59,7 +59,9 @@
 //!   `NVML_ERROR_NOT_SUPPORTED` (`energy_mj`, `power_mw`, `power_limit_mw`,
 //!   `util_gpu`, `mem_total`, `temperature_c`); `util_mem`, `mem_used`,
 //!   `mem_reserved` default to 0; missing process lists are empty; a missing
-//!   or `null` `process_utilization` answers `NVML_ERROR_NOT_FOUND`.
+//!   or `null` `process_utilization` answers `NVML_ERROR_NOT_FOUND`; a missing
+//!   or `null` `util_samples` (device utilisation samples,
+//!   `nvmlDeviceGetSamples`) answers `NVML_ERROR_NOT_SUPPORTED`.
 //! * `used_mem: null` (or missing) gives NVML's "not available" value
 //!   `0xFFFF_FFFF_FFFF_FFFF`.
 //! * `faults`: `function` is an exported device-function name or `"*"` (every
@@ -301,6 +303,21 @@ pub struct Frame {
     /// `None` → `NVML_ERROR_NOT_FOUND`.
     #[serde(default)]
     pub process_utilization: Option<Vec<UtilSample>>,
+    /// Device utilisation samples, one per sample period (`nvmlDeviceGetSamples` with
+    /// `NVML_GPU_UTILIZATION_SAMPLES`); `None` → `NVML_ERROR_NOT_SUPPORTED`.
+    #[serde(default)]
+    pub util_samples: Option<Vec<DeviceSample>>,
+}
+
+/// One `nvmlSample_t` of `nvmlDeviceGetSamples`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSample {
+    /// Sample timestamp, µs; returned only when > `lastSeenTimeStamp`.
+    pub ts_us: u64,
+    /// Percent; default 0.
+    #[serde(default)]
+    pub value: u64,
 }
 
 /// One `nvmlProcessInfo_t`.
@@ -373,6 +390,7 @@ enum Func {
     GraphicsProcs,
     MpsComputeProcs,
     ProcessUtilization,
+    Samples,
 }
 
 const FUNCS: &[(Func, &str)] = &[
@@ -394,6 +412,7 @@ const FUNCS: &[(Func, &str)] = &[
         "nvmlDeviceGetMPSComputeRunningProcesses_v3",
     ),
     (Func::ProcessUtilization, "nvmlDeviceGetProcessUtilization"),
+    (Func::Samples, "nvmlDeviceGetSamples"),
 ];
 
 impl Func {
@@ -629,6 +648,20 @@ pub struct nvmlProcessUtilizationSample_t {
 }
 
 pub const NVML_TEMPERATURE_GPU: c_uint = 0;
+
+/// `nvmlSample_t`: the value is a union of 8 bytes; the fake always answers
+/// `NVML_VALUE_TYPE_UNSIGNED_LONG_LONG`, so it is stored as its `ullVal`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct nvmlSample_t {
+    pub timeStamp: c_ulonglong,
+    pub sampleValue: c_ulonglong,
+}
+
+/// `NVML_GPU_UTILIZATION_SAMPLES` (`nvmlSamplingType_t`).
+pub const NVML_GPU_UTILIZATION_SAMPLES: c_uint = 1;
+/// `NVML_VALUE_TYPE_UNSIGNED_LONG_LONG` (`nvmlValueType_t`).
+pub const NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: c_uint = 3;
 
 // ---------------------------------------------------------------------------
 // Pointer helpers.
@@ -1108,6 +1141,52 @@ pub unsafe extern "C" fn nvmlDeviceGetProcessUtilization(
     })
 }
 
+/// Device utilisation samples with `ts_us > lastSeenTimeStamp` (only
+/// `NVML_GPU_UTILIZATION_SAMPLES`; other types and frames without
+/// `util_samples` answer `NOT_SUPPORTED`); `NOT_FOUND` when none is newer,
+/// `INSUFFICIENT_SIZE` with the count on the sizing call (null `samples`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nvmlDeviceGetSamples(
+    device: nvmlDevice_t,
+    sampleType: c_uint,
+    lastSeenTimeStamp: c_ulonglong,
+    sampleValType: *mut c_uint,
+    sampleCount: *mut c_uint,
+    samples: *mut nvmlSample_t,
+) -> nvmlReturn_t {
+    if sampleCount.is_null() || sampleValType.is_null() {
+        return NVML_ERROR_INVALID_ARGUMENT;
+    }
+    let kind = if samples.is_null() {
+        CallKind::Sizing
+    } else {
+        CallKind::Fill
+    };
+    with_device(index_of(device), Func::Samples, kind, |_, frame| {
+        if sampleType != NVML_GPU_UTILIZATION_SAMPLES {
+            return NVML_ERROR_NOT_SUPPORTED;
+        }
+        let Some(all) = &frame.util_samples else {
+            return NVML_ERROR_NOT_SUPPORTED;
+        };
+        let items: Vec<nvmlSample_t> = all
+            .iter()
+            .filter(|s| s.ts_us > lastSeenTimeStamp)
+            .map(|s| nvmlSample_t {
+                timeStamp: s.ts_us,
+                sampleValue: s.value,
+            })
+            .collect();
+        if items.is_empty() {
+            return NVML_ERROR_NOT_FOUND;
+        }
+        // SAFETY: non-null (checked above); caller contract for validity.
+        unsafe { sampleValType.write_unaligned(NVML_VALUE_TYPE_UNSIGNED_LONG_LONG) };
+        // SAFETY: forwarded caller contract; sampleCount is non-null.
+        unsafe { store_list(sampleCount, samples, &items, NVML_ERROR_NOT_FOUND) }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1139,5 +1218,6 @@ mod tests {
         assert_eq!(NVML_MEMORY_V2, 40 | (2 << 24));
         assert_eq!(size_of::<nvmlProcessInfo_t>(), 24);
         assert_eq!(size_of::<nvmlProcessUtilizationSample_t>(), 32);
+        assert_eq!(size_of::<nvmlSample_t>(), 16);
     }
 }

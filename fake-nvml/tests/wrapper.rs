@@ -5,7 +5,8 @@
 //! case more tests are added).
 
 use nvml_wrapper::Nvml;
-use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
+use nvml_wrapper::enum_wrappers::device::{Sampling, TemperatureSensor};
+use nvml_wrapper::enums::device::SampleValue;
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 use std::path::{Path, PathBuf};
@@ -26,9 +27,10 @@ fn cdylib_path() -> PathBuf {
     if let Ok(exe) = std::env::current_exe()
         && let Some(profile_dir) = exe.parent().and_then(Path::parent)
     {
-        candidates.push(profile_dir.join(SO_NAME));
-        // `cargo test` leaves the cdylib in deps/ (only `cargo build` copies it up a level).
+        // `cargo test` leaves the cdylib in deps/ (only `cargo build` copies it up a level, and
+        // that copy goes stale when `cargo test` rebuilds the fake): deps/ first.
         candidates.push(profile_dir.join("deps").join(SO_NAME));
+        candidates.push(profile_dir.join(SO_NAME));
     }
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         candidates.push(PathBuf::from(dir).join("debug").join(SO_NAME));
@@ -112,6 +114,7 @@ fn fake_nvml_through_nvml_wrapper() {
     scalars_and_energy(&mut env);
     process_lists(&mut env);
     process_utilization(&mut env);
+    device_samples(&mut env);
     faults(&mut env);
     reinit_resets_counters(&mut env);
     example_busy_and_idle_holder(&mut env);
@@ -294,6 +297,41 @@ fn process_utilization(env: &mut Env) {
     assert!(matches!(
         d2.process_utilization_stats(None),
         Err(NvmlError::NotFound)
+    ));
+}
+
+fn device_samples(env: &mut Env) {
+    let nvml = env
+        .init(
+            r#"{"devices": [
+          {"frames": [
+             {"util_samples": [{"ts_us": 1000000, "value": 40}, {"ts_us": 1166667, "value": 0}]},
+             {"util_samples": [{"ts_us": 1333334, "value": 100}]}]},
+          {"frames": [{}]}
+        ]}"#,
+        )
+        .expect("init");
+    let d0 = nvml.device_by_index(0).expect("dev0");
+    let all = d0.samples(Sampling::GpuUtilization, None).expect("all samples");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].timestamp, 1_000_000);
+    assert_eq!(all[0].value, SampleValue::U64(40));
+    // The sizing + fill pair was one call: the next call sees frame 1.
+    let newer = d0.samples(Sampling::GpuUtilization, 1_166_667).expect("newer");
+    assert_eq!(newer.len(), 1);
+    assert_eq!(newer[0].value, SampleValue::U64(100));
+    assert!(matches!(
+        d0.samples(Sampling::GpuUtilization, 2_000_000),
+        Err(NvmlError::NotFound)
+    ));
+    assert!(matches!(
+        d0.samples(Sampling::Power, None),
+        Err(NvmlError::NotSupported)
+    ));
+    let d1 = nvml.device_by_index(1).expect("dev1");
+    assert!(matches!(
+        d1.samples(Sampling::GpuUtilization, None),
+        Err(NvmlError::NotSupported)
     ));
 }
 

@@ -294,6 +294,7 @@ fn gp(pid: u32, mem_gib: u64, sm: f64) -> GpuProcess {
         pid,
         used_mem_bytes: Some(mem_gib << 30),
         sm_util_pct: Some(sm),
+        ..Default::default()
     }
 }
 
@@ -392,6 +393,7 @@ fn arb_gpu_proc() -> impl Strategy<Value = GpuProcess> {
             pid,
             used_mem_bytes,
             sm_util_pct,
+            ..Default::default()
         })
 }
 

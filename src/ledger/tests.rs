@@ -164,11 +164,13 @@ fn idle_holder_is_flagged_and_charged() {
                 pid: 1,
                 used_mem_bytes: Some(8 << 30),
                 sm_util_pct: Some(97.0),
+                ..Default::default()
             },
             GpuProcess {
                 pid: 2,
                 used_mem_bytes: Some(8 << 30),
                 sm_util_pct: Some(0.0),
+                ..Default::default()
             },
         ]
     };

@@ -47,7 +47,7 @@ pub struct DeviceRow {
     pub energy_j: f64,
     pub idle_j: f64,
     pub unattributed_j: f64,
-    /// The last interval had energy and no error.
+    /// The last interval had energy (a failed secondary query leaves it up).
     pub up: bool,
 }
 
@@ -462,7 +462,8 @@ impl Collector for ViewCollector {
         family(
             &mut enc,
             "unattributed_energy_joules",
-            "Active device energy not attributed to a visible process (exited, interrupts, read skew), joules",
+            "Device energy not attributed to a visible process (exited, interrupts, read skew; on a GPU whose \
+             process list could not be read, its static part too), joules",
             c,
             v.devices
                 .iter()

@@ -172,6 +172,7 @@ fn exposition_has_the_documented_families_and_escapes_hostile_labels() {
         pid: 20,
         used_mem_bytes: Some(1 << 30),
         sm_util_pct: Some(0.0),
+        ..Default::default()
     }];
     for i in 0..3u64 {
         engine.push(sample(

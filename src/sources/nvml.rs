@@ -1,21 +1,26 @@
 //! NVIDIA GPUs through NVML (nvml-wrapper, dlopened at run time: the build needs no driver).
 //!
 //! Per tick and device: the total energy counter (mJ, Volta and later) or else the power reading,
-//! limit, utilisation, memory, temperature, the compute + graphics context holders with their memory,
-//! and per-process SM utilisation since the last tick (`NOT_FOUND` = every process at 0 %). Any failed
-//! query becomes an `error` on the reading (an N/A with its reason), never a panic or a silent zero.
-//! Never changes a GPU setting.
+//! limit, utilisation, memory, temperature, the compute + graphics + MPS context holders with their
+//! memory and MIG instance, and per-process SM utilisation since the last tick (`NOT_FOUND` = every
+//! process at 0 %), averaged over the device's sample periods. Only a device whose energy cannot be
+//! read gets an `error` (N/A); a failed process list is `holders_error` and other failed queries
+//! are `notes`, so the device stays up. Never a panic or a silent zero. Never changes a GPU setting.
 
-use std::collections::HashMap;
+mod proc_util;
+
 use std::path::Path;
+use std::time::Instant;
 
-use nvml_wrapper::Nvml;
-use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
+use nvml_wrapper::enum_wrappers::device::{Sampling, TemperatureSensor};
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::struct_wrappers::device::ProcessInfo;
+use nvml_wrapper::{Device, Nvml};
 
+use self::proc_util::{Periods, ProcSample, mean_sm_pct, min_same_pid_gap_us};
 use super::GpuSource;
-use crate::sample::{DeviceKind, DeviceReading, EnergyCounter, GpuProcess};
+use crate::sample::{DeviceKind, DeviceReading, EnergyCounter, GpuProcess, MigInstance};
 use crate::sanitize::sanitize_str;
 
 /// Reads every GPU NVML reports.
@@ -25,14 +30,24 @@ pub struct NvmlSource {
     notices: Vec<String>,
 }
 
+#[derive(Default)]
 struct DevState {
     name: String,
-    /// Newest per-process utilisation timestamp seen (CPU µs), passed back as `lastSeenTimeStamp`.
+    /// Newest utilisation timestamp seen (CPU µs, per-process or device samples), passed back as
+    /// `lastSeenTimeStamp` to both queries so they cover the same window.
     last_seen_us: u64,
+    /// When the per-process utilisation was last read (for the period fallback).
+    last_read: Option<Instant>,
+    /// Shortest gap seen between two samples of one process: an upper bound of the sampling period.
+    period_us: Option<u64>,
     /// Whether the "no energy counter" notice was given.
     energy_noted: bool,
     /// Whether the "no per-process utilisation" notice was given.
     util_noted: bool,
+    /// Whether the "per-process utilisation query failed" notice was given.
+    util_error_noted: bool,
+    /// Whether the "process list failed" notice was given.
+    holders_noted: bool,
 }
 
 /// Explain an init failure in the user's terms.
@@ -79,9 +94,7 @@ impl NvmlSource {
                 .map_or_else(|_| format!("GPU {i}"), |n| sanitize_str(&n, 64));
             devices.push(DevState {
                 name,
-                last_seen_us: 0,
-                energy_noted: false,
-                util_noted: false,
+                ..DevState::default()
             });
         }
         let mut notices = Vec::new();
@@ -107,7 +120,8 @@ impl NvmlSource {
                 return r;
             }
         };
-        let mut errors: Vec<String> = Vec::new();
+        // Energy and power: only when neither can be read is the device N/A.
+        let mut energy_errors: Vec<String> = Vec::new();
         match dev.total_energy_consumption() {
             Ok(mj) => {
                 r.energy = Some(EnergyCounter {
@@ -124,12 +138,19 @@ impl NvmlSource {
                     ));
                 }
             }
-            Err(e) => errors.push(format!("energy: {}", explain_query(&e))),
+            Err(e) => energy_errors.push(format!("energy: {}", explain_query(&e))),
         }
         match dev.power_usage() {
             Ok(mw) => r.power_w = Some(f64::from(mw) / 1000.0),
             Err(NvmlError::NotSupported) => {}
-            Err(e) => errors.push(format!("power: {}", explain_query(&e))),
+            Err(e) => energy_errors.push(format!("power: {}", explain_query(&e))),
+        }
+        if r.energy.is_none() && r.power_w.is_none() {
+            if !energy_errors.is_empty() {
+                r.error = Some(energy_errors.join("; "));
+            }
+        } else {
+            r.notes.extend(energy_errors);
         }
         r.power_limit_w = dev.enforced_power_limit().ok().map(|mw| f64::from(mw) / 1000.0);
         r.util_pct = dev.utilization_rates().ok().map(|u| f64::from(u.gpu));
@@ -139,75 +160,164 @@ impl NvmlSource {
         }
         r.temperature_c = dev.temperature(TemperatureSensor::Gpu).ok().map(f64::from);
 
-        let mut holders: Vec<GpuProcess> = Vec::new();
-        let lists = [dev.running_compute_processes(), dev.running_graphics_processes()];
-        for list in lists {
-            match list {
-                Ok(ps) => {
-                    for p in ps {
-                        let mem = match p.used_gpu_memory {
-                            UsedGpuMemory::Used(b) => Some(b),
-                            UsedGpuMemory::Unavailable => None,
-                        };
-                        match holders.iter_mut().find(|h| h.pid == p.pid) {
-                            Some(h) => h.used_mem_bytes = h.used_mem_bytes.max(mem),
-                            None => holders.push(GpuProcess {
-                                pid: p.pid,
-                                used_mem_bytes: mem,
-                                sm_util_pct: None,
-                            }),
-                        }
-                    }
-                }
-                Err(NvmlError::NotSupported) => {}
-                Err(e) => errors.push(format!("process list: {}", explain_query(&e))),
-            }
-        }
-        match dev.process_utilization_stats(st.last_seen_us) {
-            Ok(samples) => {
-                let mut sums: HashMap<u32, (f64, u32)> = HashMap::new();
-                for s in &samples {
-                    if s.timestamp <= st.last_seen_us {
-                        continue;
-                    }
-                    // NVML can report values above 100 (nvtop bug #110): clamp.
-                    let e = sums.entry(s.pid).or_insert((0.0, 0));
-                    e.0 += f64::from(s.sm_util.min(100));
-                    e.1 += 1;
-                }
-                if let Some(max_ts) = samples.iter().map(|s| s.timestamp).max() {
-                    st.last_seen_us = st.last_seen_us.max(max_ts);
-                }
-                // NVML only reports a process in the sample periods where it was busy. Dividing each
-                // process's sum by the number of periods seen on the device (the most samples any
-                // process had) keeps a process busy in 1 of 6 periods from looking as busy as one busy
-                // in all 6, and keeps the ratios between processes right for the dynamic split.
-                let periods = sums.values().map(|(_, n)| *n).max().unwrap_or(1).max(1);
-                for h in &mut holders {
-                    h.sm_util_pct = Some(sums.get(&h.pid).map_or(0.0, |(sum, _)| sum / f64::from(periods)));
-                }
-            }
-            // No sample newer than last time: every process was at 0 %.
-            Err(NvmlError::NotFound) => holders.iter_mut().for_each(|h| h.sm_util_pct = Some(0.0)),
-            // MIG and some older boards have no per-process utilisation at all: say so once; the
-            // dynamic energy is then split by memory (sm_util_pct stays unknown, never a made-up 0 %).
-            Err(NvmlError::NotSupported) => {
-                if !st.util_noted {
-                    st.util_noted = true;
-                    self.notices.push(format!(
-                        "gpu{i} ({}) reports no per-process utilisation (MIG or an older board): its dynamic \
-                         energy is split by GPU memory",
-                        st.name
-                    ));
-                }
-            }
-            Err(e) => errors.push(format!("process utilisation: {}", explain_query(&e))),
-        }
+        let (holders, holders_error, refused) = read_holders(&dev);
         r.gpu_processes = holders;
-        if !errors.is_empty() {
-            r.error = Some(errors.join("; "));
+        if let Some(why) = &holders_error
+            && !st.holders_noted
+        {
+            st.holders_noted = true;
+            let hint = if refused {
+                " (NVML lists processes under MIG, and in some containers, only to privileged users: \
+                 run kwtop with privileges to see them)"
+            } else {
+                ""
+            };
+            self.notices.push(format!(
+                "gpu{i} ({}): {why}. Who holds this GPU is unknown while this lasts{hint}; its static \
+                 power is booked as unattributed, not idle",
+                st.name
+            ));
         }
+        r.holders_error = holders_error;
+        read_process_util(&dev, i, st, &mut r, &mut self.notices);
         r
+    }
+}
+
+/// Compute, graphics and MPS context holders, merged by pid (max memory). A list that fails is the
+/// reason returned beside the (then incomplete) holders, with whether NVML refused it for want of
+/// permission; graphics and MPS lists that are not supported are simply empty, but without the
+/// compute list nobody is known.
+fn read_holders(dev: &Device) -> (Vec<GpuProcess>, Option<String>, bool) {
+    let mut holders: Vec<GpuProcess> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    let mut refused = false;
+    let lists = [
+        ("compute", dev.running_compute_processes()),
+        ("graphics", dev.running_graphics_processes()),
+        ("MPS", dev.mps_running_compute_processes()),
+    ];
+    for (what, list) in lists {
+        match list {
+            Ok(ps) => ps.iter().for_each(|p| merge_holder(&mut holders, p)),
+            Err(NvmlError::NotSupported) if what != "compute" => {}
+            Err(e) => {
+                refused |= matches!(e, NvmlError::NoPermission);
+                errors.push(format!("{what} process list failed: {}", explain_query(&e)));
+            }
+        }
+    }
+    let why = (!errors.is_empty()).then(|| errors.join("; "));
+    (holders, why, refused)
+}
+
+fn merge_holder(holders: &mut Vec<GpuProcess>, p: &ProcessInfo) {
+    let mem = match p.used_gpu_memory {
+        UsedGpuMemory::Used(b) => Some(b),
+        UsedGpuMemory::Unavailable => None,
+    };
+    let mig = p.gpu_instance_id.map(|gi| MigInstance {
+        gpu_instance_id: gi,
+        compute_instance_id: p.compute_instance_id,
+    });
+    match holders.iter_mut().find(|h| h.pid == p.pid) {
+        Some(h) => {
+            h.used_mem_bytes = h.used_mem_bytes.max(mem);
+            h.mig = h.mig.or(mig);
+        }
+        None => holders.push(GpuProcess {
+            pid: p.pid,
+            used_mem_bytes: mem,
+            sm_util_pct: None,
+            mig,
+        }),
+    }
+}
+
+/// Each holder's mean SM % since the last read (see `proc_util`). A refused query is a note on the
+/// reading (the device stays up) and each holder's share stays unknown, never a made-up 0 %.
+fn read_process_util(
+    dev: &Device,
+    i: usize,
+    st: &mut DevState,
+    r: &mut DeviceReading,
+    notices: &mut Vec<String>,
+) {
+    let since = st.last_seen_us;
+    let now = Instant::now();
+    let elapsed_us = st.last_read.map(|t| now.duration_since(t).as_secs_f64() * 1e6);
+    st.last_read = Some(now);
+    let samples: Vec<ProcSample> = match dev.process_utilization_stats(since) {
+        Ok(v) => v
+            .iter()
+            .map(|s| ProcSample {
+                pid: s.pid,
+                ts_us: s.timestamp,
+                sm: s.sm_util,
+            })
+            .collect(),
+        // No sample newer than last time: every process was at 0 %.
+        Err(NvmlError::NotFound) => Vec::new(),
+        // MIG and some older boards have no per-process utilisation at all: say so once; the
+        // dynamic energy is then split by memory (sm_util_pct stays unknown, never a made-up 0 %).
+        Err(NvmlError::NotSupported) => {
+            if !st.util_noted {
+                st.util_noted = true;
+                notices.push(format!(
+                    "gpu{i} ({}) reports no per-process utilisation (MIG or an older board): its dynamic \
+                     energy is split by GPU memory",
+                    st.name
+                ));
+            }
+            return;
+        }
+        Err(e) => {
+            let why = format!("per-process utilisation failed: {}", explain_query(&e));
+            if !st.util_error_noted {
+                st.util_error_noted = true;
+                notices.push(format!(
+                    "gpu{i} ({}): {why}. Its energy is still measured; GPU % per process is unknown and \
+                     its dynamic energy is split by GPU memory while this lasts",
+                    st.name
+                ));
+            }
+            r.notes.push(why);
+            return;
+        }
+    };
+    // The device's own utilisation samples count the sample periods in the same window.
+    let device_samples = match dev.samples(Sampling::GpuUtilization, since) {
+        Ok(v) => Some(
+            v.iter()
+                .map(|s| s.timestamp)
+                .filter(|t| *t > since)
+                .collect::<Vec<_>>(),
+        ),
+        Err(NvmlError::NotFound) => Some(Vec::new()),
+        Err(_) => None,
+    };
+    if let Some(gap) = min_same_pid_gap_us(&samples) {
+        st.period_us = Some(st.period_us.map_or(gap, |p| p.min(gap)));
+    }
+    let periods = match (&device_samples, elapsed_us, st.period_us) {
+        (Some(ts), _, _) => Periods::Device(u32::try_from(ts.len()).unwrap_or(u32::MAX)),
+        (None, Some(elapsed_us), Some(p)) => Periods::Elapsed {
+            elapsed_us,
+            period_us: p as f64,
+        },
+        _ => Periods::Unknown,
+    };
+    let means = mean_sm_pct(&samples, since, periods);
+    let newest = samples
+        .iter()
+        .map(|s| s.ts_us)
+        .chain(device_samples.iter().flatten().copied())
+        .max();
+    if let Some(ts) = newest {
+        st.last_seen_us = st.last_seen_us.max(ts);
+    }
+    for h in &mut r.gpu_processes {
+        h.sm_util_pct = Some(means.get(&h.pid).copied().unwrap_or(0.0));
     }
 }
 

@@ -221,6 +221,13 @@ fn device_line<'a>(app: &App, d: &DeviceTotals, width: u16, t: &Theme) -> Line<'
             ));
         }
     }
+    if d.status.is_none() && !d.notes.is_empty() {
+        // Up, but something failed or was assumed: say what, without calling the device N/A.
+        spans.push(Span::styled(
+            format!("  {} {}", t.alert(), clean(&d.notes.join("; "), t.ascii)),
+            t.warn(),
+        ));
+    }
     Line::from(spans)
 }
 
