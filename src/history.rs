@@ -62,6 +62,17 @@ impl<T: Copy + Default> Ring<T> {
             .checked_sub(1)
             .map(|i| self.buf[(self.head + i) % self.buf.len()])
     }
+
+    /// Replace the newest value (push when empty).
+    pub fn set_last(&mut self, v: T) {
+        match self.len.checked_sub(1) {
+            Some(i) => {
+                let cap = self.buf.len();
+                self.buf[(self.head + i) % cap] = v;
+            }
+            None => self.push(v),
+        }
+    }
 }
 
 /// One point: session second and watts.
@@ -78,44 +89,69 @@ struct Tier {
 
 /// A metric kept at several resolutions, e.g. 1 s for 15 min, 10 s for 24 h, 5 min for 30 days.
 /// Times are stored as `f32` session seconds (0.25 s precision after 30 days).
+///
+/// Every tier is bucketed by time, not by count, so it holds its stated wall time at any sampling
+/// interval: the finest tier keeps one point per resolution step (pushes closer than that are
+/// averaged in place, its newest point being the running mean stamped at the newest push), and
+/// at a slower interval each push is its own point (it then holds more than stated).
 #[derive(Debug, Clone)]
 pub struct Series {
     tiers: Vec<Tier>,
+    /// The newest value pushed, watts.
+    last_w: Option<f64>,
 }
 
 /// The default tiers: (resolution seconds, points): 1 s × 15 min, 10 s × 24 h, 5 min × 30 days
-/// (about 145 KiB per series, allocated once).
+/// (about 145 KiB per series, allocated once), whatever the sampling interval.
 pub const DEFAULT_TIERS: [(f64, usize); 3] = [(1.0, 900), (10.0, 8640), (300.0, 8640)];
 /// Tiers of per-process series: 1 s × 15 min, 10 s × 1 h.
 pub const PROCESS_TIERS: [(f64, usize); 2] = [(1.0, 900), (10.0, 360)];
 
 impl Series {
-    /// `tiers`: (resolution seconds, capacity), finest first. The finest tier stores every push.
+    /// `tiers`: (resolution seconds, points), finest first: each tier covers at least
+    /// resolution × points seconds. The finest tier keeps one point per resolution step (two
+    /// spare slots: its newest point is still filling, and a step's pushes may straddle its edge).
     pub fn new(tiers: &[(f64, usize)]) -> Self {
         Series {
             tiers: tiers
                 .iter()
-                .map(|&(res_s, cap)| Tier {
+                .enumerate()
+                .map(|(i, &(res_s, cap))| Tier {
                     res_s: if res_s.is_finite() && res_s > 0.0 {
                         res_s
                     } else {
                         1.0
                     },
-                    ring: Ring::new(cap),
+                    ring: Ring::new(if i == 0 { cap + 2 } else { cap }),
                     bucket: None,
                     sum: 0.0,
                     n: 0,
                 })
                 .collect(),
+            last_w: None,
         }
     }
 
     /// Record `w` watts at session second `t_s`. Non-finite values are stored as 0 W.
     pub fn push(&mut self, t_s: f64, w: f64) {
         let w = if w.is_finite() { w } else { 0.0 };
+        self.last_w = Some(w);
         for (i, tier) in self.tiers.iter_mut().enumerate() {
             if i == 0 {
-                tier.ring.push((t_s as f32, w as f32));
+                // Steps centred on multiples of the resolution, so pushes at whole seconds (±
+                // float noise) at a 1 s interval never share a step.
+                let b = (t_s / tier.res_s).round() as i64;
+                if tier.bucket == Some(b) && tier.n > 0 {
+                    tier.sum += w;
+                    tier.n += 1;
+                    let mean = tier.sum / f64::from(tier.n);
+                    tier.ring.set_last((t_s as f32, mean as f32));
+                } else {
+                    tier.bucket = Some(b);
+                    tier.sum = w;
+                    tier.n = 1;
+                    tier.ring.push((t_s as f32, w as f32));
+                }
                 continue;
             }
             let b = (t_s / tier.res_s).floor() as i64;
@@ -138,12 +174,9 @@ impl Series {
         }
     }
 
-    /// The newest value, watts.
+    /// The newest value pushed, watts.
     pub fn last(&self) -> Option<f64> {
-        self.tiers
-            .first()
-            .and_then(|t| t.ring.last())
-            .map(|(_, v)| f64::from(v))
+        self.last_w
     }
 
     /// Points within the last `span_s` seconds before `now_s`, from the finest tier that covers
@@ -297,6 +330,77 @@ mod tests {
         assert_eq!(*w.last().unwrap_or(&(0.0, 0.0)), (29.0, 200.0));
         // Short span: fine tier.
         assert_eq!(s.window(29.0, 3.0).len(), 4);
+    }
+
+    /// Oldest time held by the finest tier.
+    fn fine_oldest(s: &Series) -> f64 {
+        s.tiers[0]
+            .ring
+            .iter()
+            .next()
+            .map_or(f64::NAN, |(t, _)| f64::from(t))
+    }
+
+    /// The 1 s tier holds its 15 minutes at 250 ms, 1 s and 5 s intervals (and 100 ms, the
+    /// shortest allowed), with 1 s resolution or the interval's when slower, and no more memory.
+    #[test]
+    fn fine_tier_holds_its_wall_time_at_any_interval() {
+        for interval in [0.1, 0.25, 1.0, 5.0] {
+            let mut s = Series::new(&DEFAULT_TIERS);
+            let cap = s.tiers[0].ring.capacity();
+            // 20 minutes, times accumulated like the ledger's session seconds (with float noise).
+            let (mut t, mut now) = (0.0_f64, 0.0);
+            let n = (1200.0 / interval) as usize;
+            for i in 0..n {
+                t += interval;
+                now = t;
+                s.push(t, if i.is_multiple_of(2) { 100.0 } else { 200.0 });
+            }
+            assert_eq!(s.tiers[0].ring.capacity(), cap, "no growth at {interval} s");
+            let oldest = fine_oldest(&s);
+            assert!(
+                now - oldest >= 900.0,
+                "{interval} s interval: the 1 s tier holds only {} s",
+                now - oldest
+            );
+            // The 15-minute window comes from the fine tier and reaches back to its start.
+            let w = s.window(now, 900.0);
+            assert!(
+                w[0].0 <= now - 900.0 + interval.max(1.0),
+                "{interval}: starts at {}",
+                w[0].0
+            );
+            let steps: Vec<f64> = w.windows(2).map(|p| p[1].0 - p[0].0).collect();
+            let max_step = steps.iter().copied().fold(0.0, f64::max);
+            assert!(
+                max_step <= interval.max(1.0) * 1.5 + 1e-3,
+                "{interval}: step {max_step}"
+            );
+            if interval < 1.0 {
+                // Several pushes per second are averaged, not dropped.
+                let mid = w[w.len() / 2].1;
+                assert!((mid - 150.0).abs() <= 25.0, "{interval}: {mid}");
+            }
+            assert_eq!(
+                s.last(),
+                Some(if (n - 1).is_multiple_of(2) { 100.0 } else { 200.0 })
+            );
+        }
+    }
+
+    #[test]
+    fn fine_tier_keeps_every_push_at_one_second() {
+        let mut s = Series::new(&[(1.0, 10)]);
+        for i in 1..=5 {
+            // Whole seconds with float noise either side.
+            let noise = if i % 2 == 0 { 1e-9 } else { -1e-9 };
+            s.push(f64::from(i) + noise, f64::from(i));
+        }
+        let w = s.window(5.0, 10.0);
+        assert_eq!(
+            w.iter().map(|p| p.1).collect::<Vec<_>>(),
+            vec![1.0, 2.0, 3.0, 4.0, 5.0]
+        );
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! Turning measured energy into impact figures: facility kWh (× PUE), grams of CO2e (× grid
 //! intensity) and everyday equivalents (phone charges, household-days of electricity, car km).
 //!
+//! One policy everywhere (screen, snapshot, summary, Prometheus): kWh and joules are **IT energy**,
+//! what the devices measured, so process rows add up to the totals; **CO2e** = IT kWh × PUE × grid,
+//! for every row and total alike (so CO2e adds up too); **phone charges and household-days** are
+//! facility energy (IT × PUE), consistent with CO2e; **car km** = CO2e ÷ g/km. Where PUE ≠ 1 the
+//! facility kWh is a separately labelled figure ("facility 2.81 kWh at PUE 1.10").
+//!
 //! Grid intensities come from two tables embedded at build time (`assets/grid/country.csv`,
 //! Ember yearly data per country, and `assets/grid/cloud.csv`, per cloud region; see
 //! `scripts/gen-grid-assets.py`), or from a number the user sets. Every figure carries its label,
@@ -226,7 +232,13 @@ impl ImpactParams {
         self.kwh(energy_j) * self.pue
     }
 
-    /// Grams of CO2e: facility kWh × grid gCO2e/kWh.
+    /// `Some(PUE)` when facility energy differs from IT energy (PUE ≠ 1): then a facility figure
+    /// is shown beside the IT kWh, and CO2e is labelled as including PUE.
+    pub fn facility_differs(&self) -> Option<f64> {
+        ((self.pue - 1.0).abs() > 1e-9).then_some(self.pue)
+    }
+
+    /// Grams of CO2e: facility kWh × grid gCO2e/kWh (= IT kWh × PUE × grid).
     pub fn co2e_g(&self, energy_j: f64) -> f64 {
         self.facility_kwh(energy_j) * self.grid.g_per_kwh
     }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use groups::{GroupBy, GroupRow};
-pub use idle::{IdleHolderConfig, IdleTrack};
+pub use idle::{GpuHold, GpuUse, IdleHolder, IdleHolderConfig, IdleTrack, short_gpu_list};
 
 use crate::attribution::Interval;
 use crate::sample::{DeviceKind, DeviceReading, ProcInfo, ProcKey, Provenance, Sample};
@@ -38,6 +38,9 @@ pub struct DeviceTotals {
     pub notes: Vec<String>,
     /// Seconds of the session for which this device's energy was not available.
     pub unavailable_s: f64,
+    /// Seconds of the session for which this device's energy was available (its average power is
+    /// `energy_j / available_s`, never over the session's length).
+    pub available_s: f64,
     /// The latest raw reading (limits, utilisation, memory, temperature).
     pub last: DeviceReading,
     has_energy: bool,
@@ -68,23 +71,40 @@ pub struct ProcEntry {
     pub last_seen_ms: i64,
     /// Seconds this process has been observed alive in the session.
     pub observed_s: f64,
+    /// Of `observed_s`, the seconds each device's energy was not available (indexed like
+    /// [`Ledger::devices`]; empty while every device was available).
+    pub unavailable_by_dev: Vec<f64>,
     pub state: ProcState,
-    /// Summed over the GPUs it holds, at the last tick; `None` = holds no GPU.
+    /// SM share summed over the GPUs it holds at the last tick, percent of one GPU (like `top`'s
+    /// CPU %: 200 = two GPUs fully busy); `None` = holds no GPU, or a share is unknown.
+    /// Per GPU: [`IdleHolder::gpus`].
     pub gpu_util_pct: Option<f64>,
+    /// GPU memory summed over the GPUs it holds at the last tick, bytes; `None` = holds no GPU.
     pub gpu_mem_bytes: Option<u64>,
-    pub idle: IdleTrack,
+    /// Idle-holder state, judged per GPU (with each GPU's memory and SM share).
+    pub idle: IdleHolder,
     seen_gen: u64,
     interval_j: f64,
 }
 
 impl ProcEntry {
-    /// Average power over the time it was observed.
+    /// Average power over the time it was observed: per device, its energy there over the time
+    /// that device's energy was available while the process was observed, summed over devices.
     pub fn avg_w(&self) -> f64 {
-        if self.observed_s > 0.0 {
-            self.energy_j / self.observed_s
-        } else {
-            self.power_w
+        if self.observed_s <= 0.0 {
+            return self.power_w;
         }
+        if self.unavailable_by_dev.is_empty() {
+            return self.energy_j / self.observed_s;
+        }
+        self.energy_by_dev
+            .iter()
+            .enumerate()
+            .map(|(i, j)| {
+                let t = self.observed_s - self.unavailable_by_dev.get(i).copied().unwrap_or(0.0);
+                if t > 0.0 { j / t } else { 0.0 }
+            })
+            .fold(0.0, |a, b| a + b)
     }
 }
 
@@ -96,6 +116,8 @@ pub struct FoldedExited {
     pub energy_j: f64,
     /// GPU energy these processes cost while flagged as idle holders, joules.
     pub idle_wasted_j: f64,
+    /// The same per device, indexed like [`Ledger::devices`].
+    pub idle_wasted_by_dev: Vec<f64>,
 }
 
 /// Cumulative session state.
@@ -196,10 +218,29 @@ impl Ledger {
         self.running.values().filter(|e| e.idle.flagged)
     }
 
-    /// Energy that flagged idle holders have cost while idle, whole session, joules.
+    /// Energy that flagged idle holders have cost while idle, whole session, joules (exited and
+    /// folded processes included).
     pub fn idle_holder_wasted_j(&self) -> f64 {
-        self.processes().map(|e| e.idle.wasted_j).sum::<f64>()
-            + self.folded.values().map(|f| f.idle_wasted_j).sum::<f64>()
+        self.idle_holder_wasted_by_dev().iter().fold(0.0, |a, b| a + b)
+    }
+
+    /// [`Ledger::idle_holder_wasted_j`] per device, indexed like [`Ledger::devices`]: the energy
+    /// charged on each GPU to processes while they were flagged idle on that GPU.
+    pub fn idle_holder_wasted_by_dev(&self) -> Vec<f64> {
+        let mut by = vec![0.0; self.devices.len()];
+        for e in self.processes() {
+            for g in &e.idle.gpus {
+                if let Some(slot) = by.get_mut(g.dev) {
+                    *slot += g.idle.wasted_j;
+                }
+            }
+        }
+        for f in self.folded.values() {
+            for (a, b) in by.iter_mut().zip(&f.idle_wasted_by_dev) {
+                *a += b;
+            }
+        }
+        by
     }
 
     /// Register the devices of the first sample (so they show before any interval).
@@ -229,6 +270,7 @@ impl Ledger {
                 d.last.util_pct = iv.cpu_load.map(|l| l * 100.0);
             }
         }
+        let mut unavailable: Vec<usize> = Vec::new();
         for de in &iv.devices {
             let Some(i) = self.device_index(&de.id) else {
                 continue;
@@ -239,6 +281,7 @@ impl Ledger {
             match de.energy_j {
                 Some(e) => {
                     d.energy_j += e;
+                    d.available_s += dt;
                     d.idle_j += de.idle_j;
                     d.unattributed_j += de.unattributed_j;
                     d.provenance = if d.has_energy {
@@ -254,11 +297,15 @@ impl Ledger {
                 None => {
                     d.power_w = None;
                     d.unavailable_s += dt;
+                    unavailable.push(i);
                 }
             }
         }
 
         self.see_processes(cur, generation, dt);
+        if !unavailable.is_empty() {
+            self.note_unavailable(&unavailable, generation, dt);
+        }
 
         let n_dev = self.devices.len();
         for de in &iv.devices {
@@ -308,6 +355,7 @@ impl Ledger {
             status: r.error.clone(),
             notes: Vec::new(),
             unavailable_s: 0.0,
+            available_s: 0.0,
             last: r.clone(),
             has_energy: false,
         });
@@ -347,10 +395,11 @@ impl Ledger {
                     // It may have run for (part of) this interval and be charged for it: count the
                     // interval, so the average never exceeds the peak.
                     observed_s: dt,
+                    unavailable_by_dev: Vec::new(),
                     state: ProcState::Running,
                     gpu_util_pct: None,
                     gpu_mem_bytes: None,
-                    idle: IdleTrack::default(),
+                    idle: IdleHolder::default(),
                     seen_gen: generation,
                     interval_j: 0.0,
                 },
@@ -358,54 +407,16 @@ impl Ledger {
         }
     }
 
-    fn update_gpu_state(&mut self, cur: &Sample) {
-        // Only a sample with GPU context holders needs the pid → key map (not every tick of a CPU box).
-        let any_holder = cur.devices.iter().any(|d| !d.gpu_processes.is_empty());
-        let pid_keys: HashMap<u32, ProcKey> = if any_holder {
-            cur.processes.iter().map(|p| (p.key.pid, p.key)).collect()
-        } else {
-            HashMap::new()
-        };
-        let mut per_proc: HashMap<ProcKey, (f64, u64, bool, f64)> = HashMap::new();
-        for dev in cur.devices.iter().filter(|d| d.kind == DeviceKind::Gpu) {
-            for gp in &dev.gpu_processes {
-                let key = pid_keys.get(&gp.pid).copied().unwrap_or(ProcKey {
-                    pid: gp.pid,
-                    starttime: 0,
-                });
-                let slot = per_proc.entry(key).or_insert((0.0, 0, true, 0.0));
-                let util = gp.sm_util_pct.unwrap_or(0.0);
-                slot.0 += util;
-                slot.1 += gp.used_mem_bytes.unwrap_or(0);
-                slot.2 &= gp.sm_util_pct.is_some();
-                slot.3 = slot.3.max(util);
+    /// Processes observed in an interval whose device `i` had no energy: that time does not count
+    /// in their average power on `i`.
+    fn note_unavailable(&mut self, unavailable: &[usize], generation: u64, dt: f64) {
+        let n_dev = self.devices.len();
+        for e in self.running.values_mut().filter(|e| e.seen_gen == generation) {
+            if e.unavailable_by_dev.len() < n_dev {
+                e.unavailable_by_dev.resize(n_dev, 0.0);
             }
-        }
-        let gpu_idx: Vec<usize> = self
-            .devices
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.kind == DeviceKind::Gpu)
-            .map(|(i, _)| i)
-            .collect();
-        let cfg = self.idle_config;
-        let now_s = self.session_s;
-        for e in self.running.values_mut() {
-            match per_proc.get(&e.key) {
-                Some(&(util, mem, util_known, max_util)) => {
-                    e.gpu_util_pct = util_known.then_some(util);
-                    e.gpu_mem_bytes = Some(mem);
-                    let gpu_j: f64 = gpu_idx.iter().filter_map(|&i| e.energy_by_dev.get(i)).sum();
-                    let gpu_j_delta = gpu_j - e.idle.gpu_j_seen;
-                    e.idle.gpu_j_seen = gpu_j;
-                    let idle_now = util_known && mem >= cfg.min_memory_bytes && max_util < cfg.max_sm_pct;
-                    e.idle.update(idle_now, now_s, gpu_j_delta, cfg.after_s);
-                }
-                None => {
-                    e.gpu_util_pct = None;
-                    e.gpu_mem_bytes = None;
-                    e.idle.update(false, now_s, 0.0, cfg.after_s);
-                }
+            for &i in unavailable {
+                e.unavailable_by_dev[i] += dt;
             }
         }
     }
@@ -424,7 +435,7 @@ impl Ledger {
             if let Some(mut e) = self.running.remove(&k) {
                 e.state = ProcState::Exited;
                 e.power_w = 0.0;
-                e.idle.flagged = false;
+                e.idle.clear_flags();
                 self.exited.push(e);
             }
         }
@@ -442,6 +453,12 @@ impl Ledger {
             f.count += 1;
             f.energy_j += e.energy_j;
             f.idle_wasted_j += e.idle.wasted_j;
+            for g in &e.idle.gpus {
+                if f.idle_wasted_by_dev.len() <= g.dev {
+                    f.idle_wasted_by_dev.resize(g.dev + 1, 0.0);
+                }
+                f.idle_wasted_by_dev[g.dev] += g.idle.wasted_j;
+            }
             if f.energy_by_dev.len() < e.energy_by_dev.len() {
                 f.energy_by_dev.resize(e.energy_by_dev.len(), 0.0);
             }
@@ -472,10 +489,11 @@ fn invisible_entry(key: ProcKey, wall_ms: i64, generation: u64) -> ProcEntry {
         first_seen_ms: wall_ms,
         last_seen_ms: wall_ms,
         observed_s: 0.0,
+        unavailable_by_dev: Vec::new(),
         state: ProcState::Running,
         gpu_util_pct: None,
         gpu_mem_bytes: None,
-        idle: IdleTrack::default(),
+        idle: IdleHolder::default(),
         seen_gen: generation,
         interval_j: 0.0,
     }

@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::impact::{Equivalents, ImpactParams};
-use crate::ledger::{Ledger, ProcEntry, ProcState};
+use crate::impact::{Equivalents, ImpactParams, J_PER_KWH};
+use crate::ledger::{Ledger, ProcEntry, ProcState, short_gpu_list};
+use crate::sample::DeviceKind;
 use crate::units;
 
 pub const SCHEMA: &str = "kwtop.snapshot/1";
@@ -47,6 +48,26 @@ pub struct DeviceOut {
     pub mem_used_bytes: Option<u64>,
     pub mem_total_bytes: Option<u64>,
     pub temperature_c: Option<f64>,
+    /// GPUs only: energy charged on this GPU to processes while flagged idle on it, whole session
+    /// (exited and folded processes included), joules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_holder_wasted_j: Option<f64>,
+}
+
+/// One GPU a process holds (or held), judged on its own.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessGpuOut {
+    pub device: String,
+    /// Holds a context there now.
+    pub holding: bool,
+    pub gpu_util_pct: Option<f64>,
+    pub gpu_mem_bytes: Option<u64>,
+    /// Flagged as an idle holder on this GPU now.
+    pub idle_holder: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_for_s: Option<f64>,
+    /// Energy charged on this GPU while it was flagged idle there, joules.
+    pub idle_wasted_j: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -61,14 +82,24 @@ pub struct ProcessOut {
     pub avg_power_w: f64,
     pub energy_j: f64,
     pub energy_by_device_j: BTreeMap<String, f64>,
+    /// SM share summed over the GPUs it holds, percent of one GPU (200 = two GPUs fully busy).
     pub gpu_util_pct: Option<f64>,
+    /// GPU memory summed over the GPUs it holds, bytes.
     pub gpu_mem_bytes: Option<u64>,
+    /// Per GPU it holds or held: share, memory and idle state there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<ProcessGpuOut>,
+    /// IT kWh × PUE × grid.
     pub co2e_g: f64,
     pub equivalents: Equivalents,
     pub state: &'static str,
+    /// Longest current idle streak over the GPUs it is flagged on, seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_for_s: Option<f64>,
-    /// GPU energy this process cost while flagged as an idle holder, whole session, joules.
+    /// The GPUs it is flagged as an idle holder on now (`state` is then `idle-holder`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub idle_gpus: Vec<String>,
+    /// Energy charged on the GPUs where it was flagged idle, while flagged, whole session, joules.
     pub idle_wasted_j: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
@@ -123,12 +154,18 @@ pub struct Grid {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Totals {
+    /// IT energy: what the devices measured (Σ devices).
     pub energy_j: f64,
     pub power_w: f64,
+    /// IT energy, kWh.
     pub kwh: f64,
+    /// Facility energy: IT kWh × PUE.
+    pub facility_kwh: f64,
+    /// IT kWh × PUE × grid intensity.
     pub co2e_g: f64,
     pub pue: f64,
     pub grid: Grid,
+    /// Phone charges and household-days of facility energy (IT × PUE); car km of the CO2e.
     pub equivalents: Equivalents,
     pub provenance: &'static str,
     pub idle_holders: usize,
@@ -166,10 +203,25 @@ fn process_out(ledger: &Ledger, impact: &ImpactParams, e: &ProcEntry) -> Process
         energy_by_device_j: by_device(ledger, &e.energy_by_dev),
         gpu_util_pct: e.gpu_util_pct,
         gpu_mem_bytes: e.gpu_mem_bytes,
+        gpus: e
+            .idle
+            .gpus
+            .iter()
+            .map(|g| ProcessGpuOut {
+                device: g.device.clone(),
+                holding: g.holding,
+                gpu_util_pct: g.sm_pct,
+                gpu_mem_bytes: g.mem_bytes,
+                idle_holder: g.idle.flagged,
+                idle_for_s: g.idle.flagged.then_some(g.idle.streak_s),
+                idle_wasted_j: g.idle.wasted_j,
+            })
+            .collect(),
         co2e_g: impact.co2e_g(e.energy_j),
         equivalents: impact.equivalents(e.energy_j),
         state: state_str(e),
         idle_for_s: e.idle.flagged.then_some(e.idle.streak_s),
+        idle_gpus: e.idle.flagged_gpus().map(|g| g.device.clone()).collect(),
         idle_wasted_j: e.idle.wasted_j,
         container: e
             .info
@@ -200,10 +252,12 @@ pub fn build(
     interval_s: f64,
     notices: &[String],
 ) -> SnapshotDoc {
+    let wasted_by_dev = ledger.idle_holder_wasted_by_dev();
     let devices = ledger
         .devices
         .iter()
-        .map(|d| DeviceOut {
+        .zip(&wasted_by_dev)
+        .map(|(d, wasted)| DeviceOut {
             id: d.id.clone(),
             kind: d.kind.as_str(),
             name: d.name.clone(),
@@ -217,6 +271,7 @@ pub fn build(
             mem_used_bytes: d.last.mem_used_bytes,
             mem_total_bytes: d.last.mem_total_bytes,
             temperature_c: d.last.temperature_c,
+            idle_holder_wasted_j: (d.kind == DeviceKind::Gpu).then_some(*wasted),
         })
         .collect();
     let mut processes: Vec<ProcessOut> = ledger
@@ -238,11 +293,13 @@ pub fn build(
             energy_by_device_j: by_device(ledger, &f.energy_by_dev),
             gpu_util_pct: None,
             gpu_mem_bytes: None,
+            gpus: Vec::new(),
             co2e_g: impact.co2e_g(f.energy_j),
             equivalents: impact.equivalents(f.energy_j),
             state: "exited",
             idle_for_s: None,
-            idle_wasted_j: 0.0,
+            idle_gpus: Vec::new(),
+            idle_wasted_j: f.idle_wasted_j,
             container: None,
             slurm_job: None,
             folded_count: Some(f.count),
@@ -268,6 +325,7 @@ pub fn build(
             energy_j,
             power_w: ledger.total_power_w(),
             kwh: impact.kwh(energy_j),
+            facility_kwh: impact.facility_kwh(energy_j),
             co2e_g: impact.co2e_g(energy_j),
             pue: impact.pue,
             grid: Grid {
@@ -292,13 +350,25 @@ fn opt(v: Option<f64>, f: fn(f64) -> String) -> String {
 pub fn table(doc: &SnapshotDoc, top: usize) -> String {
     let mut s = String::new();
     let t = &doc.totals;
+    // Energy is IT energy (the rows add up to it); CO2e includes PUE, facility energy is shown
+    // beside it when PUE is not 1.
+    let facility = if (t.pue - 1.0).abs() > 1e-9 {
+        format!(
+            " · facility {} at PUE {:.2}",
+            units::energy(t.facility_kwh * J_PER_KWH),
+            t.pue
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "kwtop snapshot · {} · {} · {:.2} s · {} · {} CO2e · grid {} {:.0} g/kWh · PUE {:.2}",
+        "kwtop snapshot · {} · {} · {:.2} s · {} · {}{facility} · {} CO2e · grid {} {:.0} g/kWh · PUE {:.2}",
         doc.host,
         doc.at,
         doc.interval_s,
         units::power(t.power_w),
+        units::energy(t.energy_j),
         units::mass_g(t.co2e_g),
         t.grid.label,
         t.grid.g_per_kwh,
@@ -338,7 +408,11 @@ pub fn table(doc: &SnapshotDoc, top: usize) -> String {
             units::energy(p.energy_j),
             units::mass_g(p.co2e_g),
             opt(p.gpu_util_pct, |u| format!("{u:.0}")),
-            p.state,
+            if p.idle_gpus.is_empty() {
+                p.state.to_string()
+            } else {
+                format!("idle {}", short_gpu_list(p.idle_gpus.iter().map(String::as_str)))
+            },
             truncate(
                 if p.cmdline.is_empty() {
                     &p.command

@@ -8,6 +8,7 @@
 //! ([`parse_json`]) renders the same totals.
 
 mod csv;
+mod holders;
 mod markdown;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -20,6 +21,9 @@ use crate::ledger::{Ledger, ProcEntry, ProcState};
 use crate::redact::Redactor;
 use crate::sample::{DeviceKind, ProcKey, Provenance};
 use crate::snapshot::rfc3339;
+
+pub use holders::IdleHolderSummary;
+use holders::idle_holder_rows;
 
 /// Schema id of the summary document.
 pub const SCHEMA: &str = "kwtop.summary/1";
@@ -119,15 +123,20 @@ pub struct TotalsOut {
     pub kwh: f64,
     /// kWh × PUE.
     pub facility_kwh: f64,
+    /// IT kWh × PUE × grid intensity.
     pub co2e_g: f64,
-    /// Energy over the session's duration, watts.
+    /// Σ over devices of the scope's energy there ÷ the time that device's energy was available,
+    /// watts (time a device was N/A is left out, never counted as 0 W).
     pub avg_power_w: f64,
     pub pue: f64,
     pub grid: GridOut,
+    /// Phone charges and household-days of facility energy (IT × PUE); car km of the CO2e.
     pub equivalents: Equivalents,
     /// The least trustworthy provenance among devices that contributed energy.
     pub provenance: String,
+    /// Energy charged on GPUs to processes while flagged idle there (exited and folded included).
     pub idle_holder_wasted_j: f64,
+    /// IT kWh of `idle_holder_wasted_j`.
     pub idle_holder_wasted_kwh: f64,
 }
 
@@ -154,11 +163,15 @@ pub struct DeviceSummary {
     pub scope_j: f64,
     pub kwh: f64,
     pub provenance: String,
+    /// Energy ÷ the seconds its energy was available (not the session's length), watts.
     pub avg_power_w: f64,
     pub peak_power_w: f64,
     pub power_limit_w: Option<f64>,
     pub status: String,
     pub unavailable_s: f64,
+    /// GPUs: energy charged here to the scope's processes while flagged idle here, joules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_holder_wasted_j: Option<f64>,
     /// The CPU model's TDP source when the energy is estimated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimate: Option<String>,
@@ -182,9 +195,13 @@ pub struct ProcessSummary {
     pub observed_s: f64,
     pub first_seen: String,
     pub last_seen: String,
+    /// GPU memory summed over the GPUs it held at its last sample, bytes.
     pub gpu_mem_bytes: Option<u64>,
-    /// GPU energy charged while flagged as an idle holder, joules.
+    /// Energy charged on the GPUs where it was flagged idle, while flagged, joules.
     pub idle_wasted_j: f64,
+    /// The same per GPU it was flagged idle on (names the GPU).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub idle_wasted_by_device_j: BTreeMap<String, f64>,
     /// Root of its process tree, `PID comm`.
     pub tree: String,
     pub container: Option<String>,
@@ -202,20 +219,6 @@ pub struct GroupSummary {
     pub energy_j: f64,
     pub kwh: f64,
     pub co2e_g: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IdleHolderSummary {
-    pub pid: u32,
-    pub user: String,
-    pub command: String,
-    pub state: String,
-    /// Length of the current (or last) idle streak, seconds.
-    pub idle_s: f64,
-    pub gpu_mem_bytes: Option<u64>,
-    pub wasted_j: f64,
-    pub wasted_kwh: f64,
-    pub wasted_co2e_g: f64,
 }
 
 /// The `kwtop.summary/1` document.
@@ -311,6 +314,11 @@ fn process_summary(ledger: &Ledger, impact: &ImpactParams, red: &Redactor, e: &P
         last_seen: rfc3339(e.last_seen_ms),
         gpu_mem_bytes: e.gpu_mem_bytes,
         idle_wasted_j: e.idle.wasted_j,
+        idle_wasted_by_device_j: e
+            .idle
+            .idle_gpus()
+            .map(|g| (g.device.clone(), g.idle.wasted_j))
+            .collect(),
         tree: format!("{} {}", e.tree_root.0, e.tree_root.1),
         container: container_of(e),
         folded_count: None,
@@ -402,13 +410,32 @@ fn method_notes(ledger: &Ledger, opts: &SummaryOptions, impact: &ImpactParams) -
                 .into(),
         );
     }
+    if ledger.devices.iter().any(|d| d.kind == DeviceKind::Gpu) {
+        let c = &ledger.idle_config;
+        m.push(format!(
+            "Idle GPU holders are judged per (process, GPU): at least {} MiB held on that GPU with an SM \
+             share under {}% there for {} s or more; their waste is the energy charged on that GPU only.",
+            c.min_memory_bytes >> 20,
+            c.max_sm_pct,
+            c.after_s
+        ));
+    }
+    if ledger.devices.iter().any(|d| d.unavailable_s > 0.0) {
+        m.push(
+            "Average power leaves out the time a device's energy was not available (N/A): its energy ÷ \
+             the seconds it was available."
+                .into(),
+        );
+    }
     m.push(format!(
-        "CO2e = kWh × PUE {:.2} × grid {:.0} gCO2e/kWh ({}: {}).",
+        "kWh and J are IT energy (what the devices measured; the rows add up to the totals). CO2e = IT \
+         kWh × PUE {:.2} × grid {:.0} gCO2e/kWh ({}: {}); facility energy = IT kWh × PUE.",
         impact.pue, impact.grid.g_per_kwh, impact.grid.label, impact.grid.source
     ));
     m.push(format!(
-        "Equivalents: phone charge {} kWh (US EPA), household {:.0} kWh/year, car {:.0} gCO2e/km \
-         (sources in config.example.toml).",
+        "Equivalents: phone charges and household-days of facility energy (IT × PUE), km by car of the \
+         CO2e; phone charge {} kWh (US EPA), household {:.0} kWh/year, car {:.0} gCO2e/km (sources in \
+         config.example.toml).",
         impact.phone_charge_kwh, impact.household_kwh_per_year, impact.car_g_per_km
     ));
     m
@@ -450,7 +477,11 @@ pub fn build(
                 first_seen: String::new(),
                 last_seen: String::new(),
                 gpu_mem_bytes: None,
-                idle_wasted_j: 0.0,
+                idle_wasted_j: f.idle_wasted_j,
+                idle_wasted_by_device_j: by_device(ledger, &f.idle_wasted_by_dev)
+                    .into_iter()
+                    .filter(|(_, j)| *j > 0.0)
+                    .collect(),
                 tree: "(exited, folded)".into(),
                 container: None,
                 folded_count: Some(f.count),
@@ -473,6 +504,11 @@ pub fn build(
         }
     };
     let duration_s = ledger.session_s;
+    let idle_holders = idle_holder_rows(ledger, impact, opts);
+    let wasted_j = sum(idle_holders.iter().map(|h| h.wasted_j));
+    let wasted_on = |id: &str| sum(idle_holders.iter().filter(|h| h.device == id).map(|h| h.wasted_j));
+    // Average power per device over the time its energy was available.
+    let avg_w = |j: f64, available_s: f64| if available_s > 0.0 { j / available_s } else { 0.0 };
     let devices = ledger
         .devices
         .iter()
@@ -487,41 +523,22 @@ pub fn build(
             scope_j: *scope_j,
             kwh: impact.kwh(d.energy_j),
             provenance: d.provenance.as_str().into(),
-            avg_power_w: if duration_s > 0.0 {
-                d.energy_j / duration_s
-            } else {
-                0.0
-            },
+            avg_power_w: avg_w(d.energy_j, d.available_s),
             peak_power_w: d.peak_w,
             power_limit_w: d.last.power_limit_w,
             status: d.status.clone().unwrap_or_else(|| "ok".into()),
             unavailable_s: d.unavailable_s,
+            idle_holder_wasted_j: (d.kind == DeviceKind::Gpu).then(|| wasted_on(&d.id)),
             estimate: (d.provenance == Provenance::Estimated)
                 .then(|| d.last.estimate.as_ref().map(|e| e.tdp_source.clone()))
                 .flatten(),
         })
         .collect();
-    let idle_holders: Vec<IdleHolderSummary> = {
-        let mut v: Vec<IdleHolderSummary> = ledger
-            .processes()
-            .filter(in_scope)
-            .filter(|e| e.idle.flagged || e.idle.wasted_j > 0.0)
-            .map(|e| IdleHolderSummary {
-                pid: e.key.pid,
-                user: e.info.user.clone(),
-                command: e.info.comm.clone(),
-                state: state_str(e).into(),
-                idle_s: e.idle.streak_s,
-                gpu_mem_bytes: e.gpu_mem_bytes,
-                wasted_j: e.idle.wasted_j,
-                wasted_kwh: impact.kwh(e.idle.wasted_j),
-                wasted_co2e_g: impact.co2e_g(e.idle.wasted_j),
-            })
-            .collect();
-        v.sort_by(|a, b| b.wasted_j.total_cmp(&a.wasted_j).then(a.pid.cmp(&b.pid)));
-        v
-    };
-    let wasted_j = sum(idle_holders.iter().map(|h| h.wasted_j));
+    let avg_power_w = sum(ledger
+        .devices
+        .iter()
+        .zip(&scope_by_dev)
+        .map(|(d, j)| avg_w(*j, d.available_s)));
     let started_ms = ledger.started_ms.unwrap_or(0);
     let ended_ms = ledger.last_ms.unwrap_or(started_ms);
     let provenance = ledger
@@ -556,11 +573,7 @@ pub fn build(
             kwh: impact.kwh(energy_j),
             facility_kwh: impact.facility_kwh(energy_j),
             co2e_g: impact.co2e_g(energy_j),
-            avg_power_w: if duration_s > 0.0 {
-                energy_j / duration_s
-            } else {
-                0.0
-            },
+            avg_power_w,
             pue: impact.pue,
             grid: GridOut {
                 g_per_kwh: impact.grid.g_per_kwh,

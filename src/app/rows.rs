@@ -104,7 +104,7 @@ pub struct Row {
     pub energy_j: f64,
     pub gpu_pct: Option<f64>,
     pub gpu_mem: Option<u64>,
-    /// `run`, `exited`, `IDLE 42m`, or a group's running count.
+    /// `run`, `exited`, `IDLE 42m gpu1` (idle that long on that GPU), or a group's running count.
     pub state: String,
     pub idle_holder: bool,
     pub command: String,
@@ -248,7 +248,11 @@ fn process_row(e: &ProcEntry, view: &super::View, any_est: &dyn Fn(&[f64], bool)
     row.gpu_mem = e.gpu_mem_bytes;
     row.idle_holder = running && e.idle.flagged;
     row.state = if row.idle_holder {
-        format!("IDLE {}", crate::units::short_age(e.idle.streak_s))
+        format!(
+            "IDLE {} {}",
+            crate::units::short_age(e.idle.streak_s),
+            crate::ledger::short_gpu_list(e.idle.flagged_gpus().map(|g| g.device.as_str()))
+        )
     } else if running {
         "run".into()
     } else {

@@ -193,6 +193,155 @@ fn idle_holder_is_flagged_and_charged() {
     session_conservation(&l);
 }
 
+fn gpu_dev(id: &str, uj: u64, holders: Vec<GpuProcess>) -> DeviceReading {
+    let mut g = gpu(uj, holders);
+    g.id = id.into();
+    g
+}
+
+fn holds(pid: u32, mem: u64, sm: f64) -> GpuProcess {
+    GpuProcess {
+        pid,
+        used_mem_bytes: Some(mem),
+        sm_util_pct: Some(sm),
+    }
+}
+
+/// One process busy on GPU0 (8 GiB at 97 %) that holds 40 GiB at 0 % on GPU1: an idle holder on
+/// GPU1 only, and only GPU1's energy is wasted. Summed memory / maxed SM share would miss it.
+#[test]
+fn busy_on_one_gpu_idle_on_another_is_flagged_on_that_gpu() {
+    let cfg = IdleHolderConfig {
+        min_memory_bytes: 256 << 20,
+        max_sm_pct: 1.0,
+        after_s: 3.0,
+    };
+    let s: Vec<Sample> = (0..7u64)
+        .map(|i| {
+            sample(
+                i as f64,
+                0,
+                vec![proc(1, 1, 0, "train")],
+                vec![
+                    gpu_dev("gpu0", i * 300_000_000, vec![holds(1, 8 << 30, 97.0)]),
+                    gpu_dev("gpu1", i * 60_000_000, vec![holds(1, 40 << 30, 0.0)]),
+                ],
+            )
+        })
+        .collect();
+    let l = run(&s, cfg);
+    let p = l.process(&ProcKey { pid: 1, starttime: 1 }).expect("train");
+    let (g0, g1) = (
+        l.device_index("gpu0").expect("gpu0"),
+        l.device_index("gpu1").expect("gpu1"),
+    );
+    assert!(p.idle.flagged, "{:?}", p.idle);
+    assert_eq!(p.idle.flagged_on(), "gpu1");
+    assert_eq!(l.idle_holders().count(), 1);
+    let on = |dev: usize| p.idle.gpus.iter().find(|g| g.dev == dev).expect("held");
+    assert!(!on(g0).idle.flagged);
+    assert_eq!(on(g0).idle.wasted_j, 0.0);
+    assert_eq!(on(g1).mem_bytes, Some(40 << 30));
+    assert_eq!(on(g1).sm_pct, Some(0.0));
+    // GPU1: 60 J per interval, all charged to its only holder; the whole 6-interval streak counts.
+    assert!((p.energy_by_dev[g1] - 360.0).abs() < 1e-9);
+    assert!((on(g1).idle.wasted_j - 360.0).abs() < 1e-9);
+    assert!(
+        (p.idle.wasted_j - 360.0).abs() < 1e-9,
+        "GPU0's 1800 J is not waste"
+    );
+    assert!((p.energy_by_dev[g0] - 1800.0).abs() < 1e-9);
+    let by_dev = l.idle_holder_wasted_by_dev();
+    assert_eq!(by_dev[g0], 0.0);
+    assert!((by_dev[g1] - 360.0).abs() < 1e-9);
+    assert!((l.idle_holder_wasted_j() - 360.0).abs() < 1e-9);
+    // The per-process totals stay: SM % summed over its GPUs, memory summed.
+    assert_eq!(p.gpu_util_pct, Some(97.0));
+    assert_eq!(p.gpu_mem_bytes, Some(48 << 30));
+    session_conservation(&l);
+}
+
+/// 200 MiB at 0 % on each of two GPUs with a 256 MiB threshold: under the threshold on each GPU,
+/// so not an idle holder (the summed 400 MiB would have flagged it).
+#[test]
+fn small_holdings_on_two_gpus_are_not_summed() {
+    let cfg = IdleHolderConfig {
+        min_memory_bytes: 256 << 20,
+        max_sm_pct: 1.0,
+        after_s: 3.0,
+    };
+    let s: Vec<Sample> = (0..7u64)
+        .map(|i| {
+            sample(
+                i as f64,
+                0,
+                vec![proc(1, 1, 0, "notebook")],
+                vec![
+                    gpu_dev("gpu0", i * 60_000_000, vec![holds(1, 200 << 20, 0.0)]),
+                    gpu_dev("gpu1", i * 60_000_000, vec![holds(1, 200 << 20, 0.0)]),
+                ],
+            )
+        })
+        .collect();
+    let l = run(&s, cfg);
+    let p = l.process(&ProcKey { pid: 1, starttime: 1 }).expect("notebook");
+    assert!(!p.idle.flagged, "{:?}", p.idle);
+    assert_eq!(p.idle.wasted_j, 0.0);
+    assert_eq!(l.idle_holders().count(), 0);
+    assert_eq!(l.idle_holder_wasted_j(), 0.0);
+    assert_eq!(p.gpu_mem_bytes, Some(400 << 20));
+    assert_eq!(p.idle.gpus.len(), 2);
+}
+
+/// An idle holder that exits and is folded keeps its waste, per GPU, in the ledger's totals.
+#[test]
+fn folded_idle_holder_keeps_its_waste() {
+    let cfg = IdleHolderConfig {
+        min_memory_bytes: 1 << 30,
+        max_sm_pct: 1.0,
+        after_s: 2.0,
+    };
+    let mut s: Vec<Sample> = (0..5u64)
+        .map(|i| {
+            sample(
+                i as f64,
+                0,
+                vec![proc(7, 1, 0, "kernel")],
+                vec![gpu_dev("gpu0", i * 60_000_000, vec![holds(7, 2 << 30, 0.0)])],
+            )
+        })
+        .collect();
+    // It exits; then short jobs exit one by one until the exited rows are folded.
+    for i in 5..12u64 {
+        s.push(sample(
+            i as f64,
+            0,
+            vec![proc(100 + i as u32, 1, 0, "job")],
+            vec![gpu_dev("gpu0", i * 60_000_000, vec![])],
+        ));
+    }
+    let mut at = Attributor::new(AttributionConfig {
+        gpu_idle_w: Some(50.0),
+        ..Default::default()
+    });
+    let mut l = Ledger::new(cfg);
+    // Keep none individually: every exited process is folded once two have exited.
+    l.max_exited = 1;
+    l.observe_devices(&s[0]);
+    for w in s.windows(2) {
+        let iv = at.attribute(&w[0], &w[1]);
+        l.apply(&w[1], &iv);
+    }
+    assert!(l.process(&ProcKey { pid: 7, starttime: 1 }).is_none(), "folded");
+    let f = l.folded().get("kernel").expect("folded kernel");
+    // 4 intervals of 60 J on gpu0, all in the flagged streak.
+    assert!((f.idle_wasted_j - 240.0).abs() < 1e-9, "{f:?}");
+    assert!((f.idle_wasted_by_dev[0] - 240.0).abs() < 1e-9);
+    assert!((l.idle_holder_wasted_j() - 240.0).abs() < 1e-9);
+    assert!((l.idle_holder_wasted_by_dev()[0] - 240.0).abs() < 1e-9);
+    session_conservation(&l);
+}
+
 #[test]
 fn exited_rows_fold_past_the_cap_without_losing_energy() {
     let mut samples = vec![sample(0.0, 0, vec![], vec![cpu(0)])];

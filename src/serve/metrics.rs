@@ -75,12 +75,13 @@ pub struct ProcRow {
     pub power_w: f64,
 }
 
-/// A process flagged as an idle GPU holder, per GPU it holds.
+/// A process flagged as an idle holder on one GPU (one row per GPU it is flagged on).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HolderRow {
     pub labels: ProcLabels,
-    /// Device id, empty when the GPU could not be told.
+    /// Id of the GPU it holds idle.
     pub device: String,
+    /// How long it has been idle on that GPU, seconds.
     pub idle_s: f64,
 }
 
@@ -92,7 +93,10 @@ pub struct MetricsView {
     pub labels: Vec<ProcLabels>,
     pub processes: Vec<ProcRow>,
     pub holders: Vec<HolderRow>,
-    pub holder_wasted_j: f64,
+    /// Per device (indexed like `devices`): energy charged there to processes while flagged idle
+    /// there, joules (exported for GPUs).
+    pub holder_wasted_j: Vec<f64>,
+    /// IT energy × PUE × grid intensity, grams.
     pub co2e_g: f64,
     pub grid_g_per_kwh: f64,
     pub grid_label: String,
@@ -109,7 +113,6 @@ struct Track {
     /// Joules counted in this process's own series.
     exported: Vec<f64>,
     power_w: Vec<f64>,
-    wasted_seen: f64,
     mark: u64,
 }
 
@@ -122,7 +125,9 @@ pub struct Exporter {
     other_w: Vec<f64>,
     /// Device energy not held by running processes, idle or unattributed, at the last update.
     residual_seen: Vec<f64>,
-    wasted_j: f64,
+    /// The ledger's idle-holder waste per device, never decreasing (float noise of a re-ordered
+    /// sum must not look like a counter reset).
+    wasted_j: Vec<f64>,
     last_session_s: Option<f64>,
     generation: u64,
 }
@@ -156,7 +161,7 @@ impl Exporter {
             other_j: Vec::new(),
             other_w: Vec::new(),
             residual_seen: Vec::new(),
-            wasted_j: 0.0,
+            wasted_j: Vec::new(),
             last_session_s: None,
             generation: 0,
         }
@@ -166,10 +171,18 @@ impl Exporter {
     pub fn update(&mut self, engine: &Engine, impact: &ImpactParams) -> MetricsView {
         let ledger = &engine.ledger;
         let n = ledger.devices.len();
-        for v in [&mut self.other_j, &mut self.other_w, &mut self.residual_seen] {
+        for v in [
+            &mut self.other_j,
+            &mut self.other_w,
+            &mut self.residual_seen,
+            &mut self.wasted_j,
+        ] {
             v.resize(n, 0.0);
         }
-        let first = self.last_session_s.is_none();
+        // Exited and folded processes included: the ledger's waste only ever grows.
+        for (w, now) in self.wasted_j.iter_mut().zip(ledger.idle_holder_wasted_by_dev()) {
+            *w = w.max(now);
+        }
         let dt = ledger.session_s - self.last_session_s.unwrap_or(ledger.session_s);
         self.last_session_s = Some(ledger.session_s);
         self.generation += 1;
@@ -190,7 +203,6 @@ impl Exporter {
                 seen: Vec::new(),
                 exported: Vec::new(),
                 power_w: Vec::new(),
-                wasted_seen: 0.0,
                 mark: 0,
             });
             for v in [&mut t.seen, &mut t.exported, &mut t.power_w] {
@@ -212,8 +224,6 @@ impl Exporter {
                     other_delta[d] += delta;
                 }
             }
-            self.wasted_j += (e.idle.wasted_j - t.wasted_seen).max(0.0);
-            t.wasted_seen = t.wasted_seen.max(e.idle.wasted_j);
         }
         // Processes that stopped running: the part of their energy no series counted goes to other.
         let mut left_seen = vec![0.0; n];
@@ -238,9 +248,6 @@ impl Exporter {
             if dt > 0.0 {
                 self.other_w[d] = other_delta[d] / dt;
             }
-        }
-        if first {
-            self.wasted_j += ledger.exited().iter().map(|e| e.idle.wasted_j).sum::<f64>();
         }
         self.view(engine, impact, &running)
     }
@@ -303,7 +310,7 @@ impl Exporter {
         }
         MetricsView {
             holders: holders(engine),
-            holder_wasted_j: self.wasted_j,
+            holder_wasted_j: self.wasted_j.clone(),
             co2e_g: impact.co2e_g(ledger.total_energy_j()),
             grid_g_per_kwh: impact.grid.g_per_kwh,
             grid_label: label(&impact.grid.label),
@@ -318,37 +325,17 @@ impl Exporter {
     }
 }
 
-/// Flagged idle holders, one row per GPU they hold in the latest sample.
+/// Flagged idle holders, one row per (process, GPU) it is flagged idle on.
 fn holders(engine: &Engine) -> Vec<HolderRow> {
     let mut out = Vec::new();
     for e in engine.ledger.idle_holders() {
         let labels = proc_labels(e);
-        let gpus: Vec<String> = engine
-            .latest()
-            .map(|s| {
-                s.devices
-                    .iter()
-                    .filter(|d| {
-                        d.kind == DeviceKind::Gpu && d.gpu_processes.iter().any(|p| p.pid == e.key.pid)
-                    })
-                    .map(|d| label(&d.id))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if gpus.is_empty() {
+        for g in e.idle.flagged_gpus() {
             out.push(HolderRow {
-                labels,
-                device: String::new(),
-                idle_s: e.idle.streak_s,
+                labels: labels.clone(),
+                device: label(&g.device),
+                idle_s: g.idle.streak_s,
             });
-        } else {
-            for device in gpus {
-                out.push(HolderRow {
-                    labels: labels.clone(),
-                    device,
-                    idle_s: e.idle.streak_s,
-                });
-            }
         }
     }
     out.sort_by(|a, b| (&a.labels.pid, &a.device).cmp(&(&b.labels.pid, &b.device)));
@@ -428,7 +415,7 @@ impl Collector for ViewCollector {
         family(
             &mut enc,
             "device_energy_joules",
-            "Device energy since kwtop started, joules",
+            "Device energy since kwtop started, joules (IT energy as measured; facility energy is this x kwtop_pue)",
             c,
             v.devices.iter().map(|d| counter(dev_labels(d), d.energy_j)),
         )?;
@@ -494,7 +481,7 @@ impl Collector for ViewCollector {
         family(
             &mut enc,
             "idle_holder",
-            "1 for a process holding GPU memory while its SM share stays under the idle threshold",
+            "1 for a process holding memory on this GPU (device) while its SM share there stays under the idle threshold",
             g,
             v.holders.iter().map(|h| {
                 let l = &h.labels;
@@ -512,7 +499,7 @@ impl Collector for ViewCollector {
         family(
             &mut enc,
             "idle_holder_seconds",
-            "How long a flagged idle holder has been idle, seconds",
+            "How long a flagged idle holder has been idle on this GPU (device), seconds",
             g,
             v.holders.iter().map(|h| {
                 let l = &h.labels;
@@ -529,14 +516,18 @@ impl Collector for ViewCollector {
         family(
             &mut enc,
             "idle_holder_wasted_joules",
-            "GPU energy charged to processes while they were flagged idle holders, joules",
+            "Energy charged on this GPU (device) to processes while they were flagged idle holders on it, exited ones included, joules",
             c,
-            [counter(Vec::new(), v.holder_wasted_j)],
+            v.devices
+                .iter()
+                .zip(&v.holder_wasted_j)
+                .filter(|(d, _)| d.kind == DeviceKind::Gpu.as_str())
+                .map(|(d, j)| counter(vec![("device", d.id.as_str())], *j)),
         )?;
         family(
             &mut enc,
             "co2e_grams",
-            "CO2-equivalent of the energy measured since kwtop started (x PUE x grid intensity), grams",
+            "CO2-equivalent of the energy measured since kwtop started (IT energy x PUE x grid intensity), grams",
             c,
             [counter(Vec::new(), v.co2e_g)],
         )?;

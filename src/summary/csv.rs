@@ -1,7 +1,8 @@
 //! The CSV rendering of a summary: one row per process (RFC 4180 quoting), for spreadsheets.
 //!
 //! Cells that a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) are prefixed with `'`,
-//! since command lines are untrusted. Per-device energy follows as `energy_<device>_j` columns.
+//! since command lines are untrusted. `idle_gpus` names the GPUs a process was flagged idle on
+//! (space-separated). Per-device energy follows as `energy_<device>_j` columns.
 
 use std::fmt::Write as _;
 
@@ -45,6 +46,7 @@ pub fn render(doc: &SummaryDoc) -> String {
         "last_seen",
         "gpu_mem_bytes",
         "idle_wasted_j",
+        "idle_gpus",
         "tree",
         "container",
         "folded_count",
@@ -75,6 +77,13 @@ pub fn render(doc: &SummaryDoc) -> String {
             p.last_seen.clone(),
             opt(p.gpu_mem_bytes),
             p.idle_wasted_j.to_string(),
+            cell(
+                &p.idle_wasted_by_device_j
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
             cell(&p.tree),
             cell(p.container.as_deref().unwrap_or("")),
             opt(p.folded_count),

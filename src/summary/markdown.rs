@@ -91,7 +91,7 @@ pub fn render(doc: &SummaryDoc, top: usize) -> String {
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(
         s,
-        "| Energy | {est}{} ({}) |",
+        "| Energy (IT) | {est}{} ({}) |",
         units::energy(t.energy_j),
         kwh(t.energy_j)
     );
@@ -101,7 +101,12 @@ pub fn render(doc: &SummaryDoc, top: usize) -> String {
         "| Facility energy (× PUE {:.2}) | {:.6} kWh |",
         t.pue, t.facility_kwh
     );
-    let _ = writeln!(s, "| CO2e | {est}{} |", units::mass_g(t.co2e_g));
+    let _ = writeln!(
+        s,
+        "| CO2e (IT kWh × PUE {:.2} × grid) | {est}{} |",
+        t.pue,
+        units::mass_g(t.co2e_g)
+    );
     let _ = writeln!(
         s,
         "| Grid intensity | {:.0} gCO2e/kWh — {} ({}) |",
@@ -112,7 +117,7 @@ pub fn render(doc: &SummaryDoc, top: usize) -> String {
     let _ = writeln!(s, "| PUE | {:.2} |", t.pue);
     let _ = writeln!(
         s,
-        "| Equivalents | ≈ {:.2} phone charges · {:.3} household-days · {:.2} km by car |",
+        "| Equivalents (facility energy; car: CO2e) | ≈ {:.2} phone charges · {:.3} household-days · {:.2} km by car |",
         t.equivalents.phone_charges, t.equivalents.household_days, t.equivalents.car_km
     );
     let _ = writeln!(s, "| Provenance | {} |", t.provenance);
@@ -235,17 +240,25 @@ pub fn render(doc: &SummaryDoc, top: usize) -> String {
     } else {
         let _ = writeln!(
             s,
-            "| PID | User | Command | Idle for | GPU memory | Wasted | kWh | CO2e |"
+            "| PID | User | Command | GPU | Idle for | GPU memory | Wasted | kWh | CO2e |"
         );
-        let _ = writeln!(s, "|---:|---|---|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---:|---|---|---|---:|---:|---:|---:|---:|");
         for h in &doc.idle_holders {
+            let pid = match h.folded_count {
+                Some(n) => format!("({n} folded)"),
+                None => h.pid.to_string(),
+            };
+            let idle_for = if h.folded_count.is_some() {
+                "-".into()
+            } else {
+                units::short_age(h.idle_s)
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {:.6} | {} |",
-                h.pid,
+                "| {pid} | {} | {} | {} | {idle_for} | {} | {} | {:.6} | {} |",
                 code(&h.user),
                 code(&h.command),
-                units::short_age(h.idle_s),
+                code(if h.device.is_empty() { "?" } else { &h.device }),
                 h.gpu_mem_bytes.map_or_else(|| "N/A".into(), units::bytes),
                 units::energy(h.wasted_j),
                 h.wasted_kwh,

@@ -196,3 +196,146 @@ fn hostile_names_cannot_break_markdown_tables() {
     assert_eq!(cells, header.matches('|').count(), "{row}");
     assert!(row.contains("`evil\\|'x'\\|<script>`"), "{row}");
 }
+
+/// Average power divides by the time each device's energy was available: two of four intervals
+/// N/A leave 200 J over 2 s = 100 W, not 200 J over the 4-s session = 50 W.
+#[test]
+fn average_power_leaves_out_unavailable_time() {
+    let mut e = Engine::new(&Settings::default());
+    for i in 0..5u64 {
+        let mut s = sample(i);
+        if i == 2 {
+            s.devices[0].energy = None;
+            s.devices[0].error = Some("RAPL read failed".into());
+        }
+        e.push(s);
+    }
+    let doc = build(
+        &e.ledger,
+        &ImpactParams::default(),
+        "h",
+        &[],
+        &SummaryOptions::default(),
+    );
+    let d = &doc.devices[0];
+    assert!((d.energy_j - 200.0).abs() < 1e-6, "{}", d.energy_j);
+    assert!((d.unavailable_s - 2.0).abs() < 1e-9);
+    assert!((d.avg_power_w - 100.0).abs() < 1e-6, "{}", d.avg_power_w);
+    assert!(
+        (doc.totals.avg_power_w - 100.0).abs() < 1e-6,
+        "{}",
+        doc.totals.avg_power_w
+    );
+    // pid 10: 3/4 of the busy half of 100 J in each of the two measured intervals, over 2 s.
+    let p = doc.processes.iter().find(|p| p.pid == 10).expect("pid 10");
+    assert!((p.energy_j - 75.0).abs() < 1e-6, "{}", p.energy_j);
+    assert!((p.avg_power_w - 37.5).abs() < 1e-6, "{}", p.avg_power_w);
+    assert!(p.avg_power_w <= p.peak_power_w + 1e-9);
+    assert!(
+        doc.method.iter().any(|m| m.contains("not available")),
+        "{:?}",
+        doc.method
+    );
+}
+
+fn gpu_sample(i: u64, procs: Vec<ProcessReading>, holders: Vec<crate::sample::GpuProcess>) -> Sample {
+    let mut g = DeviceReading::new("gpu0", DeviceKind::Gpu, "H100");
+    g.energy = Some(EnergyCounter {
+        value_uj: i * 60_000_000,
+        wrap_uj: None,
+    });
+    g.gpu_processes = holders;
+    let mut s = sample(i);
+    s.processes = procs;
+    s.devices = vec![g];
+    s
+}
+
+/// An idle GPU holder that exited and was folded still counts in every summary total: the totals,
+/// the GPU's figure, the idle-holder rows (naming the GPU), the process rows and the renderings.
+#[test]
+fn folded_idle_holder_waste_is_in_every_total() {
+    let settings = crate::config::parse(
+        "[idle_holder]\nafter = \"2s\"\nmin_memory_mib = 1024\n\n[attribution]\ngpu_idle_w = 50.0\n",
+        None,
+    )
+    .expect("config");
+    let mut e = Engine::new(&settings);
+    e.ledger.max_exited = 1;
+    let holder = crate::sample::GpuProcess {
+        pid: 7,
+        used_mem_bytes: Some(2 << 30),
+        sm_util_pct: Some(0.0),
+    };
+    for i in 0..5u64 {
+        e.push(gpu_sample(i, vec![proc(7, 1, 0, "kernel")], vec![holder.clone()]));
+    }
+    for i in 5..9u64 {
+        e.push(gpu_sample(i, vec![proc(100 + i as u32, 1, 0, "job")], vec![]));
+    }
+    assert!(e.ledger.folded().contains_key("kernel"), "the holder was folded");
+    let doc = build(
+        &e.ledger,
+        &ImpactParams::default(),
+        "h",
+        &[],
+        &SummaryOptions::default(),
+    );
+    // 4 intervals × 60 J on gpu0, all in the flagged streak.
+    assert!(
+        (doc.totals.idle_holder_wasted_j - 240.0).abs() < 1e-6,
+        "{:?}",
+        doc.totals
+    );
+    assert!((doc.totals.idle_holder_wasted_kwh - 240.0 / 3.6e6).abs() < 1e-12);
+    assert_eq!(doc.devices[0].idle_holder_wasted_j, Some(240.0));
+    let h = &doc.idle_holders[0];
+    assert_eq!(
+        (h.command.as_str(), h.device.as_str(), h.folded_count),
+        ("kernel", "gpu0", Some(1))
+    );
+    assert!((h.wasted_j - 240.0).abs() < 1e-6);
+    let folded = doc
+        .processes
+        .iter()
+        .find(|p| p.command == "kernel")
+        .expect("folded row");
+    assert!((folded.idle_wasted_j - 240.0).abs() < 1e-6);
+    assert_eq!(folded.idle_wasted_by_device_j.get("gpu0"), Some(&240.0));
+    let md = render(&doc, Format::Md);
+    assert!(md.contains("| (1 folded) |  | `kernel` | `gpu0` |"), "{md}");
+    let csv = render(&doc, Format::Csv);
+    let header: Vec<&str> = csv.lines().next().unwrap_or("").split(',').collect();
+    let col = header
+        .iter()
+        .position(|c| *c == "idle_gpus")
+        .expect("idle_gpus column");
+    let row = csv.lines().find(|l| l.contains(",kernel,")).expect("kernel row");
+    assert_eq!(row.split(',').nth(col), Some("gpu0"), "{row}");
+    // Read back, the waste and the GPU it was on stay.
+    let back = parse_json(&render(&doc, Format::Json)).expect("parses");
+    assert_eq!(back.idle_holders, doc.idle_holders);
+    assert_eq!(back.totals.idle_holder_wasted_j, doc.totals.idle_holder_wasted_j);
+    assert_eq!(back.devices[0].idle_holder_wasted_j, Some(240.0));
+}
+
+/// A summary written before per-GPU idle holders (no `device`, no per-device waste) still reads.
+#[test]
+fn summary_without_per_gpu_fields_still_parses() {
+    let e = engine(3);
+    let doc = build(
+        &e.ledger,
+        &ImpactParams::default(),
+        "h",
+        &[],
+        &SummaryOptions::default(),
+    );
+    let mut v: serde_json::Value = serde_json::from_str(&render(&doc, Format::Json)).expect("json");
+    v["idle_holders"] = serde_json::json!([{
+        "pid": 5, "user": "bob", "command": "jupyter", "state": "running", "idle_s": 600.0,
+        "gpu_mem_bytes": 4_294_967_296u64, "wasted_j": 10.0, "wasted_kwh": 0.0, "wasted_co2e_g": 0.0
+    }]);
+    let back = parse_json(&v.to_string()).expect("old summaries parse");
+    assert_eq!(back.idle_holders[0].device, "");
+    assert!(render(&back, Format::Md).contains("| 5 | `bob` | `jupyter` | `?` |"));
+}

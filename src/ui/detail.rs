@@ -22,10 +22,15 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
     let impact = &app.impact;
     let equiv_line = |j: f64| {
         let e = impact.equivalents(j);
+        // CO2e and the equivalents include PUE: say so where it is not 1.
+        let pue = impact
+            .facility_differs()
+            .map(|p| format!(" (facility {} at PUE {p:.2})", units::energy(j * p)))
+            .unwrap_or_default();
         kv(
             "impact",
             format!(
-                "{} CO2e {} {:.2} phone charges, {:.2} household-days, {:.1} km by car",
+                "{} CO2e {} {:.2} phone charges, {:.2} household-days, {:.1} km by car{pue}",
                 units::mass_g(impact.co2e_g(j)),
                 t.approx(),
                 e.phone_charges,
@@ -74,7 +79,11 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             );
             let state = match (e.state, e.idle.flagged) {
                 (ProcState::Exited, _) => "exited".to_string(),
-                (_, true) => format!("IDLE GPU holder for {}", units::short_age(e.idle.streak_s)),
+                (_, true) => format!(
+                    "IDLE GPU holder on {} for {}",
+                    e.idle.flagged_on(),
+                    units::short_age(e.idle.streak_s)
+                ),
                 _ => "running".to_string(),
             };
             lines.push(kv(
@@ -99,15 +108,22 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             lines.push(kv("energy", units::energy(e.energy_j)));
             lines.push(by_dev_line(&e.energy_by_dev));
             lines.push(equiv_line(e.energy_j));
-            if let (Some(u), Some(m)) = (e.gpu_util_pct, e.gpu_mem_bytes) {
-                lines.push(kv(
-                    "gpu",
-                    format!(
-                        "SM {u:.0}%  mem {}  while idle {}",
-                        units::bytes(m),
-                        units::energy(e.idle.wasted_j)
-                    ),
-                ));
+            // One line per GPU it holds (or held): SM share and memory there, its idle state there.
+            for g in &e.idle.gpus {
+                let sm = g.sm_pct.map_or_else(|| "N/A".into(), |u| format!("{u:.0}%"));
+                let mem = g.mem_bytes.map_or_else(|| "N/A".into(), units::bytes);
+                let mut text = if g.holding {
+                    format!("SM {sm}  mem {mem}")
+                } else {
+                    "no longer held".to_string()
+                };
+                if g.idle.flagged {
+                    text.push_str(&format!("  IDLE for {}", units::short_age(g.idle.streak_s)));
+                }
+                if g.idle.flagged || g.idle.wasted_j > 0.0 {
+                    text.push_str(&format!("  while idle {}", units::energy(g.idle.wasted_j)));
+                }
+                lines.push(kv(&g.device, text));
             }
             let cg = &e.info.cgroup;
             let mut cgs = clean(&cg.path, t.ascii);
@@ -223,8 +239,6 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
 
 pub(super) fn draw_help(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
     let keys = crate::app::KEYS;
-    let h = u16::try_from(keys.len() + 6 + app.notices.len().min(4)).unwrap_or(u16::MAX);
-    let inner = super::popup(area, 78, h, "kwtop help (any key closes)", buf, t);
     let mut lines: Vec<Line> = keys
         .iter()
         .map(|(k, what)| {
@@ -240,11 +254,22 @@ pub(super) fn draw_help(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
         t.estimated(),
     ));
     lines.push(Line::raw(
-        "IDLE 42m: holds GPU memory at ~0 % SM for that long ([idle_holder] in config)",
+        "IDLE 42m gpu1: holds memory at ~0 % SM on gpu1 that long ([idle_holder])",
     ));
+    lines.push(Line::raw(match app.impact.facility_differs() {
+        Some(pue) => {
+            format!("kWh, J: IT energy (the devices' own); CO2e and equivalents include PUE {pue:.2}")
+        }
+        None => "kWh, J: IT energy (the devices' own); PUE 1.00, so facility = IT".to_string(),
+    }));
     for n in app.notices.iter().rev().take(4) {
         lines.push(Line::styled(clean(n, t.ascii), t.dim()));
     }
+    // Tall enough for every line as wrapped in the popup's inner width (plus the borders).
+    let inner_w = usize::from(78.min(area.width).saturating_sub(2)).max(1);
+    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner_w).max(1)).sum();
+    let h = u16::try_from(rows + 2).unwrap_or(u16::MAX);
+    let inner = super::popup(area, 78, h, "kwtop help (any key closes)", buf, t);
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .render(inner, buf);

@@ -50,11 +50,24 @@ pub(super) fn draw_header(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
         alerts.push(Span::styled(" PAUSED ", t.warn()));
     }
     if holders > 0 {
+        // The GPUs they idle on, in device order.
+        let on: Vec<&str> = ledger
+            .devices
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                ledger
+                    .idle_holders()
+                    .any(|e| e.idle.flagged_gpus().any(|g| g.dev == *i))
+            })
+            .map(|(_, d)| d.id.as_str())
+            .collect();
         alerts.push(Span::styled(
             format!(
-                "{} {holders} idle holder{} ({} while idle)",
+                "{} {holders} idle holder{} on {} ({} while idle)",
                 t.alert(),
                 if holders == 1 { "" } else { "s" },
+                crate::ledger::short_gpu_list(on),
                 units::energy(ledger.idle_holder_wasted_j())
             ),
             t.warn(),
@@ -82,10 +95,21 @@ pub(super) fn draw_header(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             Span::raw(sep),
             Span::raw(devs),
         ]);
+        // kWh is IT energy (the devices' own, so the rows add up to it); CO2e and the equivalents
+        // include PUE, and the facility energy is shown beside it when PUE is not 1.
         let mut line2 = vec![
             Span::raw(format!("session {est}")),
-            Span::styled(format!("{:.3} kWh", app.impact.facility_kwh(energy)), t.title()),
+            Span::styled(format!("{:.3} kWh", app.impact.kwh(energy)), t.title()),
             Span::raw(sep),
+        ];
+        if let Some(pue) = app.impact.facility_differs() {
+            line2.push(Span::raw(format!(
+                "facility {est}{:.3} kWh at PUE {pue:.2}",
+                app.impact.facility_kwh(energy)
+            )));
+            line2.push(Span::raw(sep));
+        }
+        line2.extend([
             Span::styled(
                 format!("{est}{} CO2e", units::mass_g(app.impact.co2e_g(energy))),
                 t.title(),
@@ -95,7 +119,7 @@ pub(super) fn draw_header(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             Span::raw(sep),
             Span::raw(format!("now {est}{}", units::power(ledger.total_power_w()))),
             Span::raw("  "),
-        ];
+        ]);
         line2.extend(alerts);
         Paragraph::new(vec![line1, Line::from(line2)]).render(area, buf);
     } else {
@@ -104,7 +128,7 @@ pub(super) fn draw_header(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             Span::raw(fit(&clean(&app.opts.host, t.ascii), 16, t.ascii)),
             Span::raw(format!(
                 " {clock} {est}{:.3} kWh {est}{} CO2e {est}{} ",
-                app.impact.facility_kwh(energy),
+                app.impact.kwh(energy),
                 units::mass_g(app.impact.co2e_g(energy)),
                 units::power(ledger.total_power_w()),
             )),
@@ -208,10 +232,11 @@ fn device_line<'a>(app: &App, d: &DeviceTotals, width: u16, t: &Theme) -> Line<'
     };
     spans.push(prov);
     if d.kind == DeviceKind::Gpu {
+        // Only processes flagged idle on this GPU (one busy here and idle elsewhere is not).
         let holders: Vec<String> = app
             .ledger()
             .idle_holders()
-            .filter(|e| d.last.gpu_processes.iter().any(|g| g.pid == e.key.pid))
+            .filter(|e| e.idle.flagged_gpus().any(|g| g.device == d.id))
             .map(|e| e.key.pid.to_string())
             .collect();
         if !holders.is_empty() {

@@ -33,6 +33,27 @@ fn spec(c: Column) -> (u16, u8) {
     }
 }
 
+/// Width of the STATE column: 8 cells, wider (up to 16, taken from the command column, which keeps
+/// at least its minimum) when a row says `IDLE 42m gpu1`. `spare`: the command column's cells
+/// beyond its minimum.
+fn state_width(rows: &[Row], spare: u16) -> u16 {
+    let base = spec(Column::State).0;
+    let longest = rows
+        .iter()
+        .map(|r| unicode_width::UnicodeWidthStr::width(r.state.as_str()))
+        .max()
+        .unwrap_or(0);
+    u16::try_from(longest)
+        .unwrap_or(u16::MAX)
+        .clamp(base, 16)
+        .min(base + spare)
+}
+
+/// Width of column `c` (the STATE column's from [`state_width`]).
+fn width_of(c: Column, state_w: u16) -> u16 {
+    if c == Column::State { state_w } else { spec(c).0 }
+}
+
 /// Columns that fit in `width`, in display order.
 pub fn columns(width: u16, has_gpu: bool) -> Vec<Column> {
     let mut by_prio: Vec<Column> = Column::ALL
@@ -174,10 +195,21 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
         Paragraph::new(rule(spans, area.width, t)).render(title, buf);
     }
     let cols = columns(body.width, has_gpu);
-    let fixed: u16 = cols
+    let base_fixed: u16 = cols
         .iter()
         .filter(|c| **c != Column::Command)
         .map(|c| spec(*c).0 + 1)
+        .sum();
+    let spare = body.width.saturating_sub(base_fixed + spec(Column::Command).0);
+    let state_w = if cols.contains(&Column::State) {
+        state_width(&rows, spare)
+    } else {
+        spec(Column::State).0
+    };
+    let fixed: u16 = cols
+        .iter()
+        .filter(|c| **c != Column::Command)
+        .map(|c| width_of(*c, state_w) + 1)
         .sum();
     let cmd_w = body.width.saturating_sub(fixed).max(1);
     let widths: Vec<Constraint> = cols
@@ -186,7 +218,7 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             if *c == Column::Command {
                 Constraint::Length(cmd_w)
             } else {
-                Constraint::Length(spec(*c).0)
+                Constraint::Length(width_of(*c, state_w))
             }
         })
         .collect();
@@ -201,7 +233,7 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
                 ),
             ));
         }
-        let w = usize::from(spec(*c).0);
+        let w = usize::from(width_of(*c, state_w));
         let h = if right_aligned(*c) { format!("{h:>w$}") } else { h };
         Cell::from(h)
     }))
@@ -219,7 +251,7 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
                 let w = if *c == Column::Command {
                     usize::from(cmd_w)
                 } else {
-                    usize::from(spec(*c).0)
+                    usize::from(width_of(*c, state_w))
                 };
                 let text = fit(&clean(&cell_text(*c, r, app), t.ascii), w, t.ascii);
                 let text = if right_aligned(*c) {
