@@ -33,6 +33,7 @@ fn proc_(pid: u32, ticks: u64, comm: &str) -> ProcessReading {
         key: ProcKey { pid, starttime: 7 },
         ppid: 1,
         cpu_ticks: ticks,
+        child_ticks: 0,
         info: Arc::new(ProcInfo {
             comm: comm.into(),
             cmdline: format!("{comm} --run"),
@@ -61,12 +62,14 @@ fn samples() -> Vec<Sample> {
                 pid: 10,
                 used_mem_bytes: Some(8 * GIB),
                 sm_util_pct: Some(97.0),
+                ..Default::default()
             }];
             let mut gpu1 = counter("gpu1", DeviceKind::Gpu, i * 4_200_000_000);
             gpu1.gpu_processes = vec![GpuProcess {
                 pid: 10,
                 used_mem_bytes: Some(40 * GIB),
                 sm_util_pct: Some(0.0),
+                ..Default::default()
             }];
             let mut procs = vec![proc_(10, i * 1800, "train")];
             if i < 5 {

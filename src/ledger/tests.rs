@@ -204,6 +204,7 @@ fn holds(pid: u32, mem: u64, sm: f64) -> GpuProcess {
         pid,
         used_mem_bytes: Some(mem),
         sm_util_pct: Some(sm),
+        ..Default::default()
     }
 }
 

@@ -266,6 +266,7 @@ fn folded_idle_holder_waste_is_in_every_total() {
         pid: 7,
         used_mem_bytes: Some(2 << 30),
         sm_util_pct: Some(0.0),
+        ..Default::default()
     };
     for i in 0..5u64 {
         e.push(gpu_sample(i, vec![proc(7, 1, 0, "kernel")], vec![holder.clone()]));
