@@ -59,6 +59,10 @@ pub struct DeviceEnergy {
     pub static_j: f64,
     /// Joules per process.
     pub shares: Vec<(ProcKey, f64)>,
+    /// Seconds of earlier intervals whose energy this one carries: intervals that were N/A because
+    /// the counter could not be read, recovered by this reading. 0 almost always. The energy covers
+    /// `dt_s + recovered_s`, so power over it is `energy_j / (dt_s + recovered_s)`.
+    pub recovered_s: f64,
 }
 
 impl DeviceEnergy {
@@ -93,6 +97,9 @@ pub struct Attributor {
     pub config: AttributionConfig,
     /// Lowest average power seen per GPU id over an interval with no process on it, watts.
     idle_floor_w: HashMap<String, f64>,
+    /// Seconds since a device's counter was last read well, while its readings are stale: the next
+    /// good reading carries that time's energy.
+    stale_s: HashMap<String, f64>,
 }
 
 impl Attributor {
@@ -100,6 +107,7 @@ impl Attributor {
         Attributor {
             config,
             idle_floor_w: HashMap::new(),
+            stale_s: HashMap::new(),
         }
     }
 
@@ -129,6 +137,13 @@ impl Attributor {
         for dev in &cur.devices {
             let before = prev.devices.iter().find(|d| d.id == dev.id);
             let (energy_j, provenance, status) = device_energy(before, dev, dt_s, cpu_load);
+            let recovered_s = self.recovered_s(
+                dev,
+                energy_j.is_some() && provenance == Provenance::Measured,
+                dt_s,
+            );
+            // The span the energy covers: this interval, plus the stale ones it recovers.
+            let span_s = dt_s + recovered_s;
             let mut de = match dev.kind {
                 DeviceKind::Cpu | DeviceKind::Dram => split_cpu(
                     dev,
@@ -141,8 +156,8 @@ impl Attributor {
                 ),
                 DeviceKind::Gpu => {
                     let idle_w = self.gpu_idle_w(dev).map(|(w, _)| w);
-                    let de = split_gpu(dev, energy_j, provenance, status, dt_s, idle_w, &pid_index);
-                    self.learn_idle_floor(before, dev, &de, dt_s);
+                    let de = split_gpu(dev, energy_j, provenance, status, span_s, idle_w, &pid_index);
+                    self.learn_idle_floor(before, dev, &de, span_s);
                     de
                 }
             };
@@ -157,6 +172,12 @@ impl Attributor {
                 let notes: Vec<String> = dev.notes.iter().chain(legacy).cloned().collect();
                 de.notes.splice(0..0, notes);
             }
+            if recovered_s > 0.0 {
+                de.recovered_s = recovered_s;
+                de.notes.push(format!(
+                    "energy of the {recovered_s:.1} s before, when the counter could not be read, is included"
+                ));
+            }
             devices.push(de);
         }
         Interval {
@@ -170,6 +191,17 @@ impl Attributor {
 
     /// Learn the idle floor only from a truly empty interval: the process lists were read at both
     /// ends and named nobody. A refused list says nothing about who was busy.
+    /// Track stale readings per device; returns the stale seconds a good measured reading recovers.
+    fn recovered_s(&mut self, dev: &DeviceReading, measured_ok: bool, dt_s: f64) -> f64 {
+        if dev.energy_stale {
+            *self.stale_s.entry(dev.id.clone()).or_insert(0.0) += dt_s;
+            return 0.0;
+        }
+        // A good reading recovers the stale time; anything else (a reset) loses it.
+        let stale = self.stale_s.remove(&dev.id).unwrap_or(0.0);
+        if measured_ok { stale } else { 0.0 }
+    }
+
     fn learn_idle_floor(
         &mut self,
         before: Option<&DeviceReading>,
@@ -495,6 +527,7 @@ fn empty(
         unattributed_j: 0.0,
         static_j: 0.0,
         shares: Vec::new(),
+        recovered_s: 0.0,
     }
 }
 

@@ -271,6 +271,7 @@ impl Ledger {
             }
         }
         let mut unavailable: Vec<usize> = Vec::new();
+        let mut recovered: Vec<(usize, f64)> = Vec::new();
         for de in &iv.devices {
             let Some(i) = self.device_index(&de.id) else {
                 continue;
@@ -280,8 +281,14 @@ impl Ledger {
             d.notes.clone_from(&de.notes);
             match de.energy_j {
                 Some(e) => {
+                    // A reading that recovers stale intervals carries their energy and their time.
+                    let covers = dt + de.recovered_s;
                     d.energy_j += e;
-                    d.available_s += dt;
+                    d.available_s += covers;
+                    d.unavailable_s = (d.unavailable_s - de.recovered_s).max(0.0);
+                    if de.recovered_s > 0.0 {
+                        recovered.push((i, de.recovered_s));
+                    }
                     d.idle_j += de.idle_j;
                     d.unattributed_j += de.unattributed_j;
                     d.provenance = if d.has_energy {
@@ -290,7 +297,7 @@ impl Ledger {
                         de.provenance
                     };
                     d.has_energy = true;
-                    let w = de.power_w(dt).unwrap_or(0.0);
+                    let w = de.power_w(covers).unwrap_or(0.0);
                     d.power_w = Some(w);
                     d.peak_w = d.peak_w.max(w);
                 }
@@ -305,6 +312,13 @@ impl Ledger {
         self.see_processes(cur, generation, dt);
         if !unavailable.is_empty() {
             self.note_unavailable(&unavailable, generation, dt);
+        }
+        for &(i, secs) in &recovered {
+            for e in self.running.values_mut() {
+                if let Some(u) = e.unavailable_by_dev.get_mut(i) {
+                    *u = (*u - secs).max(0.0);
+                }
+            }
         }
 
         let n_dev = self.devices.len();

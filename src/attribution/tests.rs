@@ -157,7 +157,21 @@ fn stale_counter_is_na_then_the_next_interval_recovers_the_energy() {
     assert!(first.devices[0].status.as_deref().unwrap_or("").contains("kept"));
     let second = at.attribute(&b, &c);
     assert_eq!(second.devices[0].energy_j, Some(40.0), "both seconds' energy");
+    assert_eq!(
+        second.devices[0].recovered_s, 1.0,
+        "and it says it covers the stale second"
+    );
+    assert!(
+        second.devices[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("could not be read")),
+        "{:?}",
+        second.devices[0].notes
+    );
     assert!(second.devices[0].conservation_error_j().abs() < 1e-9);
+    let d = sample(3.0, 0, 400, vec![], vec![rapl("cpu0", 60_000_000, None)]);
+    assert_eq!(at.attribute(&c, &d).devices[0].recovered_s, 0.0, "recovered once");
 }
 
 #[test]

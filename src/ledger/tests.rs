@@ -414,6 +414,31 @@ fn na_interval_counts_unavailable_time_not_energy() {
     assert!((d.unavailable_s - 2.0).abs() < 1e-9);
 }
 
+/// A stale reading (failed read, last good counter kept) makes its interval N/A; the next reading
+/// recovers the energy and the time, so availability and average power stay right.
+#[test]
+fn recovered_stale_interval_gives_back_its_time() {
+    let mut stale = cpu(10_000_000);
+    stale.energy_stale = true;
+    stale.error = Some("RAPL read failed; last good energy reading kept".into());
+    let s = vec![
+        sample(0.0, 0, vec![], vec![cpu(0)]),
+        sample(1.0, 0, vec![], vec![cpu(10_000_000)]),
+        sample(2.0, 0, vec![], vec![stale]),
+        sample(3.0, 0, vec![], vec![cpu(30_000_000)]),
+    ];
+    let l = run(&s, IdleHolderConfig::default());
+    let d = &l.devices[0];
+    assert!((d.energy_j - 30.0).abs() < 1e-9, "nothing lost: {}", d.energy_j);
+    assert!(
+        d.unavailable_s.abs() < 1e-9,
+        "the gap was recovered: {}",
+        d.unavailable_s
+    );
+    assert!((d.available_s - 3.0).abs() < 1e-9, "{}", d.available_s);
+    assert_eq!(d.power_w, Some(10.0), "20 J over the 2 s it covers, not over 1 s");
+}
+
 proptest! {
     #[test]
     fn session_conservation_over_random_churn(
