@@ -166,7 +166,12 @@ or permanently with a udev rule: \
 SUBSYSTEM==\"powercap\", ACTION==\"add\", RUN+=\"/bin/chmod a+r /sys%p/energy_uj\"";
 
 /// RAPL when it can be read, else the CPU estimate, with a notice saying why.
-pub fn cpu_source(powercap_root: &Path, proc_root: &Path, est: &EstimateConfig) -> Box<dyn CpuEnergySource> {
+pub fn cpu_source(
+    powercap_root: &Path,
+    proc_root: &Path,
+    sysfs_root: &Path,
+    est: &EstimateConfig,
+) -> Box<dyn CpuEnergySource> {
     let zones = discover(powercap_root);
     let why = if zones.is_empty() {
         format!(
@@ -183,7 +188,7 @@ pub fn cpu_source(powercap_root: &Path, proc_root: &Path, est: &EstimateConfig) 
             Some((_, what)) => format!("RAPL not readable ({what})"),
         }
     };
-    let mut src = EstimateSource::new(proc_root, est);
+    let mut src = EstimateSource::new(proc_root, sysfs_root, est);
     src.push_notice(format!(
         "CPU energy is estimated, not measured: {why}. Estimate: {}",
         src.describe()

@@ -99,6 +99,7 @@ fn no_rapl_falls_back_to_estimate_with_one_notice() {
     let mut src = cpu_source(
         empty.path(),
         Path::new("/nonexistent"),
+        Path::new("/nonexistent"),
         &EstimateConfig::default(),
     );
     let r = src.read();
@@ -117,7 +118,12 @@ fn unreadable_counter_falls_back_and_says_why() {
     let p = t.path().join("intel-rapl:0/energy_uj");
     std::fs::remove_file(&p).expect("rm");
     std::fs::create_dir(&p).expect("dir");
-    let mut src = cpu_source(t.path(), Path::new("/nonexistent"), &EstimateConfig::default());
+    let mut src = cpu_source(
+        t.path(),
+        Path::new("/nonexistent"),
+        Path::new("/nonexistent"),
+        &EstimateConfig::default(),
+    );
     assert!(src.read()[0].estimate.is_some());
     let n = src.take_notices();
     assert!(
@@ -129,7 +135,12 @@ fn unreadable_counter_falls_back_and_says_why() {
 #[test]
 fn readable_rapl_is_used() {
     let t = server_tree();
-    let mut src = cpu_source(t.path(), Path::new("/nonexistent"), &EstimateConfig::default());
+    let mut src = cpu_source(
+        t.path(),
+        Path::new("/nonexistent"),
+        Path::new("/nonexistent"),
+        &EstimateConfig::default(),
+    );
     let r = src.read();
     assert_eq!(r.len(), 4);
     assert!(r.iter().all(|d| d.estimate.is_none() && d.energy.is_some()));
