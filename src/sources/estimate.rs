@@ -17,7 +17,8 @@
 //! for the CPU brand and counts: it reads the fixed paths `/proc/cpuinfo` and `/proc/stat` (so the
 //! configured roots and fixture trees would be ignored), exposes neither the `hypervisor` flag nor
 //! family/model numbers nor `physical id` (so `/proc/cpuinfo` is parsed here anyway), and measured
-//! +174 KiB of release binary and +0.3 MiB RSS for the two values it would give.
+//! +174 kB of release binary and +0.3 MB peak RSS (sysinfo 0.40.4, `system` feature only) for the
+//! two values it would give.
 
 mod cpuinfo;
 mod microarch;
