@@ -63,6 +63,8 @@ impl Default for Sampling {
 pub struct Sources {
     pub proc_root: PathBuf,
     pub powercap_root: PathBuf,
+    /// Root of sysfs for DMI, online CPUs and cgroup quotas (the CPU estimate's platform detection).
+    pub sysfs_root: PathBuf,
     /// Read NVIDIA GPUs through NVML.
     pub nvml: bool,
     /// Path of libnvidia-ml; unset = the system's `libnvidia-ml.so.1`.
@@ -75,6 +77,7 @@ impl Default for Sources {
         Sources {
             proc_root: PathBuf::from("/proc"),
             powercap_root: PathBuf::from("/sys/class/powercap"),
+            sysfs_root: PathBuf::from("/sys"),
             nvml: true,
             nvml_library: None,
         }
@@ -84,7 +87,7 @@ impl Default for Sources {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Cpu {
-    /// TDP of all sockets together, watts; unset = look the CPU model up.
+    /// Watts at full load of all usable CPUs; unset = work it out from the model and platform.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tdp_w: Option<f64>,
     pub idle_fraction: f64,
@@ -435,6 +438,7 @@ fn validate(file: ConfigFile, path: Option<&Path>, text: &str) -> Result<Setting
     let sources = SourceConfig {
         proc_root: f.sources.proc_root.clone(),
         powercap_root: f.sources.powercap_root.clone(),
+        sysfs_root: f.sources.sysfs_root.clone(),
         nvml: f.sources.nvml,
         nvml_library: f.sources.nvml_library.clone(),
         estimate: EstimateConfig {

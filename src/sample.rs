@@ -80,7 +80,9 @@ pub struct CpuEstimate {
     pub idle_fraction: f64,
     /// `linear`: P = TDP·(idle + (1 − idle)·load); `codecarbon`: P = TDP·(0.1 + 0.9·load³).
     pub model: EstimateModel,
-    /// Where the TDP came from, for display ("table: AMD EPYC 7763", "config", "default 85 W").
+    /// What was assumed, for display wherever the estimate appears:
+    /// "2 vCPUs × 0.45–2.02 W, VM (CCF AMD EPYC 3rd Gen)", "2 × 280 W TDP (CodeCarbon)",
+    /// "205 W TDP from config". (Older recordings: where the TDP came from.)
     pub tdp_source: String,
 }
 
@@ -102,6 +104,20 @@ impl CpuEstimate {
         match self.model {
             EstimateModel::Linear => self.tdp_w * (self.idle_fraction + (1.0 - self.idle_fraction) * load),
             EstimateModel::Codecarbon => self.tdp_w * (0.1 + 0.9 * load * load * load),
+        }
+    }
+
+    /// The model as a formula with its numbers: "P = 4.04 W × (0.22 + 0.78·load)".
+    pub fn formula(&self) -> String {
+        let w = format!("{:.2}", self.tdp_w);
+        let w = w.trim_end_matches('0').trim_end_matches('.');
+        match self.model {
+            EstimateModel::Linear => format!(
+                "P = {w} W × ({:.2} + {:.2}·load)",
+                self.idle_fraction,
+                1.0 - self.idle_fraction
+            ),
+            EstimateModel::Codecarbon => format!("P = {w} W × (0.1 + 0.9·load³)"),
         }
     }
 }

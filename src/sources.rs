@@ -86,6 +86,8 @@ pub trait GpuSource: Send {
 pub struct SourceConfig {
     pub proc_root: PathBuf,
     pub powercap_root: PathBuf,
+    /// sysfs for the CPU estimate's platform detection (DMI, online CPUs, cgroup quotas).
+    pub sysfs_root: PathBuf,
     /// Use NVML at all.
     pub nvml: bool,
     /// Explicit NVML library path; `None` = the system's `libnvidia-ml.so.1`.
@@ -137,7 +139,7 @@ impl Sampler {
     /// The real sources for this machine, as configured.
     pub fn from_config(cfg: &SourceConfig) -> Self {
         let procs = procfs::ProcFs::new(cfg.proc_root.clone());
-        let cpu = powercap::cpu_source(&cfg.powercap_root, &cfg.proc_root, &cfg.estimate);
+        let cpu = powercap::cpu_source(&cfg.powercap_root, &cfg.proc_root, &cfg.sysfs_root, &cfg.estimate);
         let mut notices = Vec::new();
         let gpu: Option<Box<dyn GpuSource>> = if cfg.nvml {
             match nvml::NvmlSource::open(cfg.nvml_library.as_deref()) {

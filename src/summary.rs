@@ -172,7 +172,8 @@ pub struct DeviceSummary {
     /// GPUs: energy charged here to the scope's processes while flagged idle here, joules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_holder_wasted_j: Option<f64>,
-    /// The CPU model's TDP source when the energy is estimated.
+    /// What the CPU estimate assumed ("2 vCPUs × 0.45–2.02 W, VM (CCF AMD EPYC 3rd Gen)") when the
+    /// energy is estimated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimate: Option<String>,
 }
@@ -370,10 +371,11 @@ fn method_notes(ledger: &Ledger, opts: &SummaryOptions, impact: &ImpactParams) -
             (_, Provenance::Measured) => "RAPL energy counter (measured)".to_string(),
             (_, Provenance::Integrated) => "integrated power readings (integrated)".to_string(),
             (_, Provenance::Estimated) => match &d.last.estimate {
-                Some(e) => format!(
-                    "estimated, not measured: TDP {:.0} W ({}) × load, {:?} model",
-                    e.tdp_w, e.tdp_source, e.model
-                ),
+                // The device name carries the label (what was assumed); say it when it does not.
+                Some(e) if d.name.contains(&e.tdp_source) => {
+                    format!("estimated, not measured: {}", e.formula())
+                }
+                Some(e) => format!("estimated, not measured: {} ({})", e.formula(), e.tdp_source),
                 None => "estimated, not measured (TDP × load model)".to_string(),
             },
         };

@@ -212,12 +212,16 @@ fn cpu_samples() -> Vec<Sample> {
     let evil = hostile();
     let mut out = Vec::new();
     for i in 0..31u64 {
-        let mut cpu = DeviceReading::new("cpu0", DeviceKind::Cpu, "Intel(R) Core(TM) i7-8650U (estimated)");
+        let mut cpu = DeviceReading::new(
+            "cpu0",
+            DeviceKind::Cpu,
+            "Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz, ~ 15 W TDP (CodeCarbon)",
+        );
         cpu.estimate = Some(CpuEstimate {
             tdp_w: 15.0,
             idle_fraction: 0.1,
             model: EstimateModel::Linear,
-            tdp_source: "table: Intel Core i7-8650U".into(),
+            tdp_source: "15 W TDP (CodeCarbon)".into(),
         });
         cpu.error = Some("RAPL not readable (root only since Linux 5.10): estimated from load".into());
         out.push(Sample {

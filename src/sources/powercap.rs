@@ -219,7 +219,12 @@ fn describe_dropped(dropped: &[(Zone, ErrorKind, String)]) -> String {
 /// once here: an unreadable zone is dropped alone (one notice names each and why) while the others
 /// are measured. With no readable package zone the CPU is estimated; readable DRAM zones stay
 /// measured beside the estimate (the estimate models the package, which does not include DRAM).
-pub fn cpu_source(powercap_root: &Path, proc_root: &Path, est: &EstimateConfig) -> Box<dyn CpuEnergySource> {
+pub fn cpu_source(
+    powercap_root: &Path,
+    proc_root: &Path,
+    sysfs_root: &Path,
+    est: &EstimateConfig,
+) -> Box<dyn CpuEnergySource> {
     let zones = discover(powercap_root);
     let (readable, dropped) = split_readable(zones);
     let why = if readable.is_empty() && dropped.is_empty() {
@@ -241,7 +246,7 @@ pub fn cpu_source(powercap_root: &Path, proc_root: &Path, est: &EstimateConfig) 
     } else {
         format!("RAPL not readable ({})", describe_dropped(&dropped))
     };
-    let mut estimate = EstimateSource::new(proc_root, est);
+    let mut estimate = EstimateSource::new(proc_root, sysfs_root, est);
     let dram: Vec<String> = readable.iter().map(|z| z.id.clone()).collect();
     let kept = if dram.is_empty() {
         String::new()

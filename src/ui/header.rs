@@ -169,7 +169,18 @@ fn device_line<'a>(app: &App, d: &DeviceTotals, width: u16, t: &Theme) -> Line<'
         DeviceKind::Dram => d.id.to_uppercase(),
     };
     let name_w = if wide { 16 } else { 10 };
-    let name = fit(&clean(&d.name, t.ascii), name_w, t.ascii);
+    // An estimated CPU's name ends with what was assumed; that is shown in full at the line's end.
+    let assumed = d
+        .last
+        .estimate
+        .as_ref()
+        .filter(|_| est)
+        .map(|e| e.tdp_source.as_str());
+    let short = assumed
+        .and_then(|a| d.name.strip_suffix(a))
+        .and_then(|s| s.strip_suffix(", ~ "))
+        .unwrap_or(&d.name);
+    let name = fit(&clean(short, t.ascii), name_w, t.ascii);
     let mut spans = vec![
         Span::styled(format!("{label:<5} "), t.title()),
         Span::raw(format!("{name:<name_w$} ")),
@@ -227,7 +238,14 @@ fn device_line<'a>(app: &App, d: &DeviceTotals, width: u16, t: &Theme) -> Line<'
     spans.push(Span::raw(format!("  {tilde}{:>9}", units::energy(d.energy_j))));
     let prov = match (d.provenance, &d.status) {
         (_, Some(why)) => Span::styled(format!("  N/A: {}", clean(why, t.ascii)), t.bad()),
-        (Provenance::Estimated, None) => Span::styled("  ~estimated", t.estimated()),
+        (Provenance::Estimated, None) => match assumed {
+            Some(a) if t.ascii => Span::styled(
+                format!("  ~ {}", clean(&a.replace('×', "x").replace('–', "-"), true)),
+                t.estimated(),
+            ),
+            Some(a) => Span::styled(format!("  ~ {}", clean(a, false)), t.estimated()),
+            None => Span::styled("  ~estimated", t.estimated()),
+        },
         (p, None) => Span::styled(format!("  {}", p.as_str()), t.dim()),
     };
     spans.push(prov);

@@ -99,6 +99,7 @@ fn no_rapl_falls_back_to_estimate_with_one_notice() {
     let mut src = cpu_source(
         empty.path(),
         Path::new("/nonexistent"),
+        Path::new("/nonexistent"),
         &EstimateConfig::default(),
     );
     let r = src.read();
@@ -124,7 +125,12 @@ fn one_unreadable_zone_is_dropped_alone_and_named_once() {
     let t = server_tree();
     break_counter(t.path(), "intel-rapl:0");
     std::fs::write(t.path().join("intel-rapl:1:0/energy_uj"), "lots\n").expect("garbage");
-    let mut src = cpu_source(t.path(), Path::new("/nonexistent"), &EstimateConfig::default());
+    let mut src = cpu_source(
+        t.path(),
+        Path::new("/nonexistent"),
+        Path::new("/nonexistent"),
+        &EstimateConfig::default(),
+    );
     let r = src.read();
     let ids: Vec<&str> = r.iter().map(|d| d.id.as_str()).collect();
     assert_eq!(ids, ["cpu1", "dram0"], "the readable zones stay measured");
@@ -159,7 +165,12 @@ fn no_readable_package_estimates_the_cpu_and_keeps_dram_measured() {
     let t = server_tree();
     break_counter(t.path(), "intel-rapl:0");
     break_counter(t.path(), "intel-rapl:1");
-    let mut src = cpu_source(t.path(), Path::new("/nonexistent"), &EstimateConfig::default());
+    let mut src = cpu_source(
+        t.path(),
+        Path::new("/nonexistent"),
+        Path::new("/nonexistent"),
+        &EstimateConfig::default(),
+    );
     let r = src.read();
     let ids: Vec<&str> = r.iter().map(|d| d.id.as_str()).collect();
     assert_eq!(ids, ["cpu0", "dram0", "dram1"]);
@@ -183,7 +194,12 @@ fn unreadable_counters_fall_back_and_say_why() {
     let t = tempfile::tempdir().expect("tempdir");
     zone(t.path(), "intel-rapl:0", "package-0", 1_000, MAX);
     break_counter(t.path(), "intel-rapl:0");
-    let mut src = cpu_source(t.path(), Path::new("/nonexistent"), &EstimateConfig::default());
+    let mut src = cpu_source(
+        t.path(),
+        Path::new("/nonexistent"),
+        Path::new("/nonexistent"),
+        &EstimateConfig::default(),
+    );
     let r = src.read();
     assert_eq!(r.len(), 1);
     assert!(r[0].estimate.is_some());
@@ -213,7 +229,12 @@ fn refused_zone_gets_the_access_hint() {
 #[test]
 fn readable_rapl_is_used() {
     let t = server_tree();
-    let mut src = cpu_source(t.path(), Path::new("/nonexistent"), &EstimateConfig::default());
+    let mut src = cpu_source(
+        t.path(),
+        Path::new("/nonexistent"),
+        Path::new("/nonexistent"),
+        &EstimateConfig::default(),
+    );
     let r = src.read();
     assert_eq!(r.len(), 4);
     assert!(r.iter().all(|d| d.estimate.is_none() && d.energy.is_some()));
