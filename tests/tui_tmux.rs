@@ -82,8 +82,15 @@ impl Session {
     }
 }
 
+/// kwtop has exited and the shell prompts again: the screen's last non-empty line is a fresh prompt.
+/// (The old prompt line shows again as soon as kwtop leaves the alternate screen, while it still
+/// writes its summary; keys typed then can be discarded when it restores the terminal mode.)
 fn prompt_back(s: &str) -> bool {
-    s.contains(PROMPT) && !s.contains("q quit")
+    !s.contains("q quit")
+        && s.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .is_some_and(|l| l.trim_end() == PROMPT)
 }
 
 #[test]
