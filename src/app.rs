@@ -286,14 +286,19 @@ impl App {
             && iv.dt_s > 0.0
         {
             for de in &iv.devices {
-                idle_w += de.idle_j / iv.dt_s;
-                unattr_w += de.unattributed_j / iv.dt_s;
+                // Watts over the time the energy covers (recovered stale intervals, reset steps).
+                let span = de.covers_s(iv.dt_s);
+                if span <= 0.0 {
+                    continue;
+                }
+                idle_w += de.idle_j / span;
+                unattr_w += de.unattributed_j / span;
                 for (k, j) in &de.shares {
                     let slot = split.entry(*k).or_insert((0.0, 0.0));
                     if de.kind == DeviceKind::Gpu {
-                        slot.0 += j / iv.dt_s;
+                        slot.0 += j / span;
                     } else {
-                        slot.1 += j / iv.dt_s;
+                        slot.1 += j / span;
                     }
                 }
             }

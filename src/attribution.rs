@@ -16,6 +16,9 @@ use crate::sample::{
 /// counter reset, never as energy (so a glitch cannot add megajoules).
 pub const MAX_PLAUSIBLE_W: f64 = 10_000.0;
 
+/// A GPU reporting more utilisation than this is not idle, whatever its process list says.
+const IDLE_UTIL_PCT: f64 = 5.0;
+
 /// Policy knobs for attribution.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttributionConfig {
@@ -63,6 +66,17 @@ pub struct DeviceEnergy {
     /// the counter could not be read, recovered by this reading. 0 almost always. The energy covers
     /// `dt_s + recovered_s`, so power over it is `energy_j / (dt_s + recovered_s)`.
     pub recovered_s: f64,
+    /// Seconds of this interval whose energy the counter lost (a reset in one of its steps; see
+    /// `DeviceReading::energy_gap_s`): the energy is measured over `dt_s − gap_s`.
+    pub gap_s: f64,
+}
+
+impl DeviceEnergy {
+    /// Seconds of session time this energy covers: the interval, plus recovered stale intervals,
+    /// less steps lost to a counter reset.
+    pub fn covers_s(&self, dt_s: f64) -> f64 {
+        (dt_s + self.recovered_s - self.gap_s).max(0.0)
+    }
 }
 
 impl DeviceEnergy {
@@ -136,7 +150,9 @@ impl Attributor {
         let mut devices = Vec::with_capacity(cur.devices.len());
         for dev in &cur.devices {
             let before = prev.devices.iter().find(|d| d.id == dev.id);
-            let (energy_j, provenance, status) = device_energy(before, dev, dt_s, cpu_load);
+            // A reading that recovers stale intervals may carry their energy too: judge it over the span.
+            let stale_s = self.stale_s.get(&dev.id).copied().unwrap_or(0.0);
+            let (energy_j, provenance, status) = device_energy(before, dev, dt_s, dt_s + stale_s, cpu_load);
             let recovered_s = self.recovered_s(
                 dev,
                 energy_j.is_some() && provenance == Provenance::Measured,
@@ -172,6 +188,9 @@ impl Attributor {
                 let notes: Vec<String> = dev.notes.iter().chain(legacy).cloned().collect();
                 de.notes.splice(0..0, notes);
             }
+            if de.energy_j.is_some() {
+                de.gap_s = dev.energy_gap_s.clamp(0.0, dt_s);
+            }
             if recovered_s > 0.0 {
                 de.recovered_s = recovered_s;
                 de.notes.push(format!(
@@ -189,8 +208,6 @@ impl Attributor {
         }
     }
 
-    /// Learn the idle floor only from a truly empty interval: the process lists were read at both
-    /// ends and named nobody. A refused list says nothing about who was busy.
     /// Track stale readings per device; returns the stale seconds a good measured reading recovers.
     fn recovered_s(&mut self, dev: &DeviceReading, measured_ok: bool, dt_s: f64) -> f64 {
         if dev.energy_stale {
@@ -202,6 +219,8 @@ impl Attributor {
         if measured_ok { stale } else { 0.0 }
     }
 
+    /// Learn the idle floor only from a truly empty interval: the process lists were read at both
+    /// ends and named nobody. A refused list says nothing about who was busy.
     fn learn_idle_floor(
         &mut self,
         before: Option<&DeviceReading>,
@@ -209,7 +228,14 @@ impl Attributor {
         de: &DeviceEnergy,
         dt_s: f64,
     ) {
-        let empty = |d: &DeviceReading| d.holders_error.is_none() && d.gpu_processes.is_empty();
+        // Empty lists at both ends, and the device itself not busy where it says: a list can come
+        // back empty (not refused) while the GPU works (vGPU guests, some runtimes), and learning
+        // busy power as the floor would book most of the GPU's energy as idle from then on.
+        let empty = |d: &DeviceReading| {
+            d.holders_error.is_none()
+                && d.gpu_processes.is_empty()
+                && d.util_pct.is_none_or(|u| u <= IDLE_UTIL_PCT)
+        };
         if !empty(dev) || !before.is_none_or(empty) || dt_s <= 0.0 {
             return;
         }
@@ -247,6 +273,7 @@ fn device_energy(
     prev: Option<&DeviceReading>,
     cur: &DeviceReading,
     dt_s: f64,
+    span_s: f64,
     cpu_load: Option<f64>,
 ) -> (Option<f64>, Provenance, Option<String>) {
     let Some(prev) = prev else {
@@ -265,10 +292,19 @@ fn device_energy(
             .unwrap_or_else(|| "energy counter not read".into());
         return (None, Provenance::Measured, Some(why));
     }
+    if cur.energy.is_some() && cur.energy_gap_s >= 0.999 * dt_s {
+        // The counter reset (or jumped) in the only step of this interval: nothing was measured,
+        // which is an N/A with the reason, not a measured 0 J.
+        let why = cur
+            .error
+            .clone()
+            .unwrap_or_else(|| "energy counter reset: interval not measured".into());
+        return (None, Provenance::Measured, Some(why));
+    }
     if let (Some(a), Some(b)) = (prev.energy, cur.energy) {
         return match counter_delta_j(a, b) {
             // Energy is fine; a failed secondary query becomes a note (see `attribute`).
-            Ok(j) if j <= MAX_PLAUSIBLE_W * dt_s.max(1e-3) => (Some(j), Provenance::Measured, None),
+            Ok(j) if j <= MAX_PLAUSIBLE_W * span_s.max(1e-3) => (Some(j), Provenance::Measured, None),
             Ok(j) => (
                 None,
                 Provenance::Measured,
@@ -361,7 +397,34 @@ fn split_cpu(
     };
     let busy = b.busy.saturating_sub(a.busy) as f64;
     let total = busy + b.idle.saturating_sub(a.idle) as f64;
-    let busy_frac = if total > 0.0 { (busy / total).min(1.0) } else { 0.0 };
+    let machine_frac = if total > 0.0 { (busy / total).min(1.0) } else { 0.0 };
+    // An estimate that covers only some of the machine's CPUs (a container's quota) splits over
+    // their time: busy ticks fall on them first, and each process's share of their busy time grows
+    // by busy / covered busy (scaled back to 1 in all when the machine is busier than they can be).
+    let (busy_frac, scale) = match &dev.estimate {
+        Some(est) if est.usable_share < 1.0 && busy > 0.0 => {
+            let f = est.covered_load(machine_frac);
+            let covered_busy = f * total * est.usable_share.max(f64::MIN_POSITIVE);
+            (
+                f,
+                if covered_busy > 0.0 {
+                    busy / covered_busy
+                } else {
+                    1.0
+                },
+            )
+        }
+        _ => (machine_frac, 1.0),
+    };
+    let scaled: Vec<(ProcKey, f64)>;
+    let shares = if scale == 1.0 {
+        shares
+    } else {
+        let sum: f64 = shares.iter().map(|(_, s)| s * scale).sum();
+        let norm = if sum > 1.0 { scale / sum } else { scale };
+        scaled = shares.iter().map(|(k, s)| (*k, s * norm)).collect();
+        &scaled
+    };
     let mut idle = e * (1.0 - busy_frac);
     let active = e - idle;
     let share_sum: f64 = shares.iter().map(|(_, s)| s).sum();
@@ -528,6 +591,7 @@ fn empty(
         static_j: 0.0,
         shares: Vec::new(),
         recovered_s: 0.0,
+        gap_s: 0.0,
     }
 }
 

@@ -282,10 +282,11 @@ impl Ledger {
             match de.energy_j {
                 Some(e) => {
                     // A reading that recovers stale intervals carries their energy and their time.
-                    let covers = dt + de.recovered_s;
+                    // and one that lost steps to a counter reset covers less than the interval.
+                    let covers = de.covers_s(dt);
                     d.energy_j += e;
                     d.available_s += covers;
-                    d.unavailable_s = (d.unavailable_s - de.recovered_s).max(0.0);
+                    d.unavailable_s = (d.unavailable_s - de.recovered_s).max(0.0) + de.gap_s;
                     if de.recovered_s > 0.0 {
                         recovered.push((i, de.recovered_s));
                     }
@@ -297,7 +298,7 @@ impl Ledger {
                         de.provenance
                     };
                     d.has_energy = true;
-                    let w = de.power_w(covers).unwrap_or(0.0);
+                    let w = if covers > 0.0 { e / covers } else { 0.0 };
                     d.power_w = Some(w);
                     d.peak_w = d.peak_w.max(w);
                 }
@@ -326,6 +327,9 @@ impl Ledger {
             let Some(i) = self.device_index(&de.id) else {
                 continue;
             };
+            // Power is energy over the time it covers (see `DeviceEnergy::covers_s`).
+            let covers = de.covers_s(dt);
+            let rate = if covers > 0.0 { dt / covers } else { 1.0 };
             for (key, j) in &de.shares {
                 let e = self
                     .running
@@ -337,7 +341,7 @@ impl Ledger {
                 }
                 e.energy_by_dev[i] += j;
                 e.energy_j += j;
-                e.interval_j += j;
+                e.interval_j += j * rate;
             }
         }
 

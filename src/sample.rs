@@ -84,6 +84,23 @@ pub struct CpuEstimate {
     /// "2 vCPUs × 0.45–2.02 W, VM (CCF AMD EPYC 3rd Gen)", "2 × 280 W TDP (CodeCarbon)",
     /// "205 W TDP from config". (Older recordings: where the TDP came from.)
     pub tdp_source: String,
+    /// Share of the machine's online CPUs the model covers (a container's quota, an affinity mask):
+    /// `tdp_w` is for those CPUs, so the machine-wide load of `/proc/stat` is scaled up to them
+    /// (`min(1, load / share)`). 1 = the whole machine (older recordings).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub usable_share: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,13 +111,25 @@ pub enum EstimateModel {
 }
 
 impl CpuEstimate {
-    /// Modelled power in watts at `load` (0..=1, clamped).
-    pub fn power_w(&self, load: f64) -> f64 {
-        let load = if load.is_finite() {
-            load.clamp(0.0, 1.0)
+    /// The load of the CPUs the model covers, from the machine-wide load of `/proc/stat` (0..=1):
+    /// busy time is assumed to fall on them first.
+    pub fn covered_load(&self, machine_load: f64) -> f64 {
+        let share = if self.usable_share.is_finite() && self.usable_share > 0.0 {
+            self.usable_share.min(1.0)
+        } else {
+            1.0
+        };
+        if machine_load.is_finite() {
+            (machine_load / share).clamp(0.0, 1.0)
         } else {
             0.0
-        };
+        }
+    }
+
+    /// Modelled power in watts at the machine-wide `load` (0..=1, clamped), scaled to the covered
+    /// CPUs (see [`CpuEstimate::usable_share`]).
+    pub fn power_w(&self, load: f64) -> f64 {
+        let load = self.covered_load(load);
         match self.model {
             EstimateModel::Linear => self.tdp_w * (self.idle_fraction + (1.0 - self.idle_fraction) * load),
             EstimateModel::Codecarbon => self.tdp_w * (0.1 + 0.9 * load * load * load),
@@ -169,6 +198,11 @@ pub struct DeviceReading {
     /// is in `error`): the interval ending here is N/A, and the next good read recovers its energy.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub energy_stale: bool,
+    /// Seconds since the previous sample whose energy the counter lost (a reset, an implausible
+    /// jump: the steps in which it happened; the reason is in `error`). 0 almost always. When it
+    /// covers the whole interval, the interval is N/A rather than a measured 0 J.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub energy_gap_s: f64,
     /// Power reading in watts (NVML: a 1 s average on Ampere and later except A100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_w: Option<f64>,
@@ -213,6 +247,7 @@ impl DeviceReading {
             name: name.into(),
             energy: None,
             energy_stale: false,
+            energy_gap_s: 0.0,
             power_w: None,
             estimate: None,
             power_limit_w: None,

@@ -222,6 +222,7 @@ fn cpu_samples() -> Vec<Sample> {
             idle_fraction: 0.1,
             model: EstimateModel::Linear,
             tdp_source: "15 W TDP (CodeCarbon)".into(),
+            usable_share: 1.0,
         });
         cpu.error = Some("RAPL not readable (root only since Linux 5.10): estimated from load".into());
         out.push(Sample {

@@ -198,6 +198,7 @@ fn estimate_uses_load() {
         idle_fraction: 0.1,
         model: EstimateModel::Linear,
         tdp_source: "test".into(),
+        usable_share: 1.0,
     });
     let a = sample(0.0, 0, 0, vec![proc(1, 1, 0)], vec![d.clone()]);
     let b = sample(2.0, 50, 50, vec![proc(1, 1, 50)], vec![d]);
@@ -514,4 +515,97 @@ proptest! {
             }
         }
     }
+}
+
+/// A 700 W GPU whose counter could not be read for 15 s recovers 11.2 kJ in one 1 s interval: more
+/// than 10 kW over that second, but not over the 16 s it covers, so it is booked, not skipped.
+#[test]
+fn recovered_energy_is_judged_over_the_span_it_covers() {
+    let mut at = Attributor::new(AttributionConfig {
+        gpu_idle_w: Some(0.0),
+        ..Default::default()
+    });
+    let mut prev = sample(0.0, 0, 0, vec![], vec![gpu(0, 700.0, vec![])]);
+    for t in 1..=15 {
+        let mut kept = gpu(0, 700.0, vec![]);
+        kept.energy_stale = true;
+        let cur = sample(f64::from(t), 0, 0, vec![], vec![kept]);
+        assert_eq!(at.attribute(&prev, &cur).devices[0].energy_j, None);
+        prev = cur;
+    }
+    let cur = sample(16.0, 0, 0, vec![], vec![gpu(11_200_000_000, 700.0, vec![])]);
+    let d = at.attribute(&prev, &cur).devices[0].clone();
+    assert_eq!(d.energy_j, Some(11_200.0), "{:?}", d.status);
+    assert_eq!(d.recovered_s, 15.0);
+    assert_eq!(d.covers_s(1.0), 16.0);
+}
+
+/// A counter that reset in the only step of an interval measured nothing: N/A with the reason, not
+/// a measured 0 J. A reset in one of several steps keeps the rest, and says how long was lost.
+#[test]
+fn a_reset_over_the_whole_interval_is_na_and_a_partial_one_is_a_gap() {
+    let a = sample(0.0, 0, 100, vec![], vec![rapl("cpu0", 50_000_000, None)]);
+    let mut whole = rapl("cpu0", 50_000_000, None);
+    whole.energy_gap_s = 1.0;
+    whole.error = Some("energy counter reset (900 → 3 µJ): up to 1.0 s of energy not counted".into());
+    let b = sample(1.0, 0, 200, vec![], vec![whole]);
+    let d = Attributor::default().attribute(&a, &b).devices[0].clone();
+    assert_eq!(d.energy_j, None);
+    assert!(
+        d.status.as_deref().unwrap_or("").contains("reset"),
+        "{:?}",
+        d.status
+    );
+
+    let mut part = rapl("cpu0", 80_000_000, None);
+    part.energy_gap_s = 0.25;
+    part.error = Some("energy counter reset (900 → 3 µJ): up to 0.2 s of energy not counted".into());
+    let c = sample(2.0, 0, 300, vec![], vec![part]);
+    let d = Attributor::default().attribute(&b, &c).devices[0].clone();
+    assert_eq!(d.energy_j, Some(30.0));
+    assert_eq!(d.gap_s, 0.25);
+    assert_eq!(d.covers_s(1.0), 0.75);
+    assert!(d.notes.iter().any(|n| n.contains("reset")), "{:?}", d.notes);
+    assert!(d.conservation_error_j().abs() < 1e-9);
+}
+
+/// An empty process list on a GPU that reports itself busy (a vGPU guest) teaches no idle floor.
+#[test]
+fn busy_gpu_with_an_empty_list_teaches_no_floor() {
+    let mut at = Attributor::default();
+    let mut a = gpu(0, 700.0, vec![]);
+    a.util_pct = Some(95.0);
+    let mut b = gpu(600_000_000, 700.0, vec![]);
+    b.util_pct = Some(95.0);
+    at.attribute(
+        &sample(0.0, 0, 0, vec![], vec![a]),
+        &sample(1.0, 0, 0, vec![], vec![b.clone()]),
+    );
+    assert_eq!(at.gpu_idle_w(&b).map(|x| x.1), Some("share of limit"));
+}
+
+/// An estimate for 4 of 256 CPUs (a container's quota): a machine-wide load of 4/256 is those four
+/// CPUs fully busy, so it models their full power, and the process running on them gets it all.
+#[test]
+fn estimate_of_a_cpu_quota_scales_the_load_to_its_cpus() {
+    let mut d = DeviceReading::new("cpu0", DeviceKind::Cpu, "CPU (estimated)");
+    d.estimate = Some(CpuEstimate {
+        tdp_w: 10.0,
+        idle_fraction: 0.1,
+        model: EstimateModel::Linear,
+        tdp_source: "4/256 CPUs of 640 W TDP".into(),
+        usable_share: 4.0 / 256.0,
+    });
+    // 1 s at 100 ticks/s on 256 CPUs: 25,600 ticks, 400 of them busy (pid 1's).
+    let a = sample(0.0, 0, 0, vec![proc(1, 1, 0)], vec![d.clone()]);
+    let b = sample(1.0, 400, 25_200, vec![proc(1, 1, 400)], vec![d]);
+    let iv = Attributor::default().attribute(&a, &b);
+    let e = &iv.devices[0];
+    assert!(
+        (e.energy_j.unwrap_or(0.0) - 10.0).abs() < 1e-9,
+        "{:?}",
+        e.energy_j
+    );
+    assert!((share(e, 1) - 10.0).abs() < 1e-9, "{}", share(e, 1));
+    assert!(e.idle_j.abs() < 1e-9 && e.unattributed_j.abs() < 1e-9);
 }

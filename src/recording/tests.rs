@@ -83,6 +83,7 @@ fn floats_with_seventeen_digits_round_trip_exactly() {
         idle_fraction: 0.45 / 2.02,
         model: crate::sample::EstimateModel::Linear,
         tdp_source: "2 vCPUs × 0.45–2.02 W, VM (CCF AMD EPYC 3rd Gen)".into(),
+        usable_share: 1.0,
     });
     let r = Reader::new(Cursor::new(write(std::slice::from_ref(&s)))).expect("header");
     let back: Vec<Sample> = r.map(|s| s.expect("sample")).collect();

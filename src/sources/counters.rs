@@ -36,8 +36,13 @@ struct Track {
     rate_w: Option<f64>,
     /// The last read failed with this reason; `total_uj` is still the last good value.
     failed: Option<String>,
-    /// Resets and gaps seen since the last sample, for that sample's reading.
+    /// Resets and gaps seen since the last sample, for that sample's reading (the first of each
+    /// kind; repeats are counted in `lost_steps`, so a glitching counter cannot grow this).
     notes: Vec<String>,
+    /// Seconds of the steps whose energy was lost (resets, implausible jumps) since the last sample.
+    lost_s: f64,
+    /// How many such steps.
+    lost_steps: u32,
 }
 
 /// Per-device unwrapping state. Devices are keyed by their reading id (`cpu0`, `gpu1`, …).
@@ -91,6 +96,8 @@ impl CounterTracker {
                     rate_w: None,
                     failed: None,
                     notes: Vec::new(),
+                    lost_s: 0.0,
+                    lost_steps: 0,
                 },
             );
             return;
@@ -121,14 +128,26 @@ impl CounterTracker {
                     ));
                 }
             }
-            Some(d) => t.notes.push(format!(
-                "implausible energy counter jump ({:.0} J in {dt:.3} s, {prev} → {cur} µJ): treated as a \
-                 reset, up to {dt:.1} s of energy not counted",
-                d as f64 * 1e-6
-            )),
-            None => t.notes.push(format!(
-                "energy counter reset ({prev} → {cur} µJ): up to {dt:.1} s of energy not counted"
-            )),
+            Some(d) => {
+                t.lost_s += dt.max(0.0);
+                t.lost_steps += 1;
+                if t.lost_steps == 1 {
+                    t.notes.push(format!(
+                        "implausible energy counter jump ({:.0} J in {dt:.3} s, {prev} → {cur} µJ): treated as \
+                         a reset, up to {dt:.1} s of energy not counted",
+                        d as f64 * 1e-6
+                    ));
+                }
+            }
+            None => {
+                t.lost_s += dt.max(0.0);
+                t.lost_steps += 1;
+                if t.lost_steps == 1 {
+                    t.notes.push(format!(
+                        "energy counter reset ({prev} → {cur} µJ): up to {dt:.1} s of energy not counted"
+                    ));
+                }
+            }
         }
         t.raw = raw;
         t.good_s = mono_s;
@@ -143,9 +162,12 @@ impl CounterTracker {
     pub fn apply(&mut self, r: &mut DeviceReading, mono_s: f64) {
         let raw = match r.energy {
             Some(c) => Ok(c),
+            // The reason: the reading's error, or the note a source filed it under (NVML keeps a
+            // device with a readable power up and puts the failed energy query in its notes).
             None if self.knows(&r.id) => Err(r
                 .error
                 .clone()
+                .or_else(|| r.notes.iter().find(|n| n.starts_with("energy")).cloned())
                 .unwrap_or_else(|| "energy counter not read".into())),
             None => return,
         };
@@ -166,6 +188,15 @@ impl CounterTracker {
             ));
         }
         why.append(&mut t.notes);
+        if t.lost_steps > 1 {
+            why.push(format!(
+                "{} counter resets since the last sample, {:.1} s of energy not counted in all",
+                t.lost_steps, t.lost_s
+            ));
+        }
+        r.energy_gap_s = t.lost_s;
+        t.lost_s = 0.0;
+        t.lost_steps = 0;
         r.error = (!why.is_empty()).then(|| why.join("; "));
     }
 

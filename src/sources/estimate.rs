@@ -70,6 +70,8 @@ pub struct Assumption {
     pub basis: Vec<String>,
     /// Logical CPUs this system may use.
     pub cpus: usize,
+    /// Those CPUs' share of the machine's online CPUs.
+    pub usable_share: f64,
 }
 
 /// A number of watts with at most two decimals and no trailing zeros: 3.5, 0.74, 85.
@@ -110,6 +112,7 @@ pub fn assume(cpu: &CpuInfo, plat: &Platform, cfg: &EstimateConfig) -> Assumptio
         label,
         basis,
         cpus: n,
+        usable_share: n as f64 / online as f64,
     };
     if let Some(t) = cfg.tdp_w {
         basis.push("[cpu] tdp_w and idle_fraction from config".into());
@@ -235,6 +238,7 @@ impl EstimateSource {
                 idle_fraction: a.idle_fraction,
                 model: cfg.model,
                 tdp_source: a.label.clone(),
+                usable_share: a.usable_share,
             },
             assumption: a,
             notices: Vec::new(),

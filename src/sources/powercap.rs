@@ -57,7 +57,10 @@ pub fn discover(root: &Path) -> Vec<Zone> {
     let mut psys: Option<Zone> = None;
     for (mmio, idx, path) in &entries {
         let zname = read_trimmed(&path.join("name")).unwrap_or_default();
-        let wrap_uj = read_trimmed(&path.join("max_energy_range_uj")).and_then(|s| s.parse().ok());
+        // A range of 0 is no range: it would make every step a wrap (and polling constant).
+        let wrap_uj = read_trimmed(&path.join("max_energy_range_uj"))
+            .and_then(|s| s.parse().ok())
+            .filter(|&m: &u64| m > 0);
         let (id, kind, label) = match (idx.as_slice(), zname.as_str()) {
             ([_], n) if n.starts_with("package-") => {
                 let pkg = n.trim_start_matches("package-").parse::<u32>().unwrap_or(idx[0]);

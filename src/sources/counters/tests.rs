@@ -309,3 +309,30 @@ fn without_stop_checks_the_wait_is_one_sleep() {
     );
     assert_eq!(next_wait(0.0, 3.0, 0.0, None, f64::INFINITY), Wait::Sleep(3.0));
 }
+
+/// A counter that goes backwards at every read (no wrap range) gives one note and a count, never a
+/// note per read, and tells the sample how many seconds were lost.
+#[test]
+fn a_glitching_counter_gives_one_note_and_the_lost_time() {
+    let mut tr = CounterTracker::new();
+    let mut r = reading("gpu0", Some(c(1_000_000, None)), None);
+    tr.apply(&mut r, 0.0);
+    for i in 1..=10u32 {
+        // Backwards every time: 1,000,000 µJ, then 999,990, 999,980, …
+        tr.step(
+            "gpu0",
+            Ok(c(1_000_000 - u64::from(i) * 10, None)),
+            f64::from(i) * 0.1,
+        );
+    }
+    let mut end = reading("gpu0", Some(c(999_890, None)), None);
+    tr.apply(&mut end, 1.1);
+    let why = end.error.clone().unwrap_or_default();
+    assert_eq!(why.matches("energy counter reset (").count(), 1, "{why}");
+    assert!(why.contains("11 counter resets"), "{why}");
+    assert!((end.energy_gap_s - 1.1).abs() < 1e-9, "{}", end.energy_gap_s);
+    let mut next = reading("gpu0", Some(c(1_999_890, None)), None);
+    tr.apply(&mut next, 2.1);
+    assert_eq!(next.energy_gap_s, 0.0, "said for one sample only");
+    assert_eq!(next.error, None);
+}
