@@ -86,11 +86,23 @@ pub struct EventDesc {
 pub struct PmuDesc {
     pub dir: PathBuf,
     pub ty: u32,
-    /// One CPU per package, with its package id.
-    pub packages: Vec<(u32, u32)>,
+    /// One CPU per RAPL domain (package, or die on multi-die parts), from `cpumask`.
+    pub domains: Vec<Domain>,
     pub pkg: Option<EventDesc>,
     pub ram: Option<EventDesc>,
     pub psys: Option<EventDesc>,
+    /// Optional events (DRAM, psys) described wrongly, left out: why.
+    pub notes: Vec<String>,
+}
+
+/// One CPU of the PMU's cpumask: the domain it stands for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Domain {
+    pub cpu: u32,
+    /// The device number: the package id, or the place in `cpumask` when packages repeat (dies).
+    pub index: u32,
+    /// `package-0`, or `package-0-die-1` when a package has several domains (as powercap names them).
+    pub label: String,
 }
 
 fn read_trimmed(path: &Path) -> Result<String, String> {
@@ -193,23 +205,48 @@ pub fn describe_pmu(sysfs_root: &Path) -> Result<PmuDesc, String> {
     let cpus = parse_cpulist(&mask)
         .filter(|c| !c.is_empty())
         .ok_or_else(|| format!("{}/cpumask: not a CPU list: '{mask}'", dir.display()))?;
-    let packages = cpus
+    let topo = |cpu: u32, what: &str| -> Option<u32> {
+        let p = sysfs_root.join(format!("devices/system/cpu/cpu{cpu}/topology/{what}"));
+        read_trimmed(&p).ok().and_then(|s| s.parse().ok())
+    };
+    let pkgs: Vec<u32> = cpus
         .iter()
         .enumerate()
-        .map(|(i, &cpu)| {
-            let p = sysfs_root.join(format!(
-                "devices/system/cpu/cpu{cpu}/topology/physical_package_id"
-            ));
-            let pkg = read_trimmed(&p).ok().and_then(|s| s.parse().ok());
-            (cpu, pkg.unwrap_or(i as u32))
+        .map(|(i, &cpu)| topo(cpu, "physical_package_id").unwrap_or(i as u32))
+        .collect();
+    let repeated = (1..pkgs.len()).any(|i| pkgs[..i].contains(&pkgs[i]));
+    let domains = cpus
+        .iter()
+        .zip(&pkgs)
+        .enumerate()
+        .map(|(i, (&cpu, &pkg))| match repeated {
+            false => Domain {
+                cpu,
+                index: pkg,
+                label: format!("package-{pkg}"),
+            },
+            true => Domain {
+                cpu,
+                index: i as u32,
+                label: format!("package-{pkg}-die-{}", topo(cpu, "die_id").unwrap_or(i as u32)),
+            },
         })
         .collect();
+    let mut notes = Vec::new();
+    let mut optional = |name: &str| {
+        event_desc(&dir, name).unwrap_or_else(|why| {
+            notes.push(format!("perf_event {name} left out: {why}"));
+            None
+        })
+    };
+    let (ram, psys) = (optional("energy-ram"), optional("energy-psys"));
     Ok(PmuDesc {
         ty,
-        packages,
+        domains,
         pkg: event_desc(&dir, "energy-pkg")?,
-        ram: event_desc(&dir, "energy-ram")?,
-        psys: event_desc(&dir, "energy-psys")?,
+        ram,
+        psys,
+        notes,
         dir,
     })
 }
@@ -310,8 +347,16 @@ fn refused(e: &io::Error, what: &str, proc_root: &Path) -> String {
         Ok(v) => format!("kernel.perf_event_paranoid is {v}"),
         Err(why) => format!("kernel.perf_event_paranoid unknown ({why})"),
     };
+    // Docker's default seccomp profile and security modules answer EPERM whatever the sysctl says.
+    let elsewhere = if e.raw_os_error() == Some(libc::EPERM) {
+        " (EPERM may also come from a container's seccomp profile or a security module, which must \
+         allow perf_event_open)"
+    } else {
+        ""
+    };
     format!(
-        "perf_event_open of {what} refused ({e}): {level}, and CPU-wide events need ≤ 0 or CAP_PERFMON; {PERF_ACCESS_HINT}"
+        "perf_event_open of {what} refused ({e}): {level}, and CPU-wide events need ≤ 0 or CAP_PERFMON{elsewhere}; \
+         {PERF_ACCESS_HINT}"
     )
 }
 
@@ -340,21 +385,22 @@ pub fn open(sysfs_root: &Path, proc_root: &Path, perf: &mut dyn PerfOpen) -> Res
     let mut dropped = Vec::new();
     let mut refusal = None;
     // psys is one platform domain: one counter on the first CPU, reported as cpu0.
-    let main_cpus: Vec<(u32, u32)> = if id_prefix == "psys" {
-        pmu.packages.iter().take(1).copied().collect()
+    let main_domains = if id_prefix == "psys" {
+        &pmu.domains[..1]
     } else {
-        pmu.packages.clone()
+        &pmu.domains[..]
     };
-    let mut events: Vec<(&EventDesc, DeviceKind, &(u32, u32))> =
-        main_cpus.iter().map(|p| (main, kind, p)).collect();
+    let mut events: Vec<(&EventDesc, DeviceKind, &Domain)> =
+        main_domains.iter().map(|d| (main, kind, d)).collect();
     if let Some(ram) = &pmu.ram {
-        events.extend(pmu.packages.iter().map(|p| (ram, DeviceKind::Dram, p)));
+        events.extend(pmu.domains.iter().map(|d| (ram, DeviceKind::Dram, d)));
     }
-    for (ev, kind, &(cpu, pkg)) in events {
+    for (ev, kind, dom) in events {
+        let (cpu, n) = (dom.cpu, dom.index);
         let (id, name) = match (kind, id_prefix) {
-            (DeviceKind::Dram, _) => (format!("dram{pkg}"), format!("dram-{pkg} (perf_event)")),
+            (DeviceKind::Dram, _) => (format!("dram{n}"), format!("dram-{n} (perf_event)")),
             (_, "psys") => ("cpu0".to_string(), "psys platform (perf_event)".to_string()),
-            _ => (format!("cpu{pkg}"), format!("package-{pkg} (perf_event)")),
+            _ => (format!("cpu{n}"), format!("{} (perf_event)", dom.label)),
         };
         let what = format!("power/{} on CPU {cpu}", ev.name);
         let opened = perf
@@ -378,14 +424,14 @@ pub fn open(sysfs_root: &Path, proc_root: &Path, perf: &mut dyn PerfOpen) -> Res
     if !channels.iter().any(|c| c.kind == DeviceKind::Cpu) {
         return Err(refusal.unwrap_or_else(|| format!("perf_event_open failed: {}", dropped.join("; "))));
     }
-    let mut notices = Vec::new();
+    let mut notices = pmu.notes.clone();
     if !dropped.is_empty() {
         notices.push(format!(
             "perf_event counter(s) could not be opened, left out (the others are measured): {}",
             dropped.join("; ")
         ));
     }
-    let cpus: Vec<String> = main_cpus.iter().map(|(c, _)| c.to_string()).collect();
+    let cpus: Vec<String> = main_domains.iter().map(|d| d.cpu.to_string()).collect();
     let mut summary = format!("power/{} on CPU {}", main.name, cpus.join(", "));
     if channels.iter().any(|c| c.kind == DeviceKind::Dram) {
         summary.push_str(", power/energy-ram");

@@ -104,7 +104,13 @@ fn describes_the_kernel_layout() {
     let t = pmu_tree(SERVER);
     let d = describe_pmu(t.path()).expect("pmu");
     assert_eq!(d.ty, TYPE);
-    assert_eq!(d.packages, [(0, 0), (32, 1)]);
+    let doms: Vec<(u32, u32, &str)> = d
+        .domains
+        .iter()
+        .map(|d| (d.cpu, d.index, d.label.as_str()))
+        .collect();
+    assert_eq!(doms, [(0, 0, "package-0"), (32, 1, "package-1")]);
+    assert!(d.notes.is_empty());
     let pkg = d.pkg.expect("energy-pkg");
     assert_eq!((pkg.config, pkg.scale), (2, 2f64.powi(-32)));
     assert_eq!(d.ram.map(|e| e.config), Some(3));
@@ -271,6 +277,43 @@ fn a_unit_other_than_joules_is_refused() {
     assert!(err.contains("'Watts', not Joules"), "{err}");
 }
 
+/// A multi-die package (Cascade Lake-AP): the PMU has one CPU per die, both on package 0.
+#[test]
+fn dies_of_one_package_are_distinct_devices() {
+    let t = pmu_tree(SERVER);
+    write(
+        &t.path()
+            .join("devices/system/cpu/cpu32/topology/physical_package_id"),
+        "0\n",
+    );
+    write(&t.path().join("devices/system/cpu/cpu0/topology/die_id"), "0\n");
+    write(&t.path().join("devices/system/cpu/cpu32/topology/die_id"), "1\n");
+    let mut src = open(t.path(), Path::new("/nonexistent"), &mut Fake::default()).expect("opened");
+    let got: Vec<(String, String)> = src.read().into_iter().map(|d| (d.id, d.name)).collect();
+    let want = [
+        ("cpu0", "package-0-die-0 (perf_event)"),
+        ("cpu1", "package-0-die-1 (perf_event)"),
+        ("dram0", "dram-0 (perf_event)"),
+        ("dram1", "dram-1 (perf_event)"),
+    ];
+    assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
+}
+
+/// A DRAM event described wrongly is left out, said; the packages are measured.
+#[test]
+fn a_bad_optional_event_is_left_out_with_a_notice() {
+    let t = pmu_tree(SERVER);
+    std::fs::remove_file(t.path().join("devices/power/events/energy-ram.scale")).expect("rm");
+    let mut src = open(t.path(), Path::new("/nonexistent"), &mut Fake::default()).expect("opened");
+    let ids: Vec<String> = src.read().into_iter().map(|d| d.id).collect();
+    assert_eq!(ids, ["cpu0", "cpu1"]);
+    let n = src.take_notices();
+    assert!(
+        n.len() == 1 && n[0].contains("energy-ram left out") && n[0].contains("energy-ram.scale"),
+        "{n:?}"
+    );
+}
+
 #[test]
 fn cpu_lists() {
     assert_eq!(parse_cpulist("0,32\n"), Some(vec![0, 32]));
@@ -321,6 +364,26 @@ fn a_refused_open_falls_back_to_the_estimate_with_the_paranoid_hint() {
     }
     src.read();
     assert!(src.take_notices().is_empty(), "said once");
+}
+
+/// EPERM (seccomp in a container, lockdown) is a refusal too, with where else to look.
+#[test]
+fn eperm_names_the_container_profile_as_well() {
+    let sys = pmu_tree(SERVER);
+    let proc = proc_with_paranoid("-1");
+    let mut fake = Fake {
+        otherwise: Some(libc::EPERM),
+        ..Fake::default()
+    };
+    let Err(why) = open(sys.path(), proc.path(), &mut fake) else {
+        panic!("refused");
+    };
+    assert!(
+        why.contains("kernel.perf_event_paranoid is -1")
+            && why.contains("seccomp")
+            && why.contains("cap_perfmon"),
+        "{why}"
+    );
 }
 
 #[test]
