@@ -297,7 +297,7 @@ impl Channel {
 pub struct PerfRaplSource {
     channels: Vec<Channel>,
     notices: Vec<String>,
-    /// What was opened, for the choice notice: "energy-pkg on CPUs 0, 32; energy-ram".
+    /// What was opened, for the choice notice: "power/energy-pkg on CPU 0, 32, power/energy-ram".
     summary: String,
 }
 
