@@ -38,7 +38,8 @@ pub trait PerfCount: Send {
 /// The real `perf_event_open`, through perf-event2.
 pub struct SysPerf;
 
-/// A dynamic-PMU event given by number (perf-event2's `Dynamic` only builds from sysfs at `/sys`).
+/// A dynamic-PMU event given by number, so the real opener and the fake share one interface
+/// (type, config, cpu); perf-event2's `Dynamic` would re-read the sysfs description itself.
 struct PmuEvent {
     ty: u32,
     config: u64,
