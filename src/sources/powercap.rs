@@ -277,10 +277,14 @@ pub fn cpu_source_with(
         }
         amd => match perf_rapl::open(sysfs_root, proc_root, perf) {
             Ok(src) => {
+                let amd_why = match amd {
+                    Some(Err(w)) => format!("; {w}"),
+                    _ => String::new(),
+                };
                 let (ids, choice) = (
                     src.ids(),
                     format!(
-                        "CPU energy measured through perf_event ({}): powercap {why}",
+                        "CPU energy measured through perf_event ({}): powercap {why}{amd_why}",
                         src.summary()
                     ),
                 );

@@ -188,3 +188,57 @@ fn amd_energy_is_chosen_before_perf_event() {
         "{n:?}"
     );
 }
+
+/// amd_energy present but unreadable: perf_event is next, and its notice says why not amd_energy.
+#[test]
+fn unreadable_amd_energy_is_named_when_perf_event_is_chosen() {
+    let t = amd_tree(1, &[0], &[10]);
+    let input = t
+        .path()
+        .join("devices/platform/amd_energy.0/hwmon/hwmon3/energy2_input");
+    std::fs::remove_file(&input).expect("rm");
+    std::fs::create_dir(&input).expect("a directory: unreadable even for root");
+    let pmu = t.path().join("devices/power");
+    write(&pmu.join("type"), "23\n");
+    write(&pmu.join("cpumask"), "0\n");
+    write(&pmu.join("format/event"), "config:0-7\n");
+    write(&pmu.join("events/energy-pkg"), "event=0x02\n");
+    write(
+        &pmu.join("events/energy-pkg.scale"),
+        "2.3283064365386962890625e-10\n",
+    );
+    write(&pmu.join("events/energy-pkg.unit"), "Joules\n");
+    std::fs::create_dir_all(t.path().join("bus/event_source/devices")).expect("bus");
+    std::os::unix::fs::symlink(
+        "../../../devices/power",
+        t.path().join("bus/event_source/devices/power"),
+    )
+    .expect("symlink");
+    struct Zero;
+    impl PerfCount for Zero {
+        fn read(&mut self) -> std::io::Result<u64> {
+            Ok(0)
+        }
+    }
+    struct Opens;
+    impl PerfOpen for Opens {
+        fn open(&mut self, _: u32, _: u64, _: u32) -> std::io::Result<Box<dyn PerfCount>> {
+            Ok(Box::new(Zero))
+        }
+    }
+    let powercap = tempfile::tempdir().expect("tempdir");
+    let mut src = cpu_source_with(
+        powercap.path(),
+        Path::new("/nonexistent"),
+        t.path(),
+        &EstimateConfig::default(),
+        &mut Opens,
+    );
+    assert_eq!(src.read()[0].name, "package-0 (perf_event)");
+    let n = src.take_notices();
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(
+        n[0].contains("measured through perf_event") && n[0].contains("amd_energy not readable"),
+        "{n:?}"
+    );
+}
