@@ -9,9 +9,11 @@
 //! and four times per wrap at the observed rate; `counters` unwraps them and every `Sample` carries
 //! the unwrapped total.
 
+pub mod amd_energy;
 pub mod counters;
 pub mod estimate;
 pub mod nvml;
+pub mod perf_rapl;
 pub mod powercap;
 pub mod procfs;
 

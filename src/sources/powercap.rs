@@ -4,14 +4,17 @@
 //! cumulative `energy_uj` counters with their `max_energy_range_uj`; wrap-around is handled by
 //! the sampler (`sources::counters`). psys is never added to packages (it contains them);
 //! `intel-rapl-mmio` duplicates are skipped. A zone that cannot be read at start is dropped alone and
-//! named once; when no package zone can be read, [`cpu_source`] falls back to the labelled estimate for
-//! the CPU (keeping any readable DRAM zone measured) and says exactly why, once.
+//! named once; when no package zone can be read, [`cpu_source`] falls back to the `amd_energy` hwmon
+//! driver, then the perf_event `power` PMU, then the labelled estimate for the CPU (keeping any
+//! readable DRAM zone measured) and says exactly why, once.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::CpuEnergySource;
+use super::amd_energy::{self, AmdEnergySource};
 use super::estimate::{EstimateConfig, EstimateSource};
+use super::perf_rapl::{self, PerfOpen};
 use crate::sample::{DeviceKind, DeviceReading, EnergyCounter};
 
 /// One RAPL domain kwtop reports as a device.
@@ -28,8 +31,9 @@ pub struct Zone {
 pub struct RaplSource {
     zones: Vec<Zone>,
     notices: Vec<String>,
-    /// The CPU estimate, when no package zone could be read but a DRAM zone can.
-    estimate: Option<EstimateSource>,
+    /// The CPU's source when no package zone can be read (amd_energy, perf_event or the estimate),
+    /// its devices reported before the zones'.
+    primary: Option<Box<dyn CpuEnergySource>>,
 }
 
 /// Find the zones under a powercap root. Returns zones in a stable order (packages, then DRAM).
@@ -140,7 +144,7 @@ impl RaplSource {
         RaplSource {
             zones,
             notices: Vec::new(),
-            estimate: None,
+            primary: None,
         }
     }
 }
@@ -152,7 +156,7 @@ fn counter_read(z: &Zone) -> Result<EnergyCounter, String> {
 
 impl CpuEnergySource for RaplSource {
     fn read(&mut self) -> Vec<DeviceReading> {
-        let mut out: Vec<DeviceReading> = self.estimate.as_mut().map(|e| e.read()).unwrap_or_default();
+        let mut out: Vec<DeviceReading> = self.primary.as_mut().map(|p| p.read()).unwrap_or_default();
         out.extend(self.zones.iter().map(|z| {
             let mut r = DeviceReading::new(z.id.clone(), z.kind, z.name.clone());
             match counter_read(z) {
@@ -164,18 +168,21 @@ impl CpuEnergySource for RaplSource {
         out
     }
 
-    /// Only the zones' `energy_uj` files.
+    /// Only the primary source's counters and the zones' `energy_uj` files.
     fn read_counters(&mut self) -> Vec<super::CounterRead> {
-        self.zones
-            .iter()
-            .map(|z| (z.id.clone(), counter_read(z)))
-            .collect()
+        let mut out = self
+            .primary
+            .as_mut()
+            .map(|p| p.read_counters())
+            .unwrap_or_default();
+        out.extend(self.zones.iter().map(|z| (z.id.clone(), counter_read(z))));
+        out
     }
 
     fn take_notices(&mut self) -> Vec<String> {
         let mut out = std::mem::take(&mut self.notices);
-        if let Some(e) = &mut self.estimate {
-            out.extend(e.take_notices());
+        if let Some(p) = &mut self.primary {
+            out.extend(p.take_notices());
         }
         out
     }
@@ -218,15 +225,29 @@ fn describe_dropped(dropped: &[(Zone, ErrorKind, String)]) -> String {
     format!("{}{hint}", list.join("; "))
 }
 
-/// RAPL when it can be read, else the CPU estimate, with a notice saying why. Zones are checked
-/// once here: an unreadable zone is dropped alone (one notice names each and why) while the others
-/// are measured. With no readable package zone the CPU is estimated; readable DRAM zones stay
-/// measured beside the estimate (the estimate models the package, which does not include DRAM).
+/// The best CPU energy source this machine allows, each choice said once with how to enable the
+/// better one: readable powercap RAPL, else the `amd_energy` hwmon driver, else the perf_event
+/// `power` PMU (no root needed with CAP_PERFMON or `perf_event_paranoid` ≤ 0), else the labelled
+/// estimate. Zones are checked once here: an unreadable zone is dropped alone (one notice names
+/// each and why) while the others are measured. With no readable package zone, readable DRAM zones
+/// stay measured beside the chosen source unless it measures the same DRAM itself (the estimate
+/// models the package, which does not include DRAM).
 pub fn cpu_source(
     powercap_root: &Path,
     proc_root: &Path,
     sysfs_root: &Path,
     est: &EstimateConfig,
+) -> Box<dyn CpuEnergySource> {
+    cpu_source_with(powercap_root, proc_root, sysfs_root, est, &mut perf_rapl::SysPerf)
+}
+
+/// [`cpu_source`] with the `perf_event_open` calls made through `perf` (a fake in tests).
+pub fn cpu_source_with(
+    powercap_root: &Path,
+    proc_root: &Path,
+    sysfs_root: &Path,
+    est: &EstimateConfig,
+    perf: &mut dyn PerfOpen,
 ) -> Box<dyn CpuEnergySource> {
     let zones = discover(powercap_root);
     let (readable, dropped) = split_readable(zones);
@@ -249,22 +270,56 @@ pub fn cpu_source(
     } else {
         format!("RAPL not readable ({})", describe_dropped(&dropped))
     };
-    let mut estimate = EstimateSource::new(proc_root, sysfs_root, est);
-    let dram: Vec<String> = readable.iter().map(|z| z.id.clone()).collect();
-    let kept = if dram.is_empty() {
-        String::new()
-    } else {
-        format!(". DRAM is still measured (RAPL: {})", dram.join(", "))
+    let found = amd_energy::discover(sysfs_root);
+    let amd = (!found.sockets.is_empty()).then(|| AmdEnergySource::open(found));
+    let (primary, ids, choice): (Box<dyn CpuEnergySource>, Vec<String>, String) = match amd {
+        Some(Ok(src)) => {
+            let ids = src.ids();
+            let choice = format!("CPU energy measured by the amd_energy hwmon driver: powercap {why}");
+            (Box::new(src), ids, choice)
+        }
+        amd => match perf_rapl::open(sysfs_root, proc_root, perf) {
+            Ok(src) => {
+                let amd_why = match amd {
+                    Some(Err(w)) => format!("; {w}"),
+                    _ => String::new(),
+                };
+                let (ids, choice) = (
+                    src.ids(),
+                    format!(
+                        "CPU energy measured through perf_event ({}): powercap {why}{amd_why}",
+                        src.summary()
+                    ),
+                );
+                (Box::new(src), ids, choice)
+            }
+            Err(perf_why) => {
+                let amd_why = match amd {
+                    Some(Err(w)) => format!("; {w}"),
+                    _ => String::new(),
+                };
+                let mut estimate = EstimateSource::new(proc_root, sysfs_root, est);
+                let choice = format!(
+                    "CPU energy is estimated, not measured: {why}; perf_event: {perf_why}{amd_why}. Estimate: {}",
+                    estimate.describe()
+                );
+                if readable.is_empty() {
+                    estimate.push_notice(choice);
+                    return Box::new(estimate);
+                }
+                (Box::new(estimate), Vec::new(), choice)
+            }
+        },
     };
-    estimate.push_notice(format!(
-        "CPU energy is estimated, not measured: {why}. Estimate: {}{kept}",
-        estimate.describe()
-    ));
-    if readable.is_empty() {
-        return Box::new(estimate);
-    }
-    let mut src = RaplSource::new(readable);
-    src.estimate = Some(estimate);
+    let kept: Vec<Zone> = readable.into_iter().filter(|z| !ids.contains(&z.id)).collect();
+    let dram: Vec<String> = kept.iter().map(|z| z.id.clone()).collect();
+    let mut src = RaplSource::new(kept);
+    src.notices.push(if dram.is_empty() {
+        choice
+    } else {
+        format!("{choice}. DRAM is still measured (RAPL: {})", dram.join(", "))
+    });
+    src.primary = Some(primary);
     Box::new(src)
 }
 

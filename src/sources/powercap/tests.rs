@@ -247,3 +247,37 @@ fn permission_hint_explains_how_to_grant_access() {
     assert!(RAPL_ACCESS_HINT.contains("chmod"));
     assert!(RAPL_ACCESS_HINT.contains("udev"));
 }
+
+/// The zones Linux 5.11+ exposes for AMD Zen (family 17h/19h) in powercap: one `package-N` per
+/// socket with a `core` subzone, no DRAM, and AMD's 65.5 kJ range.
+#[test]
+fn amd_zen_two_socket_powercap_is_measured() {
+    const AMD_MAX: u64 = 65_532_610_987;
+    let t = tempfile::tempdir().expect("tempdir");
+    let r = t.path();
+    std::fs::create_dir_all(r.join("intel-rapl")).expect("control type dir");
+    zone(r, "intel-rapl:0", "package-0", 11_000, AMD_MAX);
+    zone(r, "intel-rapl:0:0", "core", 5_000, AMD_MAX);
+    zone(r, "intel-rapl:1", "package-1", 12_000, AMD_MAX);
+    zone(r, "intel-rapl:1:0", "core", 6_000, AMD_MAX);
+    let mut src = cpu_source(
+        r,
+        Path::new("/nonexistent"),
+        Path::new("/nonexistent"),
+        &EstimateConfig::default(),
+    );
+    let got: Vec<(String, String, Option<u64>)> = src
+        .read()
+        .into_iter()
+        .map(|d| (d.id, d.name, d.energy.map(|e| e.value_uj)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("cpu0".into(), "package-0 (RAPL)".into(), Some(11_000)),
+            ("cpu1".into(), "package-1 (RAPL)".into(), Some(12_000)),
+        ]
+    );
+    assert_eq!(discover(r)[1].wrap_uj, Some(AMD_MAX));
+    assert!(src.take_notices().is_empty());
+}
