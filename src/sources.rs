@@ -179,9 +179,12 @@ impl Sampler {
             devices.push(r);
         }
         self.counters_read_at = Instant::now();
+        // The sample's time is when the energy counters were read, not after the /proc scan: a
+        // first scan that reads every process's static facts can take tens of ms longer than the
+        // next, and power = energy / Δt would be off by that much (8 % on a 500 ms snapshot).
+        let mono_s = at;
         let ps = self.procs.read();
         self.check_pid_namespace(&devices, &ps.processes);
-        let mono_s = self.origin.elapsed().as_secs_f64();
         let wall_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -461,6 +464,34 @@ mod tests {
         // One probe at 100 ms, then every 50 ms (a quarter of a wrap): 6 or 7 on an idle machine.
         assert!((3..=8).contains(&n), "{n} counter reads");
         assert!((s.poll_period_s() - 0.05).abs() < 0.01, "{}", s.poll_period_s());
+    }
+
+    /// A first /proc scan slower than the next does not stretch the interval the energy is
+    /// divided by: the sample's time is when its counters were read.
+    #[test]
+    fn the_sample_time_is_the_counter_read_not_the_end_of_the_proc_scan() {
+        struct SlowFirst(u32);
+        impl ProcessSource for SlowFirst {
+            fn read(&mut self) -> ProcSnapshot {
+                self.0 += 1;
+                if self.0 == 1 {
+                    // real-time: a first scan that reads every process's static facts.
+                    std::thread::sleep(Duration::from_millis(80));
+                }
+                ProcSnapshot {
+                    ticks_per_s: 100,
+                    ..Default::default()
+                }
+            }
+        }
+        let (cpu, _) = live(100.0, None);
+        let mut s = Sampler::new(Box::new(SlowFirst(0)), Box::new(cpu), None);
+        let a = s.sample();
+        // real-time: the fake counter advances with the wall clock.
+        s.sleep_until(Instant::now() + Duration::from_millis(200));
+        let b = s.sample();
+        let watts = (energy_uj(&b, "cpu0") - energy_uj(&a, "cpu0")) as f64 * 1e-6 / (b.mono_s - a.mono_s);
+        assert!((watts - 100.0).abs() < 5.0, "{watts} W for a 100 W counter");
     }
 
     /// With the interval no longer than the poll period nothing extra is read, whatever the device.
