@@ -176,6 +176,21 @@ pub enum CliError {
     Exit(i32),
 }
 
+impl From<crate::tui::TuiError> for CliError {
+    fn from(e: crate::tui::TuiError) -> Self {
+        match e {
+            crate::tui::TuiError::Runtime(m) => CliError::Runtime(m),
+            crate::tui::TuiError::Exit(code) => CliError::Exit(code),
+        }
+    }
+}
+
+impl From<crate::serve::ServeError> for CliError {
+    fn from(e: crate::serve::ServeError) -> Self {
+        CliError::Runtime(e.0)
+    }
+}
+
 /// Print to stdout; a closed pipe is not an error worth a message.
 pub fn emit(text: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
@@ -186,13 +201,7 @@ pub fn emit(text: &str) -> Result<(), CliError> {
     }
 }
 
-/// Host name for headers and exports.
-pub fn host_name() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .map(|h| crate::sanitize::sanitize_str(&h.to_string_lossy(), 64))
-        .unwrap_or_else(|| "localhost".into())
-}
+pub use crate::sources::host_name;
 
 /// Parse arguments, run, and return the exit code.
 pub fn main() -> i32 {
@@ -287,7 +296,7 @@ fn run(cmd: Option<Command>, settings: &Settings, live: commands::LiveArgs) -> R
             },
         ),
         Some(Command::Serve { listen, interval }) => {
-            crate::serve::run(settings, listen, interval.unwrap_or(settings.interval))
+            crate::serve::run(settings, listen, interval.unwrap_or(settings.interval)).map_err(CliError::from)
         }
     }
 }

@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::cli::CliError;
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::impact::ImpactParams;
@@ -189,8 +188,13 @@ pub fn live_feed(
     }
 }
 
+/// Why the exporter could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ServeError(pub String);
+
 /// Set by SIGINT, SIGTERM or SIGHUP.
-fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
+fn stop_flag() -> Result<Arc<AtomicBool>, ServeError> {
     let flag = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGINT,
@@ -198,20 +202,20 @@ fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
         signal_hook::consts::SIGHUP,
     ] {
         signal_hook::flag::register(sig, Arc::clone(&flag))
-            .map_err(|e| CliError::Runtime(format!("cannot install signal handler: {e}")))?;
+            .map_err(|e| ServeError(format!("cannot install signal handler: {e}")))?;
     }
     Ok(flag)
 }
 
 /// `kwtop serve`: sample every `interval` and serve `/metrics` until SIGINT/SIGTERM/SIGHUP.
 /// `listen` overrides `[serve] listen`.
-pub fn run(settings: &Settings, listen: Option<SocketAddr>, interval: Duration) -> Result<(), CliError> {
+pub fn run(settings: &Settings, listen: Option<SocketAddr>, interval: Duration) -> Result<(), ServeError> {
     let addr = match listen {
         Some(a) => a,
-        None => parse_listen(&settings.file.serve.listen).map_err(CliError::Runtime)?,
+        None => parse_listen(&settings.file.serve.listen).map_err(ServeError)?,
     };
     let stop = stop_flag()?;
-    let mut endpoint = Endpoint::start(settings, addr).map_err(CliError::Runtime)?;
+    let mut endpoint = Endpoint::start(settings, addr).map_err(ServeError)?;
     if let Some(w) = exposure_warning(&addr) {
         eprintln!("kwtop: {w}");
     }

@@ -22,6 +22,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::sample::{CpuTimes, DeviceReading, EnergyCounter, ProcessReading, Sample};
 
+/// Host name for headers and exports (sanitized: it is set by whoever administers the machine).
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .map(|h| crate::sanitize::sanitize_str(&h.to_string_lossy(), 64))
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// What a process source reads at one tick.
 #[derive(Debug, Clone, Default)]
 pub struct ProcSnapshot {

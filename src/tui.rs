@@ -23,7 +23,6 @@ use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
 use crate::app::{Action, App, Msg, ViewOptions};
-use crate::cli::CliError;
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::sample::Sample;
@@ -146,9 +145,20 @@ fn setup_terminal() -> io::Result<(TerminalGuard, Terminal<CrosstermBackend<Stdo
     Ok((guard, term))
 }
 
+/// How the live monitor can end other than normally; the command line maps these to exit statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    /// It could not start or went wrong (the message says what).
+    #[error("{0}")]
+    Runtime(String),
+    /// End with this exit status; the reason was already shown (101: a panic, 1: summary not saved).
+    #[error("exit status {0}")]
+    Exit(i32),
+}
+
 /// Run the live monitor on this machine's sensors until the user quits or a signal arrives.
 /// Returns the session's engine (the summary export also gets it through `on_export`).
-pub fn run(settings: &Settings, options: Options) -> Result<Engine, CliError> {
+pub fn run(settings: &Settings, options: Options) -> Result<Engine, TuiError> {
     let sources = settings.sources.clone();
     let interval = settings.interval;
     let feed = move |tx: mpsc::Sender<(Sample, Vec<String>)>| sampler_thread(&sources, interval, &tx);
@@ -157,13 +167,13 @@ pub fn run(settings: &Settings, options: Options) -> Result<Engine, CliError> {
 
 /// Run the live monitor over samples from `feed`, which runs on its own thread and sends
 /// `(sample, notices)` until the receiver is gone (live sensors, or a replayed recording).
-pub fn run_with_feed<F>(settings: &Settings, mut options: Options, feed: F) -> Result<Engine, CliError>
+pub fn run_with_feed<F>(settings: &Settings, mut options: Options, feed: F) -> Result<Engine, TuiError>
 where
     F: FnOnce(mpsc::Sender<(Sample, Vec<String>)>) + Send + 'static,
 {
     use std::io::IsTerminal;
     if !io::stdout().is_terminal() {
-        return Err(CliError::Runtime(
+        return Err(TuiError::Runtime(
             "the live monitor needs a terminal on stdout; for scripts use `kwtop snapshot --json` or `kwtop record`"
                 .into(),
         ));
@@ -171,9 +181,9 @@ where
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Runtime(format!("cannot start the event loop: {e}")))?;
+        .map_err(|e| TuiError::Runtime(format!("cannot start the event loop: {e}")))?;
     let opts = ViewOptions {
-        host: options.host.clone().unwrap_or_else(crate::cli::host_name),
+        host: options.host.clone().unwrap_or_else(crate::sources::host_name),
         color: color_enabled(options.no_color, std::env::var_os("NO_COLOR").as_deref()),
         ascii: options.ascii,
         can_export: options.on_export.is_some(),
@@ -192,7 +202,7 @@ where
         _ => None,
     };
     let (guard, mut term) =
-        setup_terminal().map_err(|e| CliError::Runtime(format!("cannot set up the terminal: {e}")))?;
+        setup_terminal().map_err(|e| TuiError::Runtime(format!("cannot set up the terminal: {e}")))?;
     // A panic unwinds to here (the panic hook has already restored the terminal and printed the
     // message): the ledger holds every interval accounted before it, so the summary is still saved.
     let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -228,10 +238,10 @@ where
     match caught {
         Err(_) => {
             note("internal error: the live monitor panicked (message above); please report it");
-            Err(CliError::Exit(101))
+            Err(TuiError::Exit(101))
         }
         Ok(Err(e)) => Err(e),
-        Ok(Ok(())) if matches!(saved, Some(Err(_))) => Err(CliError::Exit(1)),
+        Ok(Ok(())) if matches!(saved, Some(Err(_))) => Err(TuiError::Exit(1)),
         Ok(Ok(())) => Ok(app.engine),
     }
 }
@@ -274,12 +284,12 @@ async fn event_loop<F>(
     options: &mut Options,
     feed: F,
     test_panic_at: Option<Instant>,
-) -> Result<(), CliError>
+) -> Result<(), TuiError>
 where
     F: FnOnce(mpsc::Sender<(Sample, Vec<String>)>) + Send + 'static,
 {
     use tokio::signal::unix::{SignalKind, signal};
-    let sig = |k| signal(k).map_err(|e| CliError::Runtime(format!("cannot install signal handler: {e}")));
+    let sig = |k| signal(k).map_err(|e| TuiError::Runtime(format!("cannot install signal handler: {e}")));
     let mut sigterm = sig(SignalKind::terminate())?;
     let mut sighup = sig(SignalKind::hangup())?;
     let mut sigint = sig(SignalKind::interrupt())?;
@@ -296,7 +306,7 @@ where
                 let _ = feed_panic_tx.send(payload);
             }
         })
-        .map_err(|e| CliError::Runtime(format!("cannot start the sampler: {e}")))?;
+        .map_err(|e| TuiError::Runtime(format!("cannot start the sampler: {e}")))?;
     let mut feed_alive = true;
     let test_panic = async {
         match test_panic_at {
@@ -309,7 +319,7 @@ where
     std::thread::Builder::new()
         .name("kwtop-input".into())
         .spawn(move || input_thread(&input_tx))
-        .map_err(|e| CliError::Runtime(format!("cannot start the input reader: {e}")))?;
+        .map_err(|e| TuiError::Runtime(format!("cannot start the input reader: {e}")))?;
 
     let frame = Duration::from_secs_f64(1.0 / options.max_fps.clamp(0.5, 60.0));
     let mut dirty = true;
@@ -328,14 +338,14 @@ where
                 let size = match term.size() {
                     Ok(size) => size,
                     Err(e) if terminal_gone(&e) => return Ok(()),
-                    Err(e) => return Err(CliError::Runtime(format!("terminal: {e}"))),
+                    Err(e) => return Err(TuiError::Runtime(format!("terminal: {e}"))),
                 };
                 app.page_rows = crate::ui::table_rows(size.into(), app.ledger().devices.len()).max(1);
                 match term.draw(|f| crate::ui::render(app, f)) {
                     Ok(_) => {}
                     // Hung up (SSH link dropped) before its SIGHUP was handled: end as on SIGHUP.
                     Err(e) if terminal_gone(&e) => return Ok(()),
-                    Err(e) => return Err(CliError::Runtime(format!("cannot draw: {e}"))),
+                    Err(e) => return Err(TuiError::Runtime(format!("cannot draw: {e}"))),
                 }
                 last_draw = Some(Instant::now());
                 dirty = false;

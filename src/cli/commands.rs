@@ -228,7 +228,11 @@ pub fn live(settings: &Settings, args: LiveArgs) -> Result<(), CliError> {
             eprintln!("kwtop: {w}");
         }
         let feed = crate::serve::live_feed(settings, endpoint);
-        return crate::tui::run_with_feed(settings, options, feed).map(|_engine| ());
+        return crate::tui::run_with_feed(settings, options, feed)
+            .map(|_engine| ())
+            .map_err(CliError::from);
     }
-    crate::tui::run(settings, options).map(|_engine| ())
+    crate::tui::run(settings, options)
+        .map(|_engine| ())
+        .map_err(CliError::from)
 }

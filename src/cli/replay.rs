@@ -83,7 +83,9 @@ pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -
         checkpoint: None,
     };
     let path = file.clone();
-    crate::tui::run_with_feed(settings, options, move |tx| feed(reader, speed, &path, &tx)).map(|_| ())
+    crate::tui::run_with_feed(settings, options, move |tx| feed(reader, speed, &path, &tx))
+        .map(|_| ())
+        .map_err(CliError::from)
 }
 
 #[cfg(test)]
