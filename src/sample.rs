@@ -162,6 +162,13 @@ pub struct DeviceReading {
     pub kind: DeviceKind,
     /// Human name: "NVIDIA H100 80GB HBM3", "package-0 (RAPL)".
     pub name: String,
+    /// Who made it: "NVIDIA", "AMD", "Intel"; `None` when unknown (and in older recordings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// Where its energy comes from: "NVML", "hwmon energy", "hwmon power", "RAPL powercap",
+    /// "estimate"; `None` in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Cumulative energy counter, when the device has one and it could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<EnergyCounter>,
@@ -211,6 +218,8 @@ impl DeviceReading {
             id: id.into(),
             kind,
             name: name.into(),
+            vendor: None,
+            source: None,
             energy: None,
             energy_stale: false,
             power_w: None,
