@@ -237,6 +237,15 @@ impl DeviceReading {
     }
 }
 
+/// A device name that says who made it: the vendor is put in front unless the name already says
+/// it ("NVIDIA H100" stays, "Radeon Pro W7900 (amdgpu)" becomes "AMD Radeon Pro W7900 (amdgpu)").
+pub fn vendor_name(vendor: Option<&str>, name: &str) -> String {
+    match vendor {
+        Some(v) if !v.is_empty() && !name.to_lowercase().contains(&v.to_lowercase()) => format!("{v} {name}"),
+        _ => name.to_string(),
+    }
+}
+
 /// Facts about a process that do not change while it lives; read once, shared between samples.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ProcInfo {
