@@ -17,6 +17,9 @@
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
+/// One hwmon directory: its number, its `name` and the files in it.
+pub type Hwmon<'a> = (u32, &'a str, Vec<(&'a str, String)>);
+
 /// One PCI GPU to lay out.
 pub struct Card<'a> {
     pub card: u32,
@@ -25,7 +28,7 @@ pub struct Card<'a> {
     pub device_id: &'a str,
     pub driver: &'a str,
     /// (hwmon number, hwmon `name`, files in it)
-    pub hwmons: Vec<(u32, &'a str, Vec<(&'a str, String)>)>,
+    pub hwmons: Vec<Hwmon<'a>>,
     /// Files on the PCI device (`gpu_busy_percent`, `mem_info_vram_total`, …).
     pub dev_files: Vec<(&'a str, String)>,
 }
