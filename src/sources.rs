@@ -530,6 +530,22 @@ mod tests {
         );
     }
 
+    /// NVML's GPUs and DRM's cards read as one source, NVML's first, counters from both.
+    #[test]
+    fn a_gpu_chain_reads_every_source_in_order() {
+        let (drm, polls) = live(100.0, None);
+        let mut chain = GpuChain(vec![Box::new(Gpu(vec![10])), Box::new(drm)]);
+        let ids: Vec<String> = chain.read().into_iter().map(|d| d.id).collect();
+        assert_eq!(
+            ids,
+            ["gpu0", "gpu0"].map(String::from),
+            "ids are the sources' own"
+        );
+        let counters = chain.read_counters();
+        assert_eq!(counters.len(), 1, "the fake NVML GPU has no counter");
+        assert_eq!(polls.load(AtomicOrdering::Relaxed), 1);
+    }
+
     #[test]
     fn visible_gpu_pids_give_no_notice() {
         let mut s = Sampler::new(
