@@ -6,8 +6,8 @@
 //! (`drm-pdev`, `drm-client-id`) reached through several fds or processes counts once, for the
 //! lowest pid that holds it.
 //!
-//! Utilisation: per engine class, Δ busy ns / Δ wall ns (divided by `drm-engine-capacity-<k>`), or
-//! for xe Δ `drm-cycles-<k>` / Δ `drm-total-cycles-<k>`. A counter that goes backwards holds its
+//! Utilisation: per engine class, Δ busy ns / Δ wall ns, or for xe Δ `drm-cycles-<k>` /
+//! Δ `drm-total-cycles-<k>`, each divided by `drm-engine-capacity-<k>` (engines in the class). A counter that goes backwards holds its
 //! previous value (the spec allows it). A process's percent is the **sum over engine classes**,
 //! capped at 100: engines are separate units that each draw power while busy, so their busy time
 //! adds up as a weight for the dynamic energy. A client's first read has no baseline: `None`.
@@ -302,8 +302,10 @@ fn busy_pct(st: &ClientState, info: &FdInfo, now_s: f64) -> f64 {
     for (class, &(c, t)) in &info.cycles {
         let (pc, pt) = st.cycles.get(class).copied().unwrap_or((c, t));
         let dt = t.saturating_sub(pt);
+        let cap = info.capacity.get(class).copied().unwrap_or(1);
         if dt > 0 {
-            pct += c.saturating_sub(pc).min(dt) as f64 / dt as f64 * 100.0;
+            // Cycles add up over the class's engines; the total is the GPU timestamp.
+            pct += c.saturating_sub(pc).min(dt.saturating_mul(cap)) as f64 / (dt * cap) as f64 * 100.0;
         }
     }
     pct

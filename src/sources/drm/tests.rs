@@ -470,6 +470,16 @@ fn xe_cycles_give_the_share_of_total_cycles() {
     uses(&mut c, 0.0);
     drm_fd(&proc, 400, 3, "/dev/dri/renderD130", &info(350, 2000));
     assert_eq!(uses(&mut c, 1.0), vec![(400, Some(25.0), None)]);
+    // Two video engines in the class: their cycles add up, so 1000 of 1000 is half the class.
+    let two = |c: u64, tot: u64| {
+        format!(
+            "drm-driver:\txe\ndrm-pdev:\t0000:04:00.0\ndrm-client-id:\t6\ndrm-engine-capacity-vcs:\t2\ndrm-cycles-vcs:\t{c}\ndrm-total-cycles-vcs:\t{tot}\n"
+        )
+    };
+    drm_fd(&proc, 401, 3, "/dev/dri/renderD130", &two(0, 0));
+    uses(&mut c, 2.0);
+    drm_fd(&proc, 401, 3, "/dev/dri/renderD130", &two(1000, 1000));
+    assert_eq!(uses(&mut c, 3.0)[1], (401, Some(50.0), None));
 }
 
 #[test]
