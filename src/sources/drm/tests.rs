@@ -628,3 +628,37 @@ fn attribution_of_a_drm_card_conserves_energy_and_follows_engine_time() {
         j(701)
     );
 }
+
+#[test]
+fn i915_client_without_pdev_goes_to_the_only_i915_card() {
+    let t = tempfile::tempdir().unwrap();
+    let sys = t.path().join("sys");
+    let proc = t.path().join("proc");
+    intel_i915(&sys);
+    amd_discrete(&sys, 1, "0000:0b:00.0", 7, 0);
+    // Kernels before drm-pdev: the driver alone names the card when it drives one.
+    let info = |ns: u64| {
+        format!(
+            "drm-driver:\ti915\ndrm-client-id:\t3\ndrm-engine-render:\t{ns} ns\ndrm-total-local0:\t8 MiB\n"
+        )
+    };
+    drm_fd(&proc, 800, 4, "/dev/dri/renderD128", &info(0));
+    let mut s = open(&sys, &proc, 0);
+    s.read_at(0.0);
+    drm_fd(&proc, 800, 4, "/dev/dri/renderD128", &info(250_000_000));
+    let r = s.read_at(0.5);
+    assert_eq!(
+        (r[0].name.as_str(), r[1].gpu_processes.len()),
+        ("Intel GPU 0x56a0 (i915)", 0)
+    );
+    assert_eq!(
+        r[0].gpu_processes,
+        vec![GpuProcess {
+            pid: 800,
+            used_mem_bytes: Some(8 << 20),
+            sm_util_pct: Some(50.0),
+            mig: None
+        }]
+    );
+    assert_eq!(s.fdinfo_reads(), 1);
+}
