@@ -257,4 +257,6 @@ impl GpuSource for DrmSource {
 }
 
 #[cfg(test)]
+mod client_tests;
+#[cfg(test)]
 mod tests;
