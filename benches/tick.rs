@@ -1,5 +1,6 @@
 //! Cost of one tick after the sources: attribution of a sample pair + ledger update, at 100, 1,000
 //! and 10,000 processes on 2 CPU packages, 2 DRAM domains and 2 GPUs. Target: ≤ 1 ms at 1,000.
+//! Also the DRM fdinfo read per tick (issue 14 item 3) on a fixture /proc and sysfs tree.
 //! Run: `cargo bench --bench tick`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,6 +11,9 @@ use kwtop::ledger::{IdleHolderConfig, Ledger};
 use kwtop::sample::{
     CpuTimes, DeviceKind, DeviceReading, EnergyCounter, GpuProcess, ProcInfo, ProcKey, ProcessReading, Sample,
 };
+
+#[path = "../tests/common/drm_fixture.rs"]
+mod fx;
 
 fn main() {
     divan::main();
@@ -91,5 +95,49 @@ fn attribution_and_ledger_tick(bencher: divan::Bencher, n: usize) {
     bencher.bench_local(|| {
         let iv = at.attribute(divan::black_box(&a), divan::black_box(&b));
         ledger.apply(&b, &iv);
+    });
+}
+
+/// One AMD card and `n` processes: 8 hold a DRM client through two fds, every process has three
+/// ordinary fds. Returns the tree (kept alive) and the source after its first read.
+fn drm_fixture(n: usize) -> (tempfile::TempDir, kwtop::sources::drm::DrmSource) {
+    let dir = tempfile::tempdir().unwrap();
+    let (sys, proc) = (dir.path().join("sys"), dir.path().join("proc"));
+    fx::amd_discrete(&sys, 0, "0000:03:00.0", 3, 0);
+    for i in 0..n as u32 {
+        let pid = 1000 + i;
+        for fd in 0..3 {
+            fx::other_fd(&proc, pid, fd, "/dev/pts/0");
+        }
+        if i < 8 {
+            let info = fx::amdgpu_fdinfo("0000:03:00.0", u64::from(i), 1_000, 0, 1024);
+            fx::drm_fd(&proc, pid, 5, "/dev/dri/renderD128", &info);
+            fx::drm_fd(&proc, pid, 6, "/dev/dri/card0", &info);
+        }
+    }
+    let mut src = kwtop::sources::drm::DrmSource::open(&sys, &proc, 0, true).unwrap();
+    src.read_at(0.0);
+    (dir, src)
+}
+
+/// A steady tick: list /proc, read the card's sensors and the 16 DRM fds' fdinfo.
+#[divan::bench(args = [100, 1_000])]
+fn drm_fdinfo_tick(bencher: divan::Bencher, n: usize) {
+    let (_dir, mut src) = drm_fixture(n);
+    let mut t = 0.0;
+    bencher.bench_local(|| {
+        t += 1e-6; // stays inside the rescan period
+        divan::black_box(src.read_at(t));
+    });
+}
+
+/// A tick that also re-reads every process's fd links (once per `fdinfo::RESCAN_S`).
+#[divan::bench(args = [100, 1_000])]
+fn drm_holder_full_scan(bencher: divan::Bencher, n: usize) {
+    let (_dir, mut src) = drm_fixture(n);
+    let mut t = 0.0;
+    bencher.bench_local(|| {
+        t += kwtop::sources::drm::fdinfo::RESCAN_S;
+        divan::black_box(src.read_at(t));
     });
 }

@@ -63,7 +63,8 @@ impl Default for Sampling {
 pub struct Sources {
     pub proc_root: PathBuf,
     pub powercap_root: PathBuf,
-    /// Root of sysfs for DMI, online CPUs and cgroup quotas (the CPU estimate's platform detection).
+    /// Root of sysfs: AMD/Intel GPU cards and their hwmon sensors (`class/drm`), and DMI, online
+    /// CPUs and cgroup quotas (the CPU estimate's platform detection).
     pub sysfs_root: PathBuf,
     /// Read NVIDIA GPUs through NVML.
     pub nvml: bool,

@@ -191,6 +191,13 @@ pub struct DeviceReading {
     pub kind: DeviceKind,
     /// Human name: "NVIDIA H100 80GB HBM3", "package-0 (RAPL)".
     pub name: String,
+    /// Who made it: "NVIDIA", "AMD", "Intel"; `None` when unknown (and in older recordings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// Where its energy comes from: "NVML", "hwmon energy", "hwmon power", "RAPL powercap",
+    /// "estimate"; `None` in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Cumulative energy counter, when the device has one and it could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<EnergyCounter>,
@@ -245,6 +252,8 @@ impl DeviceReading {
             id: id.into(),
             kind,
             name: name.into(),
+            vendor: None,
+            source: None,
             energy: None,
             energy_stale: false,
             energy_gap_s: 0.0,
@@ -260,6 +269,22 @@ impl DeviceReading {
             holders_error: None,
             notes: Vec::new(),
         }
+    }
+}
+
+/// A device name that says who made it: the vendor is put in front unless the name already says
+/// it ("NVIDIA H100" stays, "Radeon Pro W7900 (amdgpu)" becomes "AMD Radeon Pro W7900 (amdgpu)").
+pub fn vendor_name(vendor: Option<&str>, name: &str) -> String {
+    match vendor {
+        Some(v)
+            if !v.is_empty()
+                && !name
+                    .split(|c: char| !c.is_alphanumeric())
+                    .any(|w| w.eq_ignore_ascii_case(v)) =>
+        {
+            format!("{v} {name}")
+        }
+        _ => name.to_string(),
     }
 }
 
@@ -330,7 +355,10 @@ mod tests {
         let r: DeviceReading = serde_json::from_str(old).expect("old reading");
         assert_eq!((r.holders_error.as_deref(), r.notes.len()), (None, 0));
         assert_eq!(r.gpu_processes[0].mig, None);
+        assert_eq!((r.vendor.as_deref(), r.source.as_deref()), (None, None));
         let mut new = r.clone();
+        new.vendor = Some("AMD".into());
+        new.source = Some("hwmon energy".into());
         new.holders_error = Some("compute process list failed: no permission".into());
         new.notes
             .push("per-process utilisation failed: no permission".into());
@@ -340,7 +368,34 @@ mod tests {
         });
         let text = serde_json::to_string(&new).expect("serialize");
         assert_eq!(serde_json::from_str::<DeviceReading>(&text).expect("parse"), new);
+        assert!(
+            text.contains(r#""vendor":"AMD","source":"hwmon energy""#),
+            "{text}"
+        );
         // Nothing new is written when there is nothing to say.
         assert_eq!(serde_json::to_string(&r).expect("serialize"), old);
     }
+}
+
+#[test]
+fn vendor_is_put_in_front_only_when_the_name_does_not_say_it() {
+    assert_eq!(
+        vendor_name(Some("NVIDIA"), "NVIDIA H100 80GB HBM3"),
+        "NVIDIA H100 80GB HBM3"
+    );
+    assert_eq!(
+        vendor_name(Some("AMD"), "Radeon Pro W7900 (amdgpu)"),
+        "AMD Radeon Pro W7900 (amdgpu)"
+    );
+    assert_eq!(vendor_name(Some("AMD"), "AMD EPYC 7763"), "AMD EPYC 7763");
+    assert_eq!(vendor_name(None, "package-0"), "package-0");
+    assert_eq!(
+        vendor_name(Some("Intel"), "Intel(R) Xeon(R) Gold"),
+        "Intel(R) Xeon(R) Gold"
+    );
+    assert_eq!(
+        vendor_name(Some("AMD"), "GPU 0x744c (amdgpu)"),
+        "AMD GPU 0x744c (amdgpu)",
+        "a word, not a substring"
+    );
 }

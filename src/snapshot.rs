@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::impact::{Equivalents, ImpactParams, J_PER_KWH};
 use crate::ledger::{Ledger, ProcEntry, ProcState, short_gpu_list};
 use crate::sample::DeviceKind;
+use crate::sample::vendor_name;
 use crate::units;
 
 pub const SCHEMA: &str = "kwtop.snapshot/1";
@@ -35,6 +36,11 @@ pub struct DeviceOut {
     pub id: String,
     pub kind: &'static str,
     pub name: String,
+    /// "NVIDIA", "AMD", "Intel"; `null` when unknown.
+    pub vendor: Option<String>,
+    /// Where the energy comes from: "NVML", "hwmon energy", "hwmon power", "RAPL powercap",
+    /// "estimate", "in CPU package" (an APU); `null` when unknown.
+    pub source: Option<String>,
     pub power_w: Option<f64>,
     pub energy_j: f64,
     pub provenance: &'static str,
@@ -261,6 +267,8 @@ pub fn build(
             id: d.id.clone(),
             kind: d.kind.as_str(),
             name: d.name.clone(),
+            vendor: d.last.vendor.clone(),
+            source: d.last.source.clone(),
             power_w: d.power_w,
             energy_j: d.energy_j,
             provenance: d.provenance.as_str(),
@@ -376,20 +384,21 @@ pub fn table(doc: &SnapshotDoc, top: usize) -> String {
     );
     let _ = writeln!(
         s,
-        "\n{:<7} {:<34} {:>9} {:>10} {:>8}  {:<11} STATUS",
-        "DEVICE", "NAME", "POWER", "ENERGY", "UTIL", "PROVENANCE"
+        "\n{:<7} {:<34} {:>9} {:>10} {:>8}  {:<11} {:<14} STATUS",
+        "DEVICE", "NAME", "POWER", "ENERGY", "UTIL", "PROVENANCE", "SOURCE"
     );
     for d in &doc.devices {
         let mark = if d.provenance == "estimated" { "~" } else { "" };
         let _ = writeln!(
             s,
-            "{:<7} {:<34} {:>9} {:>10} {:>8}  {:<11} {}",
+            "{:<7} {:<34} {:>9} {:>10} {:>8}  {:<11} {:<14} {}",
             d.id,
-            truncate(&d.name, 34),
+            truncate(&vendor_name(d.vendor.as_deref(), &d.name), 34),
             format!("{mark}{}", opt(d.power_w, units::power)),
             format!("{mark}{}", units::energy(d.energy_j)),
             opt(d.util_pct, |u| format!("{u:.0}%")),
             d.provenance,
+            d.source.as_deref().unwrap_or("-"),
             d.status
         );
     }

@@ -11,6 +11,7 @@
 
 pub mod amd_energy;
 pub mod counters;
+pub mod drm;
 pub mod estimate;
 pub mod nvml;
 pub mod perf_rapl;
@@ -91,12 +92,31 @@ pub trait GpuSource: Send {
     }
 }
 
+/// Several GPU sources read as one (NVML's `gpu0…` first, then DRM's cards).
+pub struct GpuChain(pub Vec<Box<dyn GpuSource>>);
+
+impl GpuSource for GpuChain {
+    fn read(&mut self) -> Vec<DeviceReading> {
+        self.0.iter_mut().flat_map(|g| g.read()).collect()
+    }
+    fn read_counters(&mut self) -> Vec<CounterRead> {
+        self.0.iter_mut().flat_map(|g| g.read_counters()).collect()
+    }
+    fn take_notices(&mut self) -> Vec<String> {
+        self.0.iter_mut().flat_map(|g| g.take_notices()).collect()
+    }
+    fn describe(&self) -> Vec<String> {
+        self.0.iter().flat_map(|g| g.describe()).collect()
+    }
+}
+
 /// Where to read from; all paths configurable so tests and containers can point elsewhere.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceConfig {
     pub proc_root: PathBuf,
     pub powercap_root: PathBuf,
-    /// sysfs for the CPU estimate's platform detection (DMI, online CPUs, cgroup quotas).
+    /// sysfs: AMD/Intel GPU cards (`class/drm`) and the CPU estimate's platform detection (DMI,
+    /// online CPUs, cgroup quotas).
     pub sysfs_root: PathBuf,
     /// Use NVML at all.
     pub nvml: bool,
@@ -151,17 +171,35 @@ impl Sampler {
         let procs = procfs::ProcFs::new(cfg.proc_root.clone());
         let cpu = powercap::cpu_source(&cfg.powercap_root, &cfg.proc_root, &cfg.sysfs_root, &cfg.estimate);
         let mut notices = Vec::new();
-        let gpu: Option<Box<dyn GpuSource>> = if cfg.nvml {
+        let mut gpus: Vec<Box<dyn GpuSource>> = Vec::new();
+        let mut nvml_count = 0;
+        if cfg.nvml {
             match nvml::NvmlSource::open(cfg.nvml_library.as_deref()) {
-                Ok(s) => Some(Box::new(s)),
-                Err(why) => {
-                    notices.push(why);
-                    None
+                Ok(s) => {
+                    nvml_count = s.device_count();
+                    gpus.push(Box::new(s));
                 }
+                Err(why) => notices.push(why),
             }
         } else {
             notices.push("NVML disabled in config ([sources] nvml = false): CPU only".into());
-            None
+        }
+        // AMD and Intel cards number after NVML's; NVIDIA cards in sysfs are left to NVML.
+        if let Some(d) = drm::DrmSource::open(&cfg.sysfs_root, &cfg.proc_root, nvml_count, !gpus.is_empty()) {
+            if d.card_count() > 0 {
+                // "no NVIDIA driver: CPU only" is not the whole story with AMD or Intel cards.
+                for n in &mut notices {
+                    if let Some(head) = n.strip_suffix(": CPU only") {
+                        *n = format!("{head}: AMD/Intel GPUs only");
+                    }
+                }
+            }
+            gpus.push(Box::new(d));
+        }
+        let gpu: Option<Box<dyn GpuSource>> = match gpus.len() {
+            0 => None,
+            1 => gpus.pop(),
+            _ => Some(Box::new(GpuChain(gpus))),
         };
         let mut s = Sampler::new(Box::new(procs), cpu, gpu);
         s.notices = notices;
@@ -531,6 +569,22 @@ mod tests {
             t.elapsed() < Duration::from_millis(100),
             "stop is honoured at once"
         );
+    }
+
+    /// NVML's GPUs and DRM's cards read as one source, NVML's first, counters from both.
+    #[test]
+    fn a_gpu_chain_reads_every_source_in_order() {
+        let (drm, polls) = live(100.0, None);
+        let mut chain = GpuChain(vec![Box::new(Gpu(vec![10])), Box::new(drm)]);
+        let ids: Vec<String> = chain.read().into_iter().map(|d| d.id).collect();
+        assert_eq!(
+            ids,
+            ["gpu0", "gpu0"].map(String::from),
+            "ids are the sources' own"
+        );
+        let counters = chain.read_counters();
+        assert_eq!(counters.len(), 1, "the fake NVML GPU has no counter");
+        assert_eq!(polls.load(AtomicOrdering::Relaxed), 1);
     }
 
     #[test]

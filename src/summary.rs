@@ -155,6 +155,13 @@ pub struct DeviceSummary {
     pub id: String,
     pub kind: String,
     pub name: String,
+    /// "NVIDIA", "AMD", "Intel" (absent when unknown, and in summaries written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// Where the energy comes from: "NVML", "hwmon energy", "hwmon power", "RAPL powercap",
+    /// "estimate", "in CPU package" (absent when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Whole device, joules: = Σ processes + idle + unattributed.
     pub energy_j: f64,
     pub idle_j: f64,
@@ -519,6 +526,8 @@ pub fn build(
             id: d.id.clone(),
             kind: d.kind.as_str().into(),
             name: d.name.clone(),
+            vendor: d.last.vendor.clone(),
+            source: d.last.source.clone(),
             energy_j: d.energy_j,
             idle_j: d.idle_j,
             unattributed_j: d.unattributed_j,

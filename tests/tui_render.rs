@@ -494,3 +494,72 @@ fn layout_sweep() {
         }
     });
 }
+
+/// Issue 14 item 6: the device strip names the vendor and where the energy comes from.
+#[test]
+fn device_strip_names_vendor_and_source() {
+    let mut app = App::new(
+        &Settings::default(),
+        ViewOptions {
+            host: "amd01".into(),
+            color: false,
+            ascii: false,
+            can_export: true,
+        },
+    );
+    let train = info("train", "python train.py", "ana", "/user.slice", None);
+    for i in 0..3u64 {
+        let t = i as f64;
+        let mut gpu = DeviceReading::new("gpu0", DeviceKind::Gpu, "Radeon Pro W7900 (amdgpu)");
+        gpu.vendor = Some("AMD".into());
+        gpu.source = Some("hwmon energy".into());
+        gpu.energy = Some(EnergyCounter {
+            value_uj: i * 200_000_000,
+            wrap_uj: None,
+        });
+        gpu.power_limit_w = Some(295.0);
+        gpu.gpu_processes = vec![GpuProcess {
+            pid: 42,
+            used_mem_bytes: Some(4 * GIB),
+            sm_util_pct: Some(80.0),
+            ..Default::default()
+        }];
+        let mut cpu = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0");
+        cpu.source = Some("RAPL powercap".into());
+        cpu.energy = Some(EnergyCounter {
+            value_uj: i * 30_000_000,
+            wrap_uj: Some(262_143_328_850),
+        });
+        app.update(Msg::Sample(Box::new(Sample {
+            mono_s: t,
+            wall_ms: 1_700_000_000_000 + (t * 1000.0) as i64,
+            uptime_s: Some(1000.0 + t),
+            ticks_per_s: 100,
+            cpu_times: Some(CpuTimes {
+                busy: i * 100,
+                idle: i * 100,
+            }),
+            processes: vec![proc_(42, 1, i * 50, &train)],
+            devices: vec![gpu, cpu],
+        })));
+    }
+    let term = screen(&app, 140, 30);
+    let text: String = term
+        .backend()
+        .buffer()
+        .content()
+        .chunks(140)
+        .map(|row| row.iter().map(|c| c.symbol()).collect::<String>() + "\n")
+        .collect();
+    let gpu_line = text
+        .lines()
+        .find(|l| l.starts_with("GPU0"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(gpu_line.contains("AMD Radeon"), "{gpu_line}");
+    assert!(gpu_line.contains("measured (hwmon energy)"), "{gpu_line}");
+    let cpu_line = text
+        .lines()
+        .find(|l| l.starts_with("CPU0"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(cpu_line.contains("measured (RAPL powercap)"), "{cpu_line}");
+}

@@ -40,6 +40,10 @@ pub struct DeviceRow {
     pub id: String,
     pub kind: &'static str,
     pub name: String,
+    /// "NVIDIA", "AMD", "Intel"; "" when unknown.
+    pub vendor: String,
+    /// "NVML", "hwmon energy", "hwmon power", "RAPL powercap", "estimate", …; "" when unknown.
+    pub source: String,
     pub provenance: &'static str,
     /// Average over the last interval; `None` when unavailable (the gauge is then left out).
     pub power_w: Option<f64>,
@@ -261,6 +265,8 @@ impl Exporter {
                 id: label(&d.id),
                 kind: d.kind.as_str(),
                 name: label(&d.name),
+                vendor: label(d.last.vendor.as_deref().unwrap_or("")),
+                source: label(d.last.source.as_deref().unwrap_or("")),
                 provenance: d.provenance.as_str(),
                 power_w: d.power_w,
                 power_limit_w: d.last.power_limit_w,
@@ -436,6 +442,18 @@ impl Collector for ViewCollector {
             v.devices
                 .iter()
                 .map(|d| gauge(dev_labels(d), if d.up { 1.0 } else { 0.0 })),
+        )?;
+        family(
+            &mut enc,
+            "device_info",
+            "1 per device, labelled with its vendor and where its energy comes from (one series per device)",
+            g,
+            v.devices.iter().map(|d| {
+                let mut l = dev_labels(d);
+                l.push(("vendor", d.vendor.as_str()));
+                l.push(("source", d.source.as_str()));
+                gauge(l, 1.0)
+            }),
         )?;
         family(
             &mut enc,

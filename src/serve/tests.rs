@@ -167,6 +167,8 @@ fn exposition_has_the_documented_families_and_escapes_hostile_labels() {
     let mut ex = Exporter::new(5);
     let hostile = "a\"b\\c\nd\u{1b}[31mred\u{7}";
     let mut gpu = DeviceReading::new("gpu0", DeviceKind::Gpu, "H100 \"fake\"");
+    gpu.vendor = Some("AMD".into());
+    gpu.source = Some("hwmon power".into());
     gpu.power_w = Some(100.0);
     gpu.gpu_processes = vec![GpuProcess {
         pid: 20,
@@ -193,6 +195,7 @@ fn exposition_has_the_documented_families_and_escapes_hostile_labels() {
         "kwtop_co2e_grams_total",
         "kwtop_grid_intensity_grams_per_kwh",
         "kwtop_idle_holder_wasted_joules_total",
+        "kwtop_device_info",
     ] {
         assert!(
             text.contains(&format!("\n{fam}")) || text.starts_with(fam),
@@ -210,6 +213,23 @@ fn exposition_has_the_documented_families_and_escapes_hostile_labels() {
         value.parse::<f64>().unwrap();
     }
     assert!(text.contains("pid=\"20\""), "{text}");
+    // Vendor and source once per device, on the info series only (other series keep their labels).
+    let info = value(
+        &text,
+        "kwtop_device_info",
+        &[("device", "gpu0"), ("vendor", "AMD"), ("source", "hwmon power")],
+    );
+    assert_eq!(info, Some(1.0), "{text}");
+    assert_eq!(
+        text.matches("kwtop_device_info{").count(),
+        2,
+        "one series per device"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("kwtop_device_power_watts") && l.contains("vendor="))
+    );
     assert!(text.contains("name=\"H100 \\\"fake\\\"\""), "{text}");
 }
 
@@ -225,6 +245,8 @@ fn sanitized_label_keeps_quotes_and_backslashes_escaped() {
             id: "cpu0".into(),
             kind: "cpu",
             name: "p".into(),
+            vendor: String::new(),
+            source: String::new(),
             provenance: "measured",
             power_w: Some(1.0),
             power_limit_w: None,

@@ -210,9 +210,22 @@ pub fn assume(cpu: &CpuInfo, plat: &Platform, cfg: &EstimateConfig) -> Assumptio
     )
 }
 
+/// A CPU vendor as people say it: `GenuineIntel` → "Intel", `AuthenticAMD` → "AMD", arm64's
+/// implementer `0x41` → "Arm"; anything else as written (sanitized).
+pub fn cpu_vendor(raw: &str) -> String {
+    match raw {
+        "GenuineIntel" => "Intel".into(),
+        "AuthenticAMD" | "HygonGenuine" => "AMD".into(),
+        "0x41" => "Arm".into(),
+        other => crate::sanitize::sanitize_str(other, 24),
+    }
+}
+
 /// Emits one estimated CPU device.
 pub struct EstimateSource {
     name: String,
+    /// "Intel", "AMD", "Arm" from `/proc/cpuinfo`, when it says.
+    vendor: Option<String>,
     estimate: CpuEstimate,
     assumption: Assumption,
     notices: Vec<String>,
@@ -233,6 +246,7 @@ impl EstimateSource {
         let model_name = cpu.model_name.as_deref().unwrap_or("unknown CPU");
         EstimateSource {
             name: crate::sanitize::sanitize_str(&format!("{model_name}, ~ {}", a.label), 160),
+            vendor: cpu.vendor.as_deref().map(cpu_vendor),
             estimate: CpuEstimate {
                 tdp_w: a.tdp_w,
                 idle_fraction: a.idle_fraction,
@@ -269,6 +283,8 @@ impl EstimateSource {
 impl CpuEnergySource for EstimateSource {
     fn read(&mut self) -> Vec<DeviceReading> {
         let mut r = DeviceReading::new("cpu0", DeviceKind::Cpu, self.name.clone());
+        r.vendor = self.vendor.clone();
+        r.source = Some("estimate".into());
         r.estimate = Some(self.estimate.clone());
         r.power_limit_w = Some(self.estimate.tdp_w);
         vec![r]

@@ -108,11 +108,18 @@ impl NvmlSource {
         })
     }
 
+    /// How many GPUs NVML reports (they are `gpu0` … `gpu{n-1}`; other GPU sources number after them).
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
     fn read_device(&mut self, i: usize) -> DeviceReading {
         let Some(st) = self.devices.get_mut(i) else {
             return DeviceReading::new(format!("gpu{i}"), DeviceKind::Gpu, format!("GPU {i}"));
         };
         let mut r = DeviceReading::new(format!("gpu{i}"), DeviceKind::Gpu, st.name.clone());
+        r.vendor = Some("NVIDIA".into());
+        r.source = Some("NVML".into());
         let dev = match self.nvml.device_by_index(i as u32) {
             Ok(d) => d,
             Err(e) => {

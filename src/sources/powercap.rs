@@ -159,6 +159,7 @@ impl CpuEnergySource for RaplSource {
         let mut out: Vec<DeviceReading> = self.primary.as_mut().map(|p| p.read()).unwrap_or_default();
         out.extend(self.zones.iter().map(|z| {
             let mut r = DeviceReading::new(z.id.clone(), z.kind, z.name.clone());
+            r.source = Some("RAPL powercap".into());
             match counter_read(z) {
                 Ok(c) => r.energy = Some(c),
                 Err(why) => r.error = Some(why),

@@ -160,13 +160,16 @@ pub fn render(doc: &SummaryDoc, top: usize) -> String {
             s,
             "| {} | {} | {mark}{} | {scope}{} | {} | {} | {} | {} | {} |",
             code(&d.id),
-            code(&d.name),
+            code(&crate::sample::vendor_name(d.vendor.as_deref(), &d.name)),
             units::energy(d.energy_j),
             units::energy(d.idle_j),
             units::energy(d.unattributed_j),
             units::power(d.avg_power_w),
             units::power(d.peak_power_w),
-            d.provenance,
+            match &d.source {
+                Some(src) => format!("{} ({})", d.provenance, code(src)),
+                None => d.provenance.clone(),
+            },
             code(&d.status)
         );
     }

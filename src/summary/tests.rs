@@ -340,3 +340,44 @@ fn summary_without_per_gpu_fields_still_parses() {
     assert_eq!(back.idle_holders[0].device, "");
     assert!(render(&back, Format::Md).contains("| 5 | `bob` | `jupyter` | `?` |"));
 }
+
+/// Issue 14 item 6: the summary names each device's vendor and source, in JSON and markdown.
+#[test]
+fn devices_carry_vendor_and_source() {
+    let mut e = Engine::new(&Settings::default());
+    for i in 0..3 {
+        let mut s = gpu_sample(i, Vec::new(), Vec::new());
+        let g = &mut s.devices[0];
+        g.name = "GPU 0x744c (amdgpu)".into();
+        g.vendor = Some("AMD".into());
+        g.source = Some("hwmon energy".into());
+        e.push(s);
+    }
+    let doc = build(
+        &e.ledger,
+        &ImpactParams::default(),
+        "h",
+        &[],
+        &SummaryOptions::default(),
+    );
+    let d = &doc.devices[0];
+    assert_eq!(
+        (d.vendor.as_deref(), d.source.as_deref()),
+        (Some("AMD"), Some("hwmon energy"))
+    );
+    let json = render(&doc, Format::Json);
+    assert!(
+        json.contains("\"vendor\": \"AMD\"") || json.contains("\"vendor\":\"AMD\""),
+        "{json}"
+    );
+    assert_eq!(parse_json(&json).expect("parses"), doc);
+    let md = render(&doc, Format::Md);
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| `gpu0`"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(
+        row.contains("AMD GPU 0x744c (amdgpu)") && row.contains("measured (`hwmon energy`)"),
+        "{row}"
+    );
+}

@@ -180,7 +180,8 @@ fn device_line<'a>(app: &App, d: &DeviceTotals, width: u16, t: &Theme) -> Line<'
         .and_then(|a| d.name.strip_suffix(a))
         .and_then(|s| s.strip_suffix(", ~ "))
         .unwrap_or(&d.name);
-    let name = fit(&clean(short, t.ascii), name_w, t.ascii);
+    let short = crate::sample::vendor_name(d.last.vendor.as_deref(), short);
+    let name = fit(&clean(&short, t.ascii), name_w, t.ascii);
     let mut spans = vec![
         Span::styled(format!("{label:<5} "), t.title()),
         Span::raw(format!("{name:<name_w$} ")),
@@ -246,7 +247,11 @@ fn device_line<'a>(app: &App, d: &DeviceTotals, width: u16, t: &Theme) -> Line<'
             Some(a) => Span::styled(format!("  ~ {}", clean(a, false)), t.estimated()),
             None => Span::styled("  ~estimated", t.estimated()),
         },
-        (p, None) => Span::styled(format!("  {}", p.as_str()), t.dim()),
+        (p, None) => match &d.last.source {
+            // "measured (NVML)", "integrated (hwmon power)": how and from what.
+            Some(src) => Span::styled(format!("  {} ({})", p.as_str(), clean(src, t.ascii)), t.dim()),
+            None => Span::styled(format!("  {}", p.as_str()), t.dim()),
+        },
     };
     spans.push(prov);
     if d.kind == DeviceKind::Gpu {
