@@ -142,6 +142,9 @@ pub struct Sampler {
     counters: counters::CounterTracker,
     /// When counters were last read (by a sample or a poll).
     counters_read_at: Instant,
+    /// The CPU's vendor ("Intel", "AMD", "Arm") from `/proc/cpuinfo`, for CPU and DRAM readings
+    /// whose source does not name one (RAPL, perf_event).
+    cpu_vendor: Option<String>,
 }
 
 /// Longest sleep of [`Sampler::wait_until`] between looks at its stop condition.
@@ -163,6 +166,7 @@ impl Sampler {
             pidns_missing: Vec::new(),
             counters: counters::CounterTracker::new(),
             counters_read_at: Instant::now(),
+            cpu_vendor: None,
         }
     }
 
@@ -171,6 +175,10 @@ impl Sampler {
         let procs = procfs::ProcFs::new(cfg.proc_root.clone());
         let cpu = powercap::cpu_source(&cfg.powercap_root, &cfg.proc_root, &cfg.sysfs_root, &cfg.estimate);
         let mut notices = Vec::new();
+        let cpu_vendor = std::fs::read(cfg.proc_root.join("cpuinfo"))
+            .ok()
+            .and_then(|b| estimate::cpuinfo::parse(&String::from_utf8_lossy(&b)).vendor)
+            .map(|v| estimate::cpu_vendor(&v));
         let mut gpus: Vec<Box<dyn GpuSource>> = Vec::new();
         let mut nvml_count = 0;
         if cfg.nvml {
@@ -203,6 +211,7 @@ impl Sampler {
         };
         let mut s = Sampler::new(Box::new(procs), cpu, gpu);
         s.notices = notices;
+        s.cpu_vendor = cpu_vendor;
         s
     }
 
@@ -222,6 +231,9 @@ impl Sampler {
         let at = self.origin.elapsed().as_secs_f64();
         for mut r in read {
             self.counters.apply(&mut r, at);
+            if r.vendor.is_none() {
+                r.vendor.clone_from(&self.cpu_vendor);
+            }
             devices.push(r);
         }
         self.counters_read_at = Instant::now();
@@ -538,6 +550,16 @@ mod tests {
         let b = s.sample();
         let watts = (energy_uj(&b, "cpu0") - energy_uj(&a, "cpu0")) as f64 * 1e-6 / (b.mono_s - a.mono_s);
         assert!((watts - 100.0).abs() < 5.0, "{watts} W for a 100 W counter");
+    }
+
+    /// CPU readings whose source does not name a vendor (RAPL, perf_event) get the CPU's.
+    #[test]
+    fn cpu_readings_name_the_cpu_vendor() {
+        let (cpu, _) = live(10.0, None);
+        let mut s = Sampler::new(Box::new(Procs(vec![])), Box::new(cpu), None);
+        s.cpu_vendor = Some("Intel".into());
+        let r = s.sample();
+        assert_eq!(r.devices[0].vendor.as_deref(), Some("Intel"));
     }
 
     /// With the interval no longer than the poll period nothing extra is read, whatever the device.

@@ -177,6 +177,8 @@ impl CpuEnergySource for AmdEnergySource {
             .iter()
             .map(|s| {
                 let mut r = DeviceReading::new(s.id.clone(), DeviceKind::Cpu, s.name.clone());
+                r.vendor = Some("AMD".into());
+                r.source = Some("amd_energy".into());
                 match read_counter(s) {
                     Ok(c) => r.energy = Some(c),
                     Err(why) => r.error = Some(format!("amd_energy read failed: {why}")),

@@ -20,7 +20,7 @@
 //! +174 kB of release binary and +0.3 MB peak RSS (sysinfo 0.40.4, `system` feature only) for the
 //! two values it would give.
 
-mod cpuinfo;
+pub(crate) mod cpuinfo;
 mod microarch;
 mod platform;
 mod tables;

@@ -320,6 +320,7 @@ impl CpuEnergySource for PerfRaplSource {
             .iter_mut()
             .map(|c| {
                 let mut r = DeviceReading::new(c.id.clone(), c.kind, c.name.clone());
+                r.source = Some("perf_event".into());
                 match c.counter() {
                     Ok(e) => r.energy = Some(e),
                     Err(why) => r.error = Some(why),
