@@ -144,8 +144,11 @@ fn snapshot_shows_the_amd_card_its_vendor_and_source_and_each_process_share() {
     assert_eq!(gpu["power_limit_w"], 300.0);
     let dt = doc["interval_s"].as_f64().unwrap();
     let e = gpu["energy_j"].as_f64().unwrap();
+    // The fixture's counter is only as fresh as its writer thread's last pass (every 20 ms, and
+    // later when the machine is busy): 20 % bounds that, while a booked interval that was wrong by
+    // a whole counter (or zero) would still fail.
     assert!(
-        (e - WATTS * dt).abs() <= 0.1 * WATTS * dt,
+        (e - WATTS * dt).abs() <= 0.2 * WATTS * dt,
         "{e} J over {dt} s at {WATTS} W"
     );
     let cpu = doc["devices"]
