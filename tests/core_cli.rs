@@ -104,12 +104,14 @@ fn snapshot_finds_a_cpu_bound_process_and_conserves_energy() {
     assert_eq!(doc["schema"], "kwtop.snapshot/1");
     conservation(&doc);
 
-    let top = &doc["processes"][0];
-    assert_eq!(
-        top["pid"].as_u64(),
-        Some(u64::from(pid)),
-        "busy loop must be the top consumer: {top}"
-    );
+    // Found by pid, not as the top row: on a shared machine (CI, other jobs) another process may
+    // out-consume the loop. What must hold is that its energy share matches its CPU time share.
+    let top = doc["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"].as_u64() == Some(u64::from(pid)))
+        .unwrap_or_else(|| panic!("busy loop {pid} not in the snapshot: {doc}"));
     let cpu = doc["devices"]
         .as_array()
         .unwrap()
