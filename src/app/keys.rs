@@ -18,10 +18,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("g", "group: process, tree, user, command, container, Slurm job"),
     ("t", "process tree grouping on / off"),
     ("x", "exited processes: one row each / one summary row"),
-    (
-        "K",
-        "kernel threads and processes with no energy yet: hidden / shown",
-    ),
+    ("K", "hide / show kernel threads and 0 J processes"),
     ("w  W", "history window longer / shorter"),
     ("c", "equivalent column: phone charges, household hours, car km"),
     ("p  Space", "pause the display (accounting continues)"),

@@ -262,12 +262,15 @@ pub fn build_counted(app: &App) -> (Vec<Row>, Hidden) {
             kernel.user = "kernel".into();
             kernel.dev = "cpu".into();
             kernel.state = "hidden".into();
-            kernel.command = format!("({} kernel threads; K shows them)", hidden.kernel_threads);
+            let n = hidden.kernel_threads;
+            let s = if n == 1 { "" } else { "s" };
+            kernel.command = format!("({n} kernel thread{s}; K shows them)");
             rows.push(kernel);
         }
         if n_exited > 0 {
             exited.state = "exited".into();
-            exited.command = format!("({n_exited} exited processes; x expands)");
+            let es = if n_exited == 1 { "" } else { "es" };
+            exited.command = format!("({n_exited} exited process{es}; x expands)");
             rows.push(exited);
         }
     } else {

@@ -318,7 +318,7 @@ pub(super) fn draw_help(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
         "IDLE 42m gpu1: holds memory at ~0 % SM on gpu1 that long ([idle_holder])",
     ));
     lines.push(Line::raw(
-        "Hidden until K: kernel threads and processes with no energy yet; the kernel threads' energy stays in the pinned `hidden` row",
+        "K: kernel threads, 0 J processes hidden; kernel J kept in the `hidden` row",
     ));
     lines.push(Line::raw(match app.impact.facility_differs() {
         Some(pue) => {
