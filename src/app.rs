@@ -20,7 +20,7 @@ use crate::impact::ImpactParams;
 use crate::ledger::{GroupBy, Ledger};
 use crate::sample::{DeviceKind, ProcKey, Sample};
 
-pub use rows::{Column, Row, RowId, RowKind};
+pub use rows::{Column, Hidden, Row, RowId, RowKind};
 
 /// History windows selectable with `w` / `W`, seconds.
 pub const WINDOWS_S: [f64; 8] = [
@@ -142,6 +142,8 @@ pub struct UiState {
     pub equiv: Equiv,
     /// Show exited processes as their own rows instead of one summary row (`x`).
     pub show_exited: bool,
+    /// Show kernel threads and processes with no energy yet (`K`; hidden by default).
+    pub show_hidden: bool,
 }
 
 impl Default for UiState {
@@ -158,6 +160,7 @@ impl Default for UiState {
             window: DEFAULT_WINDOW,
             equiv: Equiv::Phone,
             show_exited: false,
+            show_hidden: false,
         }
     }
 }

@@ -437,14 +437,90 @@ fn keys_sort_filter_group_detail_help() {
 #[test]
 fn table_energy_sums_to_total() {
     for name in ["gpu-idle-holder.jsonl", "cpu-estimate.jsonl"] {
-        let app = app_from(name, true, false);
-        let sum: f64 = app.rows().iter().map(|r| r.energy_j).sum();
-        let total = app.ledger().total_energy_j();
-        assert!(
-            (sum - total).abs() <= 1e-6 * total.max(1.0),
-            "{name}: rows {sum} vs total {total}"
-        );
+        let mut app = app_from(name, true, false);
+        // Rows hidden by default (kernel threads, no energy yet) and shown with K.
+        for _ in 0..2 {
+            let sum: f64 = app.rows().iter().map(|r| r.energy_j).sum();
+            let total = app.ledger().total_energy_j();
+            assert!(
+                (sum - total).abs() <= 1e-6 * total.max(1.0),
+                "{name} (show hidden {}): rows {sum} vs total {total}",
+                app.ui.show_hidden
+            );
+            key(&mut app, KeyCode::Char('K'));
+        }
     }
+}
+
+/// Issue 15 item 3: the laptop's kworker (a child of kthreadd, no command line) is hidden, its
+/// energy summed in the pinned `hidden` row; the title says so; K lists it again.
+#[test]
+fn kernel_threads_hidden_until_k() {
+    let mut app = app_from("cpu-estimate.jsonl", false, false);
+    let rows = app.rows();
+    assert!(rows.iter().all(|r| r.pid != "15"), "kworker hidden");
+    let hidden = rows
+        .iter()
+        .find(|r| r.kind == kwtop::app::RowKind::Hidden)
+        .expect("a hidden row with the kworker's energy");
+    assert!(hidden.energy_j > 0.0);
+    insta::assert_snapshot!("cpu_hidden_80x24", screen(&app, 80, 24).backend());
+    key(&mut app, KeyCode::Char('K'));
+    assert!(
+        app.rows()
+            .iter()
+            .any(|r| r.pid == "15" && r.command == "[kworker/0:1]")
+    );
+    assert!(app.rows().iter().all(|r| r.kind != kwtop::app::RowKind::Hidden));
+    insta::assert_snapshot!("cpu_shown_120x40", screen(&app, 120, 40).backend());
+}
+
+/// Issue 15 item 9: in the detail view every figure from the CPU estimate carries `~`.
+#[test]
+fn detail_view_marks_estimated_figures() {
+    let mut app = app_from("cpu-estimate.jsonl", false, false);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Enter);
+    assert!(app.ui.detail);
+    let term = screen(&app, 120, 40);
+    insta::assert_snapshot!("cpu_detail_estimated_120x40", term.backend());
+    let text: String = term
+        .backend()
+        .buffer()
+        .content()
+        .chunks(120)
+        .map(|row| row.iter().map(|c| c.symbol()).collect::<String>() + "\n")
+        .collect();
+    let line = |k: &str| {
+        text.lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_else(|| panic!("no {k} line in\n{text}"))
+            .to_string()
+    };
+    let power = line("power");
+    assert_eq!(power.matches("~").count(), 3, "now, avg, peak: {power}");
+    assert!(line("energy").contains(" ~"), "{}", line("energy"));
+    assert!(line("by device").contains("cpu0 ~"), "{}", line("by device"));
+    let impact = line("impact");
+    assert_eq!(
+        impact.matches("~").count(),
+        4,
+        "CO2e and three equivalents: {impact}"
+    );
+    assert!(text.contains("~ = estimated"));
+    // A measured (RAPL, NVML) process carries none.
+    let mut gpu = app_from("gpu-idle-holder.jsonl", false, false);
+    key(&mut gpu, KeyCode::Down);
+    key(&mut gpu, KeyCode::Enter);
+    let term = screen(&gpu, 120, 40);
+    let text: String = term
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(!text.contains("~"), "nothing estimated on the GPU node");
 }
 
 fn assert_inside(app: &App, w: u16, h: u16) {

@@ -18,6 +18,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("g", "group: process, tree, user, command, container, Slurm job"),
     ("t", "process tree grouping on / off"),
     ("x", "exited processes: one row each / one summary row"),
+    ("K", "hide / show kernel threads and 0 J processes"),
     ("w  W", "history window longer / shorter"),
     ("c", "equivalent column: phone charges, household hours, car km"),
     ("p  Space", "pause the display (accounting continues)"),
@@ -92,6 +93,7 @@ impl App {
                 self.ui.detail = false;
             }
             KeyCode::Char('x') => self.ui.show_exited = !self.ui.show_exited,
+            KeyCode::Char('K') => self.ui.show_hidden = !self.ui.show_hidden,
             KeyCode::Char('w') | KeyCode::Char('+') => {
                 self.ui.window = (self.ui.window + 1).min(WINDOWS_S.len() - 1);
             }

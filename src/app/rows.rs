@@ -1,13 +1,19 @@
 //! The process table's rows: filtered, grouped and sorted from the ledger, with the idle and
 //! unattributed rows last so the ENERGY column always sums to the session total.
 //!
+//! Less noise (`K` toggles): by default a process row is hidden when it is a kernel thread
+//! ([`is_kernel_thread`]) or has no energy yet (0 J; a GPU holder always shows). Hidden rows
+//! never lose energy: a hidden kernel thread's joules go to a pinned `hidden` row, and a process
+//! hidden for having none adds nothing. In the other groupings the kernel-thread rule does not
+//! apply (a group is a total over its members); groups with no energy yet are hidden.
+//!
 //! Pure over an [`App`]; strings come from the ledger already sanitized by the sources and are
 //! sanitized again when drawn.
 
 use std::cmp::Ordering;
 
 use super::App;
-use crate::ledger::{GroupBy, ProcEntry, ProcState};
+use crate::ledger::{GroupBy, Ledger, ProcEntry, ProcState};
 use crate::sample::{DeviceKind, ProcKey, Provenance};
 
 /// Columns of the process table, in display order.
@@ -74,6 +80,8 @@ pub enum RowId {
     Proc(ProcKey),
     Group(String),
     Exited,
+    /// Hidden kernel threads' energy, summed (`K` shows them).
+    Hidden,
     Idle,
     Unattributed,
 }
@@ -84,6 +92,8 @@ pub enum RowKind {
     Group,
     /// Exited processes summarised in one row (or the folded ones).
     Exited,
+    /// Kernel threads hidden from the table, their energy summed in one row.
+    Hidden,
     Idle,
     Unattributed,
 }
@@ -138,34 +148,103 @@ impl Row {
     }
 }
 
+/// Why a row is left out of the table while hidden rows are not shown (`K`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HideReason {
+    KernelThread,
+    /// No energy yet (0 J) and no GPU context.
+    NoEnergy,
+}
+
+/// The rows the table leaves out (or, while `K` shows them, would leave out).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Hidden {
+    pub kernel_threads: usize,
+    pub no_energy: usize,
+    /// Their energy, joules (all of it from kernel threads: the others have none).
+    pub energy_j: f64,
+    /// `K` pressed: they are shown as ordinary rows.
+    pub shown: bool,
+}
+
+impl Hidden {
+    pub fn count(&self) -> usize {
+        self.kernel_threads + self.no_energy
+    }
+}
+
+/// A kernel thread: kthreadd (pid 2) or a child of it, with an empty command line.
+///
+/// `/proc/PID/cmdline` is empty for every kernel thread but also for a zombie or a process
+/// caught mid-exit; those have a user-space parent, so the parent rules them out. Every kernel
+/// thread is started by kthreadd, pid 2 in the initial pid namespace; inside a container's own
+/// pid namespace no kernel thread is visible at all (there, a zombie child of the container's
+/// pid 2 would count as one: its energy still lands in the `hidden` row, never lost).
+pub fn is_kernel_thread(pid: u32, ppid: u32, cmdline: &str) -> bool {
+    cmdline.is_empty() && (pid == 2 || ppid == 2)
+}
+
+/// Why `e` is hidden by default, if it is. A GPU context holder is never hidden for having no
+/// energy yet (it is charged from its first interval on).
+pub fn hide_reason(e: &ProcEntry, view: &super::View) -> Option<HideReason> {
+    if is_kernel_thread(e.key.pid, e.ppid, &e.info.cmdline) {
+        Some(HideReason::KernelThread)
+    } else if e.energy_j <= 0.0 && !view.gpu_of.contains_key(&e.key.pid) {
+        Some(HideReason::NoEnergy)
+    } else {
+        None
+    }
+}
+
+/// Whether any of `by_dev`'s energy (joules indexed like [`Ledger::devices`]) comes from an
+/// estimated device: the test behind every `~` in the table and the detail view. `cpu_only`:
+/// count only CPU-side devices (the CPU W column).
+pub fn any_estimated(ledger: &Ledger, by_dev: &[f64], cpu_only: bool) -> bool {
+    ledger.devices.iter().zip(by_dev).any(|(d, j)| {
+        *j > 0.0 && d.provenance == Provenance::Estimated && (!cpu_only || d.kind != DeviceKind::Gpu)
+    })
+}
+
 /// Build the table rows of `app` as shown now.
 pub fn build(app: &App) -> Vec<Row> {
+    build_counted(app).0
+}
+
+/// The table rows and what is hidden from them.
+pub fn build_counted(app: &App) -> (Vec<Row>, Hidden) {
     let ledger = app.ledger();
     let view = app.shown();
     let filter = app.ui.filter.to_lowercase();
-    let est: Vec<bool> = ledger
-        .devices
-        .iter()
-        .map(|d| d.provenance == Provenance::Estimated)
-        .collect();
-    let is_cpu: Vec<bool> = ledger.devices.iter().map(|d| d.kind != DeviceKind::Gpu).collect();
-    let any_est = |by_dev: &[f64], cpu_only: bool| {
-        by_dev
-            .iter()
-            .enumerate()
-            .any(|(i, j)| *j > 0.0 && est.get(i).copied().unwrap_or(false) && (!cpu_only || is_cpu[i]))
+    let any_est = |by_dev: &[f64], cpu_only: bool| any_estimated(ledger, by_dev, cpu_only);
+    let mut hidden = Hidden {
+        shown: app.ui.show_hidden,
+        ..Hidden::default()
     };
 
     let mut rows: Vec<Row> = Vec::new();
     if app.ui.group == GroupBy::Process {
         let mut exited = Row::blank(RowId::Exited, RowKind::Exited);
         let mut n_exited: u64 = 0;
+        let mut kernel = Row::blank(RowId::Hidden, RowKind::Hidden);
         for e in ledger.processes() {
             if e.state == ProcState::Exited && !app.ui.show_exited {
                 n_exited += 1;
                 exited.energy_j += e.energy_j;
                 exited.estimated |= any_est(&e.energy_by_dev, false);
                 continue;
+            }
+            if let Some(why) = hide_reason(e, view) {
+                match why {
+                    HideReason::KernelThread => hidden.kernel_threads += 1,
+                    HideReason::NoEnergy => hidden.no_energy += 1,
+                }
+                hidden.energy_j += e.energy_j;
+                if !hidden.shown {
+                    kernel.energy_j += e.energy_j;
+                    kernel.total_w += e.power_w;
+                    kernel.estimated |= any_est(&e.energy_by_dev, false);
+                    continue;
+                }
             }
             let row = process_row(e, view, &any_est);
             if matches_filter(&row, &filter) {
@@ -178,13 +257,31 @@ pub fn build(app: &App) -> Vec<Row> {
             exited.estimated |= any_est(&f.energy_by_dev, false);
         }
         sort(&mut rows, app.ui.sort, app.ui.reverse);
+        // Only kernel threads carry energy into the hidden set; the row keeps the table's sum.
+        if kernel.energy_j > 0.0 || kernel.total_w > 0.0 {
+            kernel.user = "kernel".into();
+            kernel.dev = "cpu".into();
+            kernel.state = "hidden".into();
+            let n = hidden.kernel_threads;
+            let s = if n == 1 { "" } else { "s" };
+            kernel.command = format!("({n} kernel thread{s}; K shows them)");
+            rows.push(kernel);
+        }
         if n_exited > 0 {
             exited.state = "exited".into();
-            exited.command = format!("({n_exited} exited processes; x expands)");
+            let es = if n_exited == 1 { "" } else { "es" };
+            exited.command = format!("({n_exited} exited process{es}; x expands)");
             rows.push(exited);
         }
     } else {
         for g in ledger.groups(app.ui.group) {
+            // No energy yet: nothing to lose by hiding it.
+            if g.energy_j <= 0.0 {
+                hidden.no_energy += 1;
+                if !hidden.shown {
+                    continue;
+                }
+            }
             let by_dev: Vec<f64> = g.energy_by_device_j.iter().map(|(_, j)| *j).collect();
             let mut row = Row::blank(RowId::Group(g.key.clone()), RowKind::Group);
             row.pid = format!("{}", g.processes);
@@ -223,7 +320,7 @@ pub fn build(app: &App) -> Vec<Row> {
         .any(|d| d.unattributed_j > 0.0 && d.provenance == Provenance::Estimated);
     rows.push(idle);
     rows.push(un);
-    rows
+    (rows, hidden)
 }
 
 fn process_row(e: &ProcEntry, view: &super::View, any_est: &dyn Fn(&[f64], bool) -> bool) -> Row {

@@ -129,3 +129,194 @@ fn notices_are_sanitized_and_bounded() {
     app.update(Msg::Notices((0..40).map(|i| format!("n{i}")).collect()));
     assert!(app.notices.len() <= 16);
 }
+
+/// A sample whose processes are (pid, ppid, ticks per interval, command line).
+fn sample_kt(i: u64, procs: &[(u32, u32, u64, &str)]) -> Sample {
+    let mut s = sample(i, &[]);
+    s.processes = procs
+        .iter()
+        .map(|&(pid, ppid, per_s, cmdline)| ProcessReading {
+            key: ProcKey { pid, starttime: 1 },
+            ppid,
+            cpu_ticks: i * per_s,
+            child_ticks: 0,
+            info: Arc::new(ProcInfo {
+                comm: format!("k{pid}"),
+                cmdline: cmdline.into(),
+                user: "root".into(),
+                ..Default::default()
+            }),
+        })
+        .collect();
+    s
+}
+
+/// kthreadd (2), a busy kworker (15), an idle kworker (16), a busy shell (100), an idle daemon
+/// (101) and a zombie-like process with no command line under a user parent (102, busy).
+const NOISY: &[(u32, u32, u64, &str)] = &[
+    (2, 0, 0, ""),
+    (15, 2, 20, ""),
+    (16, 2, 0, ""),
+    (100, 1, 50, "sh -c loop"),
+    (101, 1, 0, "sleepd"),
+    (102, 100, 5, ""),
+];
+
+fn noisy_app() -> App {
+    let mut app = App::new(&Settings::default(), ViewOptions::default());
+    for i in 0..4 {
+        app.update(Msg::Sample(Box::new(sample_kt(i, NOISY))));
+    }
+    app
+}
+
+/// Pids of the process rows, sorted as text.
+fn pids(rows: &[Row]) -> Vec<String> {
+    let mut p: Vec<String> = rows
+        .iter()
+        .filter(|r| r.kind == RowKind::Process)
+        .map(|r| r.pid.clone())
+        .collect();
+    p.sort_unstable();
+    p
+}
+
+fn assert_sums_to_total(app: &App) {
+    let sum: f64 = app.rows().iter().map(|r| r.energy_j).sum();
+    let total = app.ledger().total_energy_j();
+    assert!(total > 0.0);
+    assert!(
+        (sum - total).abs() <= 1e-9 * total,
+        "rows {sum} J vs total {total} J"
+    );
+}
+
+#[test]
+fn kernel_threads_are_children_of_kthreadd_without_a_command_line() {
+    assert!(rows::is_kernel_thread(2, 0, ""), "kthreadd");
+    assert!(rows::is_kernel_thread(15, 2, ""), "kworker");
+    assert!(
+        !rows::is_kernel_thread(15, 2, "fake --argv"),
+        "a user process under pid 2"
+    );
+    assert!(
+        !rows::is_kernel_thread(102, 100, ""),
+        "a zombie under a user process"
+    );
+    assert!(
+        !rows::is_kernel_thread(1, 0, ""),
+        "init with an unreadable command line"
+    );
+}
+
+#[test]
+fn kernel_threads_and_processes_without_energy_are_hidden_by_default() {
+    let mut app = noisy_app();
+    let (rows, hidden) = rows::build_counted(&app);
+    assert_eq!(pids(&rows), vec!["100", "102"]);
+    assert_eq!(hidden.kernel_threads, 3, "2, 15, 16");
+    assert_eq!(hidden.no_energy, 1, "101");
+    assert_eq!(hidden.count(), 4);
+    assert!(!hidden.shown);
+    // The busy kworker's energy is in the pinned `hidden` row, so the table still adds up.
+    let kernel_j = app
+        .ledger()
+        .processes()
+        .find(|e| e.key.pid == 15)
+        .unwrap()
+        .energy_j;
+    assert!(kernel_j > 0.0);
+    let hidden_row = rows.iter().find(|r| r.kind == RowKind::Hidden).unwrap();
+    assert_eq!(hidden_row.energy_j, kernel_j);
+    assert_eq!(hidden.energy_j, kernel_j);
+    assert!(
+        hidden_row.command.contains("3 kernel threads"),
+        "{}",
+        hidden_row.command
+    );
+    assert_sums_to_total(&app);
+
+    // K shows everything as ordinary rows, and the hidden row goes away; the sum still holds.
+    key(&mut app, KeyCode::Char('K'));
+    let (rows, hidden) = rows::build_counted(&app);
+    assert_eq!(pids(&rows), vec!["100", "101", "102", "15", "16", "2"]);
+    assert!(rows.iter().all(|r| r.kind != RowKind::Hidden));
+    assert!(hidden.shown);
+    assert_eq!(hidden.count(), 4, "still counted, for the title's `K hides 4`");
+    assert_sums_to_total(&app);
+    key(&mut app, KeyCode::Char('K'));
+    assert_eq!(pids(&app.rows()), vec!["100", "102"]);
+}
+
+#[test]
+fn without_kernel_energy_there_is_no_hidden_row() {
+    let quiet: Vec<_> = NOISY.iter().copied().filter(|p| p.0 != 15).collect();
+    let mut app = App::new(&Settings::default(), ViewOptions::default());
+    for i in 0..3 {
+        app.update(Msg::Sample(Box::new(sample_kt(i, &quiet))));
+    }
+    let (rows, hidden) = rows::build_counted(&app);
+    assert!(rows.iter().all(|r| r.kind != RowKind::Hidden));
+    assert_eq!(hidden.kernel_threads, 2);
+    assert_eq!(hidden.energy_j, 0.0);
+    assert_sums_to_total(&app);
+}
+
+#[test]
+fn a_process_gets_its_row_once_it_has_energy() {
+    let mut app = App::new(&Settings::default(), ViewOptions::default());
+    // Idle for two intervals, then busy.
+    for i in 0..3 {
+        app.update(Msg::Sample(Box::new(sample_kt(
+            i,
+            &[(100, 1, 10, "sh"), (101, 1, 0, "late")],
+        ))));
+    }
+    assert_eq!(pids(&app.rows()), vec!["100"]);
+    let mut s = sample_kt(3, &[(100, 1, 10, "sh"), (101, 1, 0, "late")]);
+    s.processes[1].cpu_ticks = 30;
+    app.update(Msg::Sample(Box::new(s)));
+    assert_eq!(pids(&app.rows()), vec!["100", "101"]);
+}
+
+#[test]
+fn filter_and_grouping_work_with_hidden_rows() {
+    let mut app = noisy_app();
+    key(&mut app, KeyCode::Char('/'));
+    key(&mut app, KeyCode::Char('k'));
+    key(&mut app, KeyCode::Enter);
+    // Hidden kernel threads do not come back through the filter (as in htop)...
+    assert_eq!(
+        pids(&app.rows()),
+        vec!["102"],
+        "[k102] matches, it is no kernel thread"
+    );
+    // ...until K shows them.
+    key(&mut app, KeyCode::Char('K'));
+    assert_eq!(
+        pids(&app.rows()),
+        vec!["102", "15", "16", "2"],
+        "comm k<pid> matches"
+    );
+    key(&mut app, KeyCode::Char('K'));
+    key(&mut app, KeyCode::Esc);
+    // Grouped by tree: groups with no energy yet are hidden, no kernel-thread rule; sum holds.
+    key(&mut app, KeyCode::Char('t'));
+    let (rows, hidden) = rows::build_counted(&app);
+    assert!(rows.iter().all(|r| r.kind != RowKind::Hidden));
+    assert!(
+        rows.iter()
+            .filter(|r| r.kind == RowKind::Group)
+            .all(|r| r.energy_j > 0.0)
+    );
+    assert_eq!(hidden.kernel_threads, 0);
+    assert!(hidden.no_energy >= 1, "{hidden:?}");
+    assert_sums_to_total(&app);
+    key(&mut app, KeyCode::Char('K'));
+    assert!(
+        app.rows()
+            .iter()
+            .any(|r| r.kind == RowKind::Group && r.energy_j == 0.0)
+    );
+    assert_sums_to_total(&app);
+}

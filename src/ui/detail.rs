@@ -1,5 +1,6 @@
 //! The detail view of the selected row (its power history, energy by device, equivalents,
-//! command line, cgroup) and the `?` help overlay.
+//! command line, cgroup) and the `?` help overlay. As in the table, every figure that comes in
+//! part from an estimated device carries `~` ([`crate::app::rows::any_estimated`]).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -20,17 +21,21 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
     let mut lines: Vec<Line> = Vec::new();
     let kv = |k: &str, v: String| Line::from(vec![Span::styled(format!("{k:<12}"), t.title()), Span::raw(v)]);
     let impact = &app.impact;
-    let equiv_line = |j: f64| {
+    // `~` on every figure that comes (in part) from an estimated device, as in the table.
+    let tilde = |est: bool| if est { "~" } else { "" };
+    let est_of = |by_dev: &[f64]| crate::app::rows::any_estimated(ledger, by_dev, false);
+    let equiv_line = |j: f64, est: bool| {
         let e = impact.equivalents(j);
+        let m = tilde(est);
         // CO2e and the equivalents include PUE: say so where it is not 1.
         let pue = impact
             .facility_differs()
-            .map(|p| format!(" (facility {} at PUE {p:.2})", units::energy(j * p)))
+            .map(|p| format!(" (facility {m}{} at PUE {p:.2})", units::energy(j * p)))
             .unwrap_or_default();
         kv(
             "impact",
             format!(
-                "{} CO2e {} {:.2} phone charges, {:.2} household-days, {:.1} km by car{pue}",
+                "{m}{} CO2e {} {m}{:.2} phone charges, {m}{:.2} household-days, {m}{:.1} km by car{pue}",
                 units::mass_g(impact.co2e_g(j)),
                 t.approx(),
                 e.phone_charges,
@@ -39,6 +44,7 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             ),
         )
     };
+    let energy_line = |j: f64, est: bool| kv("energy", format!("{}{}", tilde(est), units::energy(j)));
     let by_dev_line = |by_dev: &[f64]| {
         let parts: Vec<String> = ledger
             .devices
@@ -46,11 +52,7 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             .zip(by_dev)
             .filter(|(_, j)| **j > 0.0)
             .map(|(d, j)| {
-                let est = if d.provenance == crate::sample::Provenance::Estimated {
-                    "~"
-                } else {
-                    ""
-                };
+                let est = tilde(d.provenance == crate::sample::Provenance::Estimated);
                 format!("{} {est}{}", d.id, units::energy(*j))
             })
             .collect();
@@ -63,6 +65,7 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             },
         )
     };
+    let mut any_est = false;
     let mut series = None;
     let title;
     match &sel {
@@ -96,18 +99,21 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
                     clean(&e.tree_root.1, t.ascii)
                 ),
             ));
+            let est = est_of(&e.energy_by_dev);
+            any_est = est;
+            let m = tilde(est);
             lines.push(kv(
                 "power",
                 format!(
-                    "now {}  avg {}  peak {}",
+                    "now {m}{}  avg {m}{}  peak {m}{}",
                     units::power(e.power_w),
                     units::power(e.avg_w()),
                     units::power(e.peak_w)
                 ),
             ));
-            lines.push(kv("energy", units::energy(e.energy_j)));
+            lines.push(energy_line(e.energy_j, est));
             lines.push(by_dev_line(&e.energy_by_dev));
-            lines.push(equiv_line(e.energy_j));
+            lines.push(equiv_line(e.energy_j, est));
             // One line per GPU it holds (or held): SM share and memory there, its idle state there.
             for g in &e.idle.gpus {
                 let sm = g.sm_pct.map_or_else(|| "N/A".into(), |u| format!("{u:.0}%"));
@@ -147,20 +153,67 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
                     "processes",
                     format!("{} ({} running)", g.processes, g.running),
                 ));
-                lines.push(kv("power", units::power(g.power_w)));
-                lines.push(kv("energy", units::energy(g.energy_j)));
                 let by: Vec<f64> = g.energy_by_device_j.iter().map(|(_, j)| *j).collect();
+                let est = est_of(&by);
+                any_est = est;
+                lines.push(kv("power", format!("{}{}", tilde(est), units::power(g.power_w))));
+                lines.push(energy_line(g.energy_j, est));
                 lines.push(by_dev_line(&by));
-                lines.push(equiv_line(g.energy_j));
+                lines.push(equiv_line(g.energy_j, est));
             }
         }
         RowId::Exited => {
             title = "exited processes".into();
+            let mut by = vec![0.0; ledger.devices.len()];
+            let per_dev = ledger
+                .exited()
+                .iter()
+                .map(|e| &e.energy_by_dev)
+                .chain(ledger.folded().values().map(|f| &f.energy_by_dev));
+            for d in per_dev {
+                for (a, b) in by.iter_mut().zip(d) {
+                    *a += b;
+                }
+            }
             let j: f64 = ledger.exited().iter().map(|e| e.energy_j).sum::<f64>()
                 + ledger.folded().values().map(|f| f.energy_j).sum::<f64>();
-            lines.push(kv("energy", units::energy(j)));
-            lines.push(equiv_line(j));
+            let est = est_of(&by);
+            any_est = est;
+            lines.push(energy_line(j, est));
+            lines.push(by_dev_line(&by));
+            lines.push(equiv_line(j, est));
             lines.push(Line::raw("x lists them one per row"));
+        }
+        RowId::Hidden => {
+            title = "hidden kernel threads".into();
+            let view = app.shown();
+            let mut by = vec![0.0; ledger.devices.len()];
+            let (mut n, mut j, mut w) = (0usize, 0.0, 0.0);
+            // The same set the table's `hidden` row sums (exited ones too while `x` lists them).
+            let kernel = ledger.processes().filter(|e| {
+                (e.state == ProcState::Running || app.ui.show_exited)
+                    && crate::app::rows::hide_reason(e, view)
+                        == Some(crate::app::rows::HideReason::KernelThread)
+            });
+            for e in kernel {
+                n += 1;
+                j += e.energy_j;
+                w += e.power_w;
+                for (a, b) in by.iter_mut().zip(&e.energy_by_dev) {
+                    *a += b;
+                }
+            }
+            let est = est_of(&by);
+            any_est = est;
+            lines.push(kv(
+                "processes",
+                format!("{n} kernel threads (children of kthreadd)"),
+            ));
+            lines.push(kv("power", format!("{}{}", tilde(est), units::power(w))));
+            lines.push(energy_line(j, est));
+            lines.push(by_dev_line(&by));
+            lines.push(equiv_line(j, est));
+            lines.push(Line::raw("K lists them one per row"));
         }
         RowId::Idle | RowId::Unattributed => {
             let idle = sel == RowId::Idle;
@@ -170,22 +223,30 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
                 "unattributed energy"
             }
             .into();
-            for d in &ledger.devices {
-                let j = if idle { d.idle_j } else { d.unattributed_j };
-                lines.push(kv(&d.id, units::energy(j)));
-            }
-            let j: f64 = ledger
+            let by: Vec<f64> = ledger
                 .devices
                 .iter()
                 .map(|d| if idle { d.idle_j } else { d.unattributed_j })
-                .sum();
-            lines.push(equiv_line(j));
+                .collect();
+            for (d, j) in ledger.devices.iter().zip(&by) {
+                let est = *j > 0.0 && d.provenance == crate::sample::Provenance::Estimated;
+                lines.push(kv(&d.id, format!("{}{}", tilde(est), units::energy(*j))));
+            }
+            let est = est_of(&by);
+            any_est = est;
+            lines.push(equiv_line(by.iter().sum(), est));
             lines.push(Line::raw(if idle {
                 "device power with no process to charge (the idle policy is a choice, not physics)"
             } else {
                 "CPU energy of busy time no visible process accounts for (interrupts, exited, skew)"
             }));
         }
+    }
+    if any_est {
+        lines.push(Line::styled(
+            "~ = estimated (CPU model, not a sensor)",
+            t.estimated(),
+        ));
     }
     let head = rule(
         vec![
@@ -255,6 +316,9 @@ pub(super) fn draw_help(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
     ));
     lines.push(Line::raw(
         "IDLE 42m gpu1: holds memory at ~0 % SM on gpu1 that long ([idle_holder])",
+    ));
+    lines.push(Line::raw(
+        "K: kernel threads, 0 J processes hidden; kernel J kept in the `hidden` row",
     ));
     lines.push(Line::raw(match app.impact.facility_differs() {
         Some(pue) => {

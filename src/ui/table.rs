@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row as TRow, StatefulWidget, Table, TableState, Widget};
 
 use super::{Theme, clean, fit, rule};
-use crate::app::{App, Column, Row, RowKind};
+use crate::app::{App, Column, Hidden, Row, RowKind};
 use crate::ledger::GroupBy;
 use crate::sample::{DeviceKind, Provenance};
 use crate::units;
@@ -162,7 +162,7 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
     } else {
         (None, area)
     };
-    let rows = app.rows();
+    let (rows, hidden) = crate::app::rows::build_counted(app);
     if let Some(title) = title {
         let mut spans = vec![
             Span::styled("processes", t.title()),
@@ -186,6 +186,10 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             ));
         }
         spans.push(Span::raw(format!("  {} rows", rows.len())));
+        let used: usize = spans.iter().map(Span::width).sum::<usize>() + 4;
+        if let Some(h) = hidden_text(&hidden, t, usize::from(area.width).saturating_sub(used)) {
+            spans.push(Span::styled(format!("  {h}"), t.dim()));
+        }
         if any_est {
             spans.push(Span::styled(
                 "  ~ = estimated (CPU model, not a sensor)",
@@ -243,7 +247,7 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
         .map(|r| {
             let style = match r.kind {
                 RowKind::Idle | RowKind::Unattributed => t.dim().add_modifier(Modifier::ITALIC),
-                RowKind::Exited => t.dim(),
+                RowKind::Exited | RowKind::Hidden => t.dim(),
                 _ if r.state == "exited" => t.dim(),
                 _ => Style::new(),
             };
@@ -302,7 +306,37 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
 }
 
 fn is_pinned(k: RowKind) -> bool {
-    matches!(k, RowKind::Exited | RowKind::Idle | RowKind::Unattributed)
+    matches!(
+        k,
+        RowKind::Hidden | RowKind::Exited | RowKind::Idle | RowKind::Unattributed
+    )
+}
+
+/// The title's note on hidden rows: "38 hidden: kernel threads, no energy yet · K shows them"
+/// ("38 hidden · K" where that does not fit in `room` cells), or "K hides 38" while they are
+/// shown; `None` when there is nothing to hide.
+fn hidden_text(h: &Hidden, t: &Theme, room: usize) -> Option<String> {
+    let n = h.count();
+    if n == 0 {
+        return None;
+    }
+    if h.shown {
+        return Some(format!("K hides {n}"));
+    }
+    let mut why = Vec::new();
+    if h.kernel_threads > 0 {
+        why.push("kernel threads");
+    }
+    if h.no_energy > 0 {
+        why.push("no energy yet");
+    }
+    let sep = t.sep().trim();
+    let long = format!("{n} hidden: {} {sep} K shows them", why.join(", "));
+    if long.chars().count() <= room {
+        Some(long)
+    } else {
+        Some(format!("{n} hidden {sep} K"))
+    }
 }
 
 #[cfg(test)]
