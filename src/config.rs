@@ -13,12 +13,18 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use error::ConfigError;
 
+use crate::app::AppParams;
 use crate::attribution::AttributionConfig;
+use crate::engine::EngineParams;
+use crate::export::ExportParams;
 use crate::impact::{self, ImpactParams};
 use crate::ledger::IdleHolderConfig;
+use crate::redact::Redactor;
 use crate::sample::EstimateModel;
+use crate::serve::ServeParams;
 use crate::sources::SourceConfig;
 use crate::sources::estimate::EstimateConfig;
+use crate::tui::UiParams;
 
 /// A duration written like `500ms`, `2s`, `1m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +130,7 @@ impl Default for Attribution {
             charge_idle: a.charge_idle,
             gpu_idle_w: a.gpu_idle_w,
             gpu_idle_fraction_of_limit: a.gpu_idle_fraction_of_limit,
-            max_exited_processes: 10_000,
+            max_exited_processes: EngineParams::default().max_exited_processes,
         }
     }
 }
@@ -222,7 +228,9 @@ pub struct Ui {
 
 impl Default for Ui {
     fn default() -> Self {
-        Ui { max_fps: 10.0 }
+        Ui {
+            max_fps: UiParams::default().max_fps,
+        }
     }
 }
 
@@ -260,23 +268,38 @@ pub struct ConfigFile {
     pub serve: Serve,
 }
 
-/// Validated settings, ready for the pipeline.
+/// Validated settings: one plain parameter value per stage, each of a type owned by that stage,
+/// unpacked by the command line. Nothing below the command line sees this type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    pub file: ConfigFile,
     /// The file they came from, `None` = built-in defaults.
     pub path: Option<PathBuf>,
+    /// Time between samples (`[sampling] interval`); the command line may override it.
     pub interval: Duration,
     pub sources: SourceConfig,
-    pub attribution: AttributionConfig,
-    pub idle_holder: IdleHolderConfig,
+    pub engine: EngineParams,
     pub impact: ImpactParams,
+    pub export: ExportParams,
+    pub serve: ServeParams,
+    pub ui: UiParams,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         // The defaults are valid by construction; a test checks it.
-        validate(ConfigFile::default(), None, "").unwrap_or_else(|e| panic!("built-in defaults invalid: {e}"))
+        validate(&ConfigFile::default(), None, "")
+            .unwrap_or_else(|e| panic!("built-in defaults invalid: {e}"))
+    }
+}
+
+impl Settings {
+    /// What the live monitor accounts with.
+    pub fn app(&self) -> AppParams {
+        AppParams {
+            engine: self.engine.clone(),
+            impact: self.impact.clone(),
+            interval: self.interval,
+        }
     }
 }
 
@@ -292,7 +315,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Settings, ConfigError> {
         None => default_path().filter(|p| p.exists()),
     };
     let Some(path) = path else {
-        return validate(ConfigFile::default(), None, "");
+        return validate(&ConfigFile::default(), None, "");
     };
     let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::io(&path, &e))?;
     parse(&text, Some(&path))
@@ -301,14 +324,13 @@ pub fn load(explicit: Option<&Path>) -> Result<Settings, ConfigError> {
 /// Parse and validate a config text; `path` is only used in messages.
 pub fn parse(text: &str, path: Option<&Path>) -> Result<Settings, ConfigError> {
     let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
-    validate(file, path, text)
+    validate(&file, path, text)
 }
 
-fn validate(file: ConfigFile, path: Option<&Path>, text: &str) -> Result<Settings, ConfigError> {
+fn validate(f: &ConfigFile, path: Option<&Path>, text: &str) -> Result<Settings, ConfigError> {
     let bad = |section: &str, key: &str, value: String, why: &str| {
         Err(ConfigError::invalid(path, text, section, key, value, why))
     };
-    let f = &file;
     let interval = f.sampling.interval.0;
     if interval < Duration::from_millis(100) || interval > Duration::from_secs(3600) {
         return bad(
@@ -363,14 +385,14 @@ fn validate(file: ConfigFile, path: Option<&Path>, text: &str) -> Result<Setting
         let v = f.attribution.max_exited_processes.to_string();
         return bad("attribution", "max_exited_processes", v, "must be at least 2");
     }
-    if f.serve.listen.trim().parse::<std::net::SocketAddr>().is_err() {
+    let Ok(listen) = f.serve.listen.trim().parse::<std::net::SocketAddr>() else {
         return bad(
             "serve",
             "listen",
             f.serve.listen.clone(),
             "must be an IP address and port such as 127.0.0.1:9875 or [::1]:9875",
         );
-    }
+    };
     if !(1..=10_000).contains(&f.serve.top_processes) {
         let v = f.serve.top_processes.to_string();
         return bad("serve", "top_processes", v, "must be between 1 and 10000");
@@ -448,24 +470,40 @@ fn validate(file: ConfigFile, path: Option<&Path>, text: &str) -> Result<Setting
             model: f.cpu.model,
         },
     };
-    let attribution = AttributionConfig {
-        charge_idle: f.attribution.charge_idle,
-        gpu_idle_w: f.attribution.gpu_idle_w,
-        gpu_idle_fraction_of_limit: frac,
+    let engine = EngineParams {
+        attribution: AttributionConfig {
+            charge_idle: f.attribution.charge_idle,
+            gpu_idle_w: f.attribution.gpu_idle_w,
+            gpu_idle_fraction_of_limit: frac,
+        },
+        idle_holder: IdleHolderConfig {
+            min_memory_bytes: f.idle_holder.min_memory_mib << 20,
+            max_sm_pct: f.idle_holder.max_sm_pct,
+            after_s: f.idle_holder.after.0.as_secs_f64(),
+        },
+        max_exited_processes: f.attribution.max_exited_processes,
     };
-    let idle_holder = IdleHolderConfig {
-        min_memory_bytes: f.idle_holder.min_memory_mib << 20,
-        max_sm_pct: f.idle_holder.max_sm_pct,
-        after_s: f.idle_holder.after.0.as_secs_f64(),
+    let export = ExportParams {
+        dir: f.export.dir.clone(),
+        formats: f.export.formats.clone(),
+        redactor: Redactor::new(f.export.cmdline, &f.export.redact_patterns),
+        checkpoint: Some(cp).filter(|d| !d.is_zero()),
+    };
+    let serve = ServeParams {
+        listen,
+        top_processes: f.serve.top_processes,
     };
     Ok(Settings {
         path: path.map(Path::to_path_buf),
         interval,
         sources,
-        attribution,
-        idle_holder,
+        engine,
         impact: params,
-        file,
+        export,
+        serve,
+        ui: UiParams {
+            max_fps: f.ui.max_fps,
+        },
     })
 }
 
