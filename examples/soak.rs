@@ -10,8 +10,7 @@
 use std::io::{BufReader, BufWriter};
 use std::sync::Arc;
 
-use kwtop::app::{App, Msg, ViewOptions};
-use kwtop::config::Settings;
+use kwtop::app::{App, AppParams, Msg, ViewOptions};
 use kwtop::recording::{Header, Reader, SCHEMA, Writer};
 use kwtop::sample::{
     CpuTimes, DeviceKind, DeviceReading, EnergyCounter, GpuProcess, ProcInfo, ProcKey, ProcessReading, Sample,
@@ -170,8 +169,7 @@ fn main() {
         }
     });
 
-    let settings = Settings::default();
-    let mut app = App::new(&settings, ViewOptions::default());
+    let mut app = App::new(&AppParams::default(), ViewOptions::default());
     let reader = Reader::new(BufReader::new(rx)).expect("header");
     let (mut rss_half, mut rss_peak_second_half) = (0u64, 0u64);
     let start = std::time::Instant::now();

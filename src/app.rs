@@ -10,11 +10,11 @@ pub use keys::KEYS;
 pub mod rows;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use crossterm::event::KeyEvent;
 
-use crate::config::Settings;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineParams};
 use crate::history::History;
 use crate::impact::ImpactParams;
 use crate::ledger::{GroupBy, Ledger};
@@ -178,6 +178,26 @@ pub struct View {
     pub gpu_of: HashMap<u32, String>,
 }
 
+/// What the live monitor accounts with: the engine's parameters, the impact figures, and the time
+/// between samples (the footer shows it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppParams {
+    pub engine: EngineParams,
+    pub impact: ImpactParams,
+    pub interval: Duration,
+}
+
+impl Default for AppParams {
+    /// The built-in defaults of the config (`[sampling] interval` 1 s).
+    fn default() -> Self {
+        AppParams {
+            engine: EngineParams::default(),
+            impact: ImpactParams::default(),
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
 /// The live monitor's whole state.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -198,17 +218,17 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(settings: &Settings, opts: ViewOptions) -> Self {
+    pub fn new(params: &AppParams, opts: ViewOptions) -> Self {
         App {
-            engine: Engine::new(settings),
-            impact: settings.impact.clone(),
+            engine: Engine::new(&params.engine),
+            impact: params.impact.clone(),
             opts,
             ui: UiState::default(),
             view: View::default(),
             paused: None,
             notices: Vec::new(),
             status: None,
-            interval_s: settings.interval.as_secs_f64(),
+            interval_s: params.interval.as_secs_f64(),
             page_rows: 10,
         }
     }

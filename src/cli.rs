@@ -203,6 +203,14 @@ pub fn emit(text: &str) -> Result<(), CliError> {
 
 pub use crate::sources::host_name;
 
+/// Machine-scope summary options: `[export]`'s command-line policy, `[attribution] charge_idle`.
+fn summary_options(settings: &Settings) -> crate::summary::SummaryOptions {
+    crate::summary::SummaryOptions::machine(
+        settings.export.redactor.clone(),
+        settings.engine.attribution.charge_idle,
+    )
+}
+
 /// Parse arguments, run, and return the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -222,20 +230,14 @@ pub fn main() -> i32 {
     };
     let serve = match cli.serve.as_deref() {
         None => None,
-        Some(a) => {
-            let a = if a.is_empty() {
-                settings.file.serve.listen.as_str()
-            } else {
-                a
-            };
-            match crate::serve::parse_listen(a) {
-                Ok(addr) => Some(addr),
-                Err(e) => {
-                    eprintln!("kwtop: {e}");
-                    return 2;
-                }
+        Some("") => Some(settings.serve.listen),
+        Some(a) => match crate::serve::parse_listen(a) {
+            Ok(addr) => Some(addr),
+            Err(e) => {
+                eprintln!("kwtop: {e}");
+                return 2;
             }
-        }
+        },
     };
     let live = commands::LiveArgs {
         no_color: cli.no_color,
@@ -296,7 +298,18 @@ fn run(cmd: Option<Command>, settings: &Settings, live: commands::LiveArgs) -> R
             },
         ),
         Some(Command::Serve { listen, interval }) => {
-            crate::serve::run(settings, listen, interval.unwrap_or(settings.interval)).map_err(CliError::from)
+            let params = crate::serve::ServeParams {
+                listen: listen.unwrap_or(settings.serve.listen),
+                ..settings.serve.clone()
+            };
+            crate::serve::run(
+                &params,
+                &settings.sources,
+                &settings.engine,
+                &settings.impact,
+                interval.unwrap_or(settings.interval),
+            )
+            .map_err(CliError::from)
         }
     }
 }

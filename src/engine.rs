@@ -2,10 +2,28 @@
 //! `snapshot`, `record`, `report`, `run` and `serve`, so live sensors and recordings are accounted by
 //! exactly the same code. Pure: samples in, state out.
 
-use crate::attribution::{Attributor, Interval};
-use crate::config::Settings;
-use crate::ledger::Ledger;
+use crate::attribution::{AttributionConfig, Attributor, Interval};
+use crate::ledger::{IdleHolderConfig, Ledger};
 use crate::sample::Sample;
+
+/// What the engine accounts with (`[attribution]` and `[idle_holder]` in the config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineParams {
+    pub attribution: AttributionConfig,
+    pub idle_holder: IdleHolderConfig,
+    /// Exited processes kept as rows before the smallest are folded per command.
+    pub max_exited_processes: usize,
+}
+
+impl Default for EngineParams {
+    fn default() -> Self {
+        EngineParams {
+            attribution: AttributionConfig::default(),
+            idle_holder: IdleHolderConfig::default(),
+            max_exited_processes: 10_000,
+        }
+    }
+}
 
 /// Attribution state, the ledger and the previous sample.
 #[derive(Debug, Clone)]
@@ -18,11 +36,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(settings: &Settings) -> Self {
-        let mut ledger = Ledger::new(settings.idle_holder);
-        ledger.max_exited = settings.file.attribution.max_exited_processes;
+    pub fn new(params: &EngineParams) -> Self {
+        let mut ledger = Ledger::new(params.idle_holder);
+        ledger.max_exited = params.max_exited_processes;
         Engine {
-            attributor: Attributor::new(settings.attribution.clone()),
+            attributor: Attributor::new(params.attribution.clone()),
             ledger,
             prev: None,
             last_interval: None,

@@ -10,10 +10,25 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use crate::config::Settings;
+use crate::impact::ImpactParams;
 use crate::ledger::Ledger;
+use crate::redact::Redactor;
 use crate::summary::{self, Format, SummaryOptions};
+
+/// Where and how session summaries are written (`[export]` in the config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportParams {
+    /// Directory for session summaries; `None` = the platform data dir.
+    pub dir: Option<PathBuf>,
+    /// Formats written on quit, `e`, signals and at the end of `run`/`record --summary`.
+    pub formats: Vec<Format>,
+    /// What exports show of command lines (`cmdline` and `redact_patterns`).
+    pub redactor: Redactor,
+    /// The live monitor rewrites the summary this often; `None` = only on `e` and exit.
+    pub checkpoint: Option<Duration>,
+}
 
 /// Why an export could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +61,8 @@ impl ExportError {
 
 /// The directory session summaries go to: `[export] dir`, else the platform data dir
 /// (`~/.local/share/kwtop` on Linux, honouring `XDG_DATA_HOME`).
-pub fn export_dir(settings: &Settings) -> Result<PathBuf, ExportError> {
-    if let Some(d) = &settings.file.export.dir {
+pub fn export_dir(params: &ExportParams) -> Result<PathBuf, ExportError> {
+    if let Some(d) = &params.dir {
         return Ok(d.clone());
     }
     directories::ProjectDirs::from("", "", "kwtop")
@@ -185,25 +200,26 @@ pub fn session_stem(host: &str, started_ms: i64) -> String {
 /// session replaces the same files atomically, so the latest call wins.
 pub fn write_session_summary(
     ledger: &Ledger,
-    settings: &Settings,
+    impact: &ImpactParams,
+    opts: &SummaryOptions,
+    params: &ExportParams,
     host: &str,
     notices: &[String],
 ) -> Result<Vec<PathBuf>, ExportError> {
-    let opts = SummaryOptions::from_settings(settings);
-    let doc = summary::build(ledger, &settings.impact, host, notices, &opts);
-    write_summary_files(&doc, settings)
+    let doc = summary::build(ledger, impact, host, notices, opts);
+    write_summary_files(&doc, params)
 }
 
 /// Write an already built summary in every configured format; see [`write_session_summary`].
 pub fn write_summary_files(
     doc: &summary::SummaryDoc,
-    settings: &Settings,
+    params: &ExportParams,
 ) -> Result<Vec<PathBuf>, ExportError> {
-    let dir = export_dir(settings)?;
+    let dir = export_dir(params)?;
     ensure_dir(&dir)?;
     let stem = session_stem(&doc.host, doc.started_ms);
     let mut paths = Vec::new();
-    for f in &settings.file.export.formats {
+    for f in &params.formats {
         let path = dir.join(format!("{stem}.{}", f.extension()));
         write_atomic(&path, summary::render(doc, *f).as_bytes())?;
         paths.push(path);

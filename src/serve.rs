@@ -8,9 +8,8 @@
 //! Using it from another driver (e.g. the TUI):
 //!
 //! ```no_run
-//! # fn demo(settings: &kwtop::config::Settings, engine: &kwtop::engine::Engine) -> Result<(), String> {
-//! let addr = kwtop::serve::parse_listen(&settings.file.serve.listen)?;
-//! let mut endpoint = kwtop::serve::Endpoint::start(settings, addr)?;
+//! # fn demo(params: &kwtop::serve::ServeParams, impact: kwtop::impact::ImpactParams, engine: &kwtop::engine::Engine) -> Result<(), String> {
+//! let mut endpoint = kwtop::serve::Endpoint::start(params.listen, params.top_processes, impact)?;
 //! // after every `engine.push(sample)`:
 //! endpoint.update(engine);
 //! // dropping the endpoint stops the server
@@ -28,12 +27,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::Settings;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineParams};
 use crate::impact::ImpactParams;
-use crate::sources::Sampler;
+use crate::sources::{Sampler, SourceConfig};
 use http::{Responder, Response};
 use metrics::{Exporter, MetricsView};
+
+/// The exporter's settings (`[serve]` in the config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeParams {
+    /// Address of the `/metrics` endpoint.
+    pub listen: SocketAddr,
+    /// Processes exported individually (by session energy); the rest form one `other` series per device.
+    pub top_processes: usize,
+}
 
 /// The latest view, shared between the sampling thread and the HTTP threads.
 #[derive(Debug, Default)]
@@ -117,17 +124,18 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// Bind `addr` and serve on background threads. Answers 503 until the first [`Endpoint::update`].
+    /// Bind `addr` and serve on background threads, exporting `top_processes` processes one by one
+    /// with `impact`'s figures. Answers 503 until the first [`Endpoint::update`].
     /// Prints nothing: callers warn about non-loopback addresses with [`exposure_warning`].
-    pub fn start(settings: &Settings, addr: SocketAddr) -> Result<Endpoint, String> {
+    pub fn start(addr: SocketAddr, top_processes: usize, impact: ImpactParams) -> Result<Endpoint, String> {
         let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let latest = Arc::new(Latest::default());
         let responder: Arc<dyn Responder> = Arc::clone(&latest) as Arc<dyn Responder>;
         let server =
             http::Server::start(listener, responder).map_err(|e| format!("cannot serve on {addr}: {e}"))?;
         Ok(Endpoint {
-            exporter: Exporter::new(settings.file.serve.top_processes),
-            impact: settings.impact.clone(),
+            exporter: Exporter::new(top_processes),
+            impact,
             latest,
             server,
         })
@@ -146,17 +154,19 @@ impl Endpoint {
 }
 
 /// A sample feed for `tui::run_with_feed` that also serves `/metrics` (`kwtop --serve`): it samples
-/// on its own thread like the TUI's sampler, accounts every sample in its own engine (same settings,
-/// same arithmetic as the screen; it costs one more attribution per tick), publishes it to
-/// `endpoint`, and hands the sample on to the TUI (latest wins when the TUI is busy).
+/// from `sources` every `interval` on its own thread like the TUI's sampler, accounts every sample in
+/// its own engine (same parameters, same arithmetic as the screen; it costs one more attribution per
+/// tick), publishes it to `endpoint`, and hands the sample on to the TUI (latest wins when the TUI
+/// is busy).
 pub fn live_feed(
-    settings: &Settings,
+    sources: &SourceConfig,
+    engine: &EngineParams,
+    interval: Duration,
     mut endpoint: Endpoint,
 ) -> impl FnOnce(tokio::sync::mpsc::Sender<(crate::sample::Sample, Vec<String>)>) + Send + 'static {
     use tokio::sync::mpsc::error::TrySendError;
-    let sources = settings.sources.clone();
-    let interval = settings.interval;
-    let mut engine = Engine::new(settings);
+    let sources = sources.clone();
+    let mut engine = Engine::new(engine);
     move |tx| {
         let mut sampler = Sampler::from_config(&sources);
         let start = Instant::now();
@@ -207,21 +217,24 @@ fn stop_flag() -> Result<Arc<AtomicBool>, ServeError> {
     Ok(flag)
 }
 
-/// `kwtop serve`: sample every `interval` and serve `/metrics` until SIGINT/SIGTERM/SIGHUP.
-/// `listen` overrides `[serve] listen`.
-pub fn run(settings: &Settings, listen: Option<SocketAddr>, interval: Duration) -> Result<(), ServeError> {
-    let addr = match listen {
-        Some(a) => a,
-        None => parse_listen(&settings.file.serve.listen).map_err(ServeError)?,
-    };
+/// `kwtop serve`: sample `sources` every `interval`, account with `engine` and serve `/metrics` on
+/// `params.listen` until SIGINT/SIGTERM/SIGHUP.
+pub fn run(
+    params: &ServeParams,
+    sources: &SourceConfig,
+    engine: &EngineParams,
+    impact: &ImpactParams,
+    interval: Duration,
+) -> Result<(), ServeError> {
+    let addr = params.listen;
     let stop = stop_flag()?;
-    let mut endpoint = Endpoint::start(settings, addr).map_err(ServeError)?;
+    let mut endpoint = Endpoint::start(addr, params.top_processes, impact.clone()).map_err(ServeError)?;
     if let Some(w) = exposure_warning(&addr) {
         eprintln!("kwtop: {w}");
     }
     eprintln!("kwtop: serving http://{}/metrics", endpoint.local_addr());
-    let mut sampler = Sampler::from_config(&settings.sources);
-    let mut engine = Engine::new(settings);
+    let mut sampler = Sampler::from_config(sources);
+    let mut engine = Engine::new(engine);
     let start = Instant::now();
     let mut n: u32 = 0;
     while !stop.load(Ordering::Relaxed) {

@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Settings;
 use crate::impact::{Equivalents, ImpactParams};
 use crate::ledger::{Ledger, ProcEntry, ProcState};
 use crate::redact::Redactor;
@@ -92,14 +91,14 @@ pub struct SummaryOptions {
 }
 
 impl SummaryOptions {
-    /// Machine scope with the redaction policy and attribution notes from `settings`.
-    pub fn from_settings(settings: &Settings) -> Self {
-        let e = &settings.file.export;
+    /// Machine scope: command lines shown through `redactor` (`[export] cmdline`), and whether idle
+    /// CPU energy is charged to processes (`[attribution] charge_idle`) for the method notes.
+    pub fn machine(redactor: Redactor, charge_idle: bool) -> Self {
         SummaryOptions {
-            redactor: Redactor::new(e.cmdline, &e.redact_patterns),
+            redactor,
             members: None,
             command: None,
-            charge_idle: settings.attribution.charge_idle,
+            charge_idle,
             max_groups: 20,
         }
     }

@@ -22,11 +22,10 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
-use crate::app::{Action, App, Msg, ViewOptions};
-use crate::config::Settings;
+use crate::app::{Action, App, AppParams, Msg, ViewOptions};
 use crate::engine::Engine;
 use crate::sample::Sample;
-use crate::sources::Sampler;
+use crate::sources::{Sampler, SourceConfig};
 
 /// The sending end of the sample feed: `(sample, notices)`, one slot, latest wins.
 type SampleTx = mpsc::Sender<(Sample, Vec<String>)>;
@@ -47,33 +46,34 @@ pub enum ExportReason {
 /// Arguments: the session engine, the notices shown so far, and why it is called.
 pub type ExportHook = Box<dyn FnMut(&Engine, &[String], ExportReason) -> Result<String, String>>;
 
+/// How the screen is drawn (`[ui]` in the config).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UiParams {
+    /// Redraws per second at most (input and new samples trigger them).
+    pub max_fps: f64,
+}
+
+impl Default for UiParams {
+    fn default() -> Self {
+        UiParams { max_fps: 10.0 }
+    }
+}
+
 /// How the live monitor runs.
+#[derive(Default)]
 pub struct Options {
     /// `--no-color` (the `NO_COLOR` environment variable is honoured as well).
     pub no_color: bool,
     /// `--ascii`: no Unicode on screen.
     pub ascii: bool,
-    /// Redraws per second at most (input and new samples trigger them).
-    pub max_fps: f64,
+    /// `[ui]`: redraws per second at most.
+    pub ui: UiParams,
     /// Called on `e` and once on exit with the session's engine.
     pub on_export: Option<ExportHook>,
     /// Host shown in the header; `None` = this machine (a replay shows the recording's host).
     pub host: Option<String>,
     /// Write the summary this often while running; `None` = only on `e` and exit.
     pub checkpoint: Option<Duration>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            no_color: false,
-            ascii: false,
-            max_fps: 10.0,
-            on_export: None,
-            host: None,
-            checkpoint: None,
-        }
-    }
 }
 
 /// Whether colours are allowed: not with `--no-color`, nor when `NO_COLOR` is set and not empty
@@ -156,18 +156,19 @@ pub enum TuiError {
     Exit(i32),
 }
 
-/// Run the live monitor on this machine's sensors until the user quits or a signal arrives.
-/// Returns the session's engine (the summary export also gets it through `on_export`).
-pub fn run(settings: &Settings, options: Options) -> Result<Engine, TuiError> {
-    let sources = settings.sources.clone();
-    let interval = settings.interval;
+/// Run the live monitor on this machine's sensors (`sources`, sampled every `params.interval`)
+/// until the user quits or a signal arrives. Returns the session's engine (the summary export also
+/// gets it through `on_export`).
+pub fn run(sources: &SourceConfig, params: &AppParams, options: Options) -> Result<Engine, TuiError> {
+    let sources = sources.clone();
+    let interval = params.interval;
     let feed = move |tx: mpsc::Sender<(Sample, Vec<String>)>| sampler_thread(&sources, interval, &tx);
-    run_with_feed(settings, options, feed)
+    run_with_feed(params, options, feed)
 }
 
 /// Run the live monitor over samples from `feed`, which runs on its own thread and sends
 /// `(sample, notices)` until the receiver is gone (live sensors, or a replayed recording).
-pub fn run_with_feed<F>(settings: &Settings, mut options: Options, feed: F) -> Result<Engine, TuiError>
+pub fn run_with_feed<F>(params: &AppParams, mut options: Options, feed: F) -> Result<Engine, TuiError>
 where
     F: FnOnce(mpsc::Sender<(Sample, Vec<String>)>) + Send + 'static,
 {
@@ -188,7 +189,7 @@ where
         ascii: options.ascii,
         can_export: options.on_export.is_some(),
     };
-    let mut app = App::new(settings, opts);
+    let mut app = App::new(params, opts);
     let test_panic = std::env::var(TEST_PANIC_ENV)
         .ok()
         .as_deref()
@@ -321,7 +322,7 @@ where
         .spawn(move || input_thread(&input_tx))
         .map_err(|e| TuiError::Runtime(format!("cannot start the input reader: {e}")))?;
 
-    let frame = Duration::from_secs_f64(1.0 / options.max_fps.clamp(0.5, 60.0));
+    let frame = Duration::from_secs_f64(1.0 / options.ui.max_fps.clamp(0.5, 60.0));
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let mut samples_open = true;

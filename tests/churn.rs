@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use kwtop::config::Settings;
-use kwtop::engine::Engine;
+use kwtop::engine::{Engine, EngineParams};
 use kwtop::recording::Reader;
 
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
@@ -88,7 +87,7 @@ fn churn_of_thousands_of_processes() {
 
     // Replay through the same pipeline: totals never go down, conservation at every step.
     let reader = Reader::new(BufReader::new(std::fs::File::open(&rec).unwrap())).unwrap();
-    let mut engine = Engine::new(&Settings::default());
+    let mut engine = Engine::new(&EngineParams::default());
     let mut last = 0.0;
     let mut samples = 0;
     let mut seen = std::collections::HashSet::new();

@@ -78,7 +78,7 @@ proptest! {
     #[ignore = "slow: 100,000 cases (about a minute); .ci/run runs it with --include-ignored"]
     fn recording_reader_never_panics(bytes in recording_case()) {
         if let Ok(reader) = Reader::new(Cursor::new(bytes)) {
-            let mut engine = kwtop::engine::Engine::new(&config::Settings::default());
+            let mut engine = kwtop::engine::Engine::new(&kwtop::engine::EngineParams::default());
             for item in reader {
                 match item {
                     Ok(s) => {

@@ -92,7 +92,7 @@ fn samples() -> Vec<Sample> {
 }
 
 fn app() -> App {
-    let mut app = App::new(&settings(), ViewOptions::default());
+    let mut app = App::new(&settings().app(), ViewOptions::default());
     for s in samples() {
         app.update(Msg::Sample(Box::new(s)));
     }

@@ -221,7 +221,7 @@ fn run(settings: &Settings, times: &[f64], procs: ScriptedProcs) -> Run {
         Box::new(ScriptedRapl { reads: 0 }),
         Some(Box::new(nvml)),
     );
-    let mut engine = Engine::new(settings);
+    let mut engine = Engine::new(&settings.engine);
     let mut samples = Vec::new();
     let mut notices = Vec::new();
     for &t in times {
@@ -579,7 +579,7 @@ fn device_up(r: &Run, s: &Settings, id: &str) -> bool {
 
 /// The live monitor fed the run's samples: its app state and the screen text at `w`×`h`.
 fn app_of(r: &Run, s: &Settings) -> kwtop::app::App {
-    let mut app = kwtop::app::App::new(s, kwtop::app::ViewOptions::default());
+    let mut app = kwtop::app::App::new(&s.app(), kwtop::app::ViewOptions::default());
     for sample in &r.samples {
         app.update(kwtop::app::Msg::Sample(Box::new(sample.clone())));
     }

@@ -7,8 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use kwtop::config::Settings;
-use kwtop::engine::Engine;
+use kwtop::engine::{Engine, EngineParams};
 use kwtop::recording::{Header, SCHEMA, Writer};
 use kwtop::sample::{
     CpuTimes, DeviceKind, DeviceReading, EnergyCounter, ProcInfo, ProcKey, ProcessReading, Sample,
@@ -98,7 +97,7 @@ fn recording_report_equals_live_ledger() {
     let d = tempfile::tempdir().unwrap();
     let rec = d.path().join("r.jsonl");
     write_recording(&rec);
-    let mut engine = Engine::new(&Settings::default());
+    let mut engine = Engine::new(&EngineParams::default());
     for s in samples() {
         engine.push(s);
     }

@@ -11,9 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use kwtop::app::{App, Msg, ViewOptions};
+use kwtop::app::{App, AppParams, Msg, ViewOptions};
 use kwtop::cgroup::CgroupInfo;
-use kwtop::config::Settings;
 use kwtop::recording::{Header, Reader, SCHEMA, Writer};
 use kwtop::sample::{
     CpuEstimate, CpuTimes, DeviceKind, DeviceReading, EnergyCounter, EstimateModel, GpuProcess, ProcInfo,
@@ -295,7 +294,7 @@ fn app_from(name: &str, color: bool, ascii: bool) -> App {
     let mut reader = Reader::new(BufReader::new(f)).unwrap();
     let host = reader.header.host.clone();
     let mut app = App::new(
-        &Settings::default(),
+        &AppParams::default(),
         ViewOptions {
             host,
             color,
@@ -575,7 +574,7 @@ fn layout_sweep() {
 #[test]
 fn device_strip_names_vendor_and_source() {
     let mut app = App::new(
-        &Settings::default(),
+        &AppParams::default(),
         ViewOptions {
             host: "amd01".into(),
             color: false,

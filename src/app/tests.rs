@@ -44,7 +44,7 @@ fn key(app: &mut App, c: KeyCode) -> (bool, Action) {
 }
 
 fn app_with(n: u64, procs: &[(u32, u64)]) -> App {
-    let mut app = App::new(&Settings::default(), ViewOptions::default());
+    let mut app = App::new(&AppParams::default(), ViewOptions::default());
     for i in 0..n {
         app.update(Msg::Sample(Box::new(sample(i, procs))));
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{CliError, emit, host_name};
+use super::{CliError, emit, host_name, summary_options};
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::recording::{self, Reader, Writer};
@@ -35,7 +35,7 @@ fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
 
 pub fn snapshot(settings: &Settings, interval: Duration, json: bool, top: usize) -> Result<(), CliError> {
     let mut sampler = Sampler::from_config(&settings.sources);
-    let mut engine = Engine::new(settings);
+    let mut engine = Engine::new(&settings.engine);
     let start = Instant::now();
     engine.push(sampler.sample());
     sampler.sleep_until(start + interval);
@@ -64,7 +64,7 @@ pub fn record(
 ) -> Result<(), CliError> {
     let stop = stop_flag()?;
     // With --summary the samples are also accounted, for the session summary at the end.
-    let mut engine = summary.then(|| Engine::new(settings));
+    let mut engine = summary.then(|| Engine::new(&settings.engine));
     let mut notices = Vec::new();
     let file =
         File::create(output).map_err(|e| runtime(format!("cannot create {}: {e}", output.display())))?;
@@ -106,8 +106,15 @@ pub fn record(
     }
     eprintln!("kwtop: recorded {n} samples to {}", output.display());
     if let Some(e) = &engine {
-        let paths = crate::export::write_session_summary(&e.ledger, settings, &header.host, &notices)
-            .map_err(|e| runtime(e.to_string()))?;
+        let paths = crate::export::write_session_summary(
+            &e.ledger,
+            &settings.impact,
+            &summary_options(settings),
+            &settings.export,
+            &header.host,
+            &notices,
+        )
+        .map_err(|e| runtime(e.to_string()))?;
         let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         eprintln!("kwtop: summary saved to {}", paths.join(", "));
     }
@@ -143,7 +150,7 @@ pub fn report(
         return emit(&crate::summary::render(&doc, format));
     }
     let mut reader = Reader::new(input).map_err(|e| runtime(format!("{}: {e}", file.display())))?;
-    let mut engine = Engine::new(settings);
+    let mut engine = Engine::new(&settings.engine);
     let mut notices = Vec::new();
     for s in reader.by_ref() {
         match s {
@@ -161,7 +168,7 @@ pub fn report(
     }
     let host = reader.header.host.clone();
     if let Some(format) = format {
-        let opts = crate::summary::SummaryOptions::from_settings(settings);
+        let opts = summary_options(settings);
         let doc = crate::summary::build(&engine.ledger, &settings.impact, &host, &notices, &opts);
         return emit(&crate::summary::render(&doc, format));
     }
@@ -197,12 +204,14 @@ pub(super) fn summary_hook(
     what: &'static str,
     only_on_key: bool,
 ) -> crate::tui::ExportHook {
-    let s = settings.clone();
+    let impact = settings.impact.clone();
+    let opts = summary_options(settings);
+    let export = settings.export.clone();
     Box::new(move |engine, notices, why| {
         if only_on_key && why != crate::tui::ExportReason::Key {
             return Ok(String::new());
         }
-        crate::export::write_session_summary(&engine.ledger, &s, &host, notices)
+        crate::export::write_session_summary(&engine.ledger, &impact, &opts, &export, &host, notices)
             .map(|paths| {
                 let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                 format!("{what} written: {}", names.join(", "))
@@ -217,22 +226,25 @@ pub fn live(settings: &Settings, args: LiveArgs) -> Result<(), CliError> {
     let options = crate::tui::Options {
         no_color: args.no_color,
         ascii: args.ascii,
-        max_fps: settings.file.ui.max_fps,
+        ui: settings.ui,
         on_export: Some(on_export),
         host: None,
-        checkpoint: Some(settings.file.export.checkpoint.0).filter(|d| !d.is_zero()),
+        checkpoint: settings.export.checkpoint,
     };
+    let app = settings.app();
     if let Some(addr) = args.serve {
-        let endpoint = crate::serve::Endpoint::start(settings, addr).map_err(runtime)?;
+        let endpoint =
+            crate::serve::Endpoint::start(addr, settings.serve.top_processes, settings.impact.clone())
+                .map_err(runtime)?;
         if let Some(w) = crate::serve::exposure_warning(&addr) {
             eprintln!("kwtop: {w}");
         }
-        let feed = crate::serve::live_feed(settings, endpoint);
-        return crate::tui::run_with_feed(settings, options, feed)
+        let feed = crate::serve::live_feed(&settings.sources, &settings.engine, settings.interval, endpoint);
+        return crate::tui::run_with_feed(&app, options, feed)
             .map(|_engine| ())
             .map_err(CliError::from);
     }
-    crate::tui::run(settings, options)
+    crate::tui::run(&settings.sources, &app, options)
         .map(|_engine| ())
         .map_err(CliError::from)
 }

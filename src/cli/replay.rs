@@ -77,15 +77,17 @@ pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -
     let options = Options {
         no_color: live.no_color,
         ascii: live.ascii,
-        max_fps: settings.file.ui.max_fps,
+        ui: settings.ui,
         on_export: Some(on_export),
         host: Some(shown_host),
         checkpoint: None,
     };
     let path = file.clone();
-    crate::tui::run_with_feed(settings, options, move |tx| feed(reader, speed, &path, &tx))
-        .map(|_| ())
-        .map_err(CliError::from)
+    crate::tui::run_with_feed(&settings.app(), options, move |tx| {
+        feed(reader, speed, &path, &tx)
+    })
+    .map(|_| ())
+    .map_err(CliError::from)
 }
 
 #[cfg(test)]

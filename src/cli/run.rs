@@ -27,7 +27,7 @@ use crate::engine::Engine;
 use crate::export;
 use crate::sample::{ProcKey, Sample};
 use crate::sources::Sampler;
-use crate::summary::{self, CommandOut, Format, SummaryOptions};
+use crate::summary::{self, CommandOut, Format};
 
 /// Which processes belong to a command's tree. Pure: fed one sample at a time.
 #[derive(Debug, Clone)]
@@ -200,7 +200,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<(), CliError> {
         ));
     }
     let mut sampler = Sampler::from_config(&settings.sources);
-    let mut engine = Engine::new(settings);
+    let mut engine = Engine::new(&settings.engine);
     // Keep the tree's exited processes as rows: folded ones cannot be told apart by tree.
     engine.ledger.max_exited = engine.ledger.max_exited.max(100_000);
 
@@ -250,7 +250,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<(), CliError> {
     notices.extend(sampler.take_notices());
     let (exit_code, signal, status) = exit_status(ws);
 
-    let mut opts = SummaryOptions::from_settings(settings);
+    let mut opts = super::summary_options(settings);
     opts.command = Some(CommandOut {
         argv: opts.redactor.argv(&args.command),
         pid: child_pid.as_raw().unsigned_abs(),
@@ -276,7 +276,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<(), CliError> {
             Err(e) => eprintln!("kwtop: {e}"),
         }
     }
-    match export::write_summary_files(&doc, settings) {
+    match export::write_summary_files(&doc, &settings.export) {
         Ok(paths) => eprintln!("kwtop: summary saved to {}", join_paths(&paths)),
         Err(e) => eprintln!("kwtop: {e}"),
     }

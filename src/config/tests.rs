@@ -18,7 +18,36 @@ fn example_config_equals_defaults() {
 fn defaults_are_valid() {
     let s = Settings::default();
     assert_eq!(s.impact.grid.label, "world average");
-    assert_eq!(s.idle_holder.min_memory_bytes, 256 << 20);
+    assert_eq!(s.engine.idle_holder.min_memory_bytes, 256 << 20);
+}
+
+/// Tests build stages from their own defaults; those must be what an empty config gives.
+#[test]
+fn stage_defaults_equal_the_config_defaults() {
+    let s = Settings::default();
+    assert_eq!(s.engine, EngineParams::default());
+    assert_eq!(s.impact, ImpactParams::default());
+    assert_eq!(s.app(), AppParams::default());
+    assert_eq!(s.ui, UiParams::default());
+    assert_eq!(s.export.redactor, Redactor::default());
+    assert_eq!(s.export.checkpoint, Some(Duration::from_secs(300)));
+}
+
+#[test]
+fn stage_parameters_come_from_their_sections() {
+    let s = parse(
+        "[attribution]\nmax_exited_processes = 7\ncharge_idle = true\n\n[export]\ncheckpoint = \"0s\"\n\
+         cmdline = \"name\"\n\n[serve]\nlisten = \" [::1]:9\"\ntop_processes = 3\n\n[ui]\nmax_fps = 2.5\n",
+        None,
+    )
+    .expect("valid");
+    assert_eq!(s.engine.max_exited_processes, 7);
+    assert!(s.engine.attribution.charge_idle);
+    assert_eq!(s.export.checkpoint, None, "0s turns checkpoints off");
+    assert_eq!(s.export.redactor.mode, crate::redact::CmdlineMode::Name);
+    assert_eq!(s.serve.listen, "[::1]:9".parse().unwrap());
+    assert_eq!(s.serve.top_processes, 3);
+    assert_eq!(s.ui.max_fps, 2.5);
 }
 
 #[test]

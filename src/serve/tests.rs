@@ -43,12 +43,6 @@ fn sample(t: f64, busy: u64, procs: Vec<ProcessReading>, devices: Vec<DeviceRead
     }
 }
 
-fn settings(top: usize) -> Settings {
-    let mut s = Settings::default();
-    s.file.serve.top_processes = top;
-    s
-}
-
 /// Series value by metric name and a few label matchers, from the exposition text.
 fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
@@ -70,8 +64,7 @@ fn render(view: MetricsView) -> String {
 /// device the increases add up to the device's increase.
 #[test]
 fn counters_stay_monotonic_when_the_top_n_changes() {
-    let s = settings(1);
-    let mut engine = Engine::new(&s);
+    let mut engine = Engine::new(&EngineParams::default());
     let mut ex = Exporter::new(1);
     // (a, b, c) cumulative ticks; busy = sum, so all active energy is attributed.
     let ticks = [
@@ -93,7 +86,7 @@ fn counters_stay_monotonic_when_the_top_n_changes() {
         }
         let uj = (a + b + c) * 10_000;
         engine.push(sample(i as f64, a + b + c, procs, vec![cpu(uj)]));
-        let view = ex.update(&engine, &s.impact);
+        let view = ex.update(&engine, &ImpactParams::default());
         let text = render(view.clone());
         let other = value(&text, "kwtop_process_energy_joules_total", &[("pid", "other")]).unwrap();
         assert!(
@@ -129,8 +122,7 @@ fn counters_stay_monotonic_when_the_top_n_changes() {
 
 #[test]
 fn process_series_equals_its_session_energy_when_always_shown() {
-    let s = settings(50);
-    let mut engine = Engine::new(&s);
+    let mut engine = Engine::new(&EngineParams::default());
     let mut ex = Exporter::new(50);
     for (i, t) in [0u64, 50, 100].iter().enumerate() {
         engine.push(sample(
@@ -139,9 +131,9 @@ fn process_series_equals_its_session_energy_when_always_shown() {
             vec![proc(10, *t, "x"), proc(11, *t, "y")],
             vec![cpu(t * 20_000)],
         ));
-        ex.update(&engine, &s.impact);
+        ex.update(&engine, &ImpactParams::default());
     }
-    let text = render(ex.update(&engine, &s.impact));
+    let text = render(ex.update(&engine, &ImpactParams::default()));
     let e = engine
         .ledger
         .running()
@@ -162,8 +154,7 @@ fn process_series_equals_its_session_energy_when_always_shown() {
 
 #[test]
 fn exposition_has_the_documented_families_and_escapes_hostile_labels() {
-    let s = settings(5);
-    let mut engine = Engine::new(&s);
+    let mut engine = Engine::new(&EngineParams::default());
     let mut ex = Exporter::new(5);
     let hostile = "a\"b\\c\nd\u{1b}[31mred\u{7}";
     let mut gpu = DeviceReading::new("gpu0", DeviceKind::Gpu, "H100 \"fake\"");
@@ -184,7 +175,7 @@ fn exposition_has_the_documented_families_and_escapes_hostile_labels() {
             vec![gpu.clone(), cpu(i * 1_000_000)],
         ));
     }
-    let text = render(ex.update(&engine, &s.impact));
+    let text = render(ex.update(&engine, &ImpactParams::default()));
     for fam in [
         "kwtop_device_power_watts",
         "kwtop_device_energy_joules_total",
@@ -335,11 +326,10 @@ fn listen_addresses() {
 
 #[test]
 fn endpoint_answers_503_before_the_first_update_then_metrics() {
-    let s = settings(5);
-    let mut ep = Endpoint::start(&s, parse_listen("127.0.0.1:0").unwrap()).unwrap();
+    let mut ep = Endpoint::start(parse_listen("127.0.0.1:0").unwrap(), 5, ImpactParams::default()).unwrap();
     let addr = ep.local_addr();
     assert!(request(addr, b"GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 503"));
-    let mut engine = Engine::new(&s);
+    let mut engine = Engine::new(&EngineParams::default());
     engine.push(sample(0.0, 0, vec![proc(1, 0, "a")], vec![cpu(0)]));
     ep.update(&engine);
     let r = request(addr, b"GET /metrics HTTP/1.1\r\n\r\n");

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineParams};
 use crate::sample::{CpuTimes, DeviceReading, EnergyCounter, ProcInfo, ProcessReading, Sample};
 
 fn proc(pid: u32, ppid: u32, ticks: u64, cmdline: &str) -> ProcessReading {
@@ -48,7 +48,7 @@ fn sample(i: u64) -> Sample {
 }
 
 fn engine(n: u64) -> Engine {
-    let mut e = Engine::new(&Settings::default());
+    let mut e = Engine::new(&EngineParams::default());
     for i in 0..n {
         e.push(sample(i));
     }
@@ -170,7 +170,7 @@ fn markdown_has_every_section_and_csv_one_row_per_process() {
 
 #[test]
 fn hostile_names_cannot_break_markdown_tables() {
-    let mut e = Engine::new(&Settings::default());
+    let mut e = Engine::new(&EngineParams::default());
     for i in 0..3u64 {
         let mut s = sample(i);
         s.processes[0] = proc(10, 1, i * 75, "evil|`x`|<script>");
@@ -201,7 +201,7 @@ fn hostile_names_cannot_break_markdown_tables() {
 /// N/A leave 200 J over 2 s = 100 W, not 200 J over the 4-s session = 50 W.
 #[test]
 fn average_power_leaves_out_unavailable_time() {
-    let mut e = Engine::new(&Settings::default());
+    let mut e = Engine::new(&EngineParams::default());
     for i in 0..5u64 {
         let mut s = sample(i);
         if i == 2 {
@@ -255,12 +255,11 @@ fn gpu_sample(i: u64, procs: Vec<ProcessReading>, holders: Vec<crate::sample::Gp
 /// the GPU's figure, the idle-holder rows (naming the GPU), the process rows and the renderings.
 #[test]
 fn folded_idle_holder_waste_is_in_every_total() {
-    let settings = crate::config::parse(
-        "[idle_holder]\nafter = \"2s\"\nmin_memory_mib = 1024\n\n[attribution]\ngpu_idle_w = 50.0\n",
-        None,
-    )
-    .expect("config");
-    let mut e = Engine::new(&settings);
+    let mut params = EngineParams::default();
+    params.idle_holder.after_s = 2.0;
+    params.idle_holder.min_memory_bytes = 1024 << 20;
+    params.attribution.gpu_idle_w = Some(50.0);
+    let mut e = Engine::new(&params);
     e.ledger.max_exited = 1;
     let holder = crate::sample::GpuProcess {
         pid: 7,
@@ -344,7 +343,7 @@ fn summary_without_per_gpu_fields_still_parses() {
 /// Issue 14 item 6: the summary names each device's vendor and source, in JSON and markdown.
 #[test]
 fn devices_carry_vendor_and_source() {
-    let mut e = Engine::new(&Settings::default());
+    let mut e = Engine::new(&EngineParams::default());
     for i in 0..3 {
         let mut s = gpu_sample(i, Vec::new(), Vec::new());
         let g = &mut s.devices[0];
