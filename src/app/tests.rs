@@ -163,7 +163,7 @@ const NOISY: &[(u32, u32, u64, &str)] = &[
 ];
 
 fn noisy_app() -> App {
-    let mut app = App::new(&Settings::default(), ViewOptions::default());
+    let mut app = App::new(&AppParams::default(), ViewOptions::default());
     for i in 0..4 {
         app.update(Msg::Sample(Box::new(sample_kt(i, NOISY))));
     }
@@ -251,7 +251,7 @@ fn kernel_threads_and_processes_without_energy_are_hidden_by_default() {
 #[test]
 fn without_kernel_energy_there_is_no_hidden_row() {
     let quiet: Vec<_> = NOISY.iter().copied().filter(|p| p.0 != 15).collect();
-    let mut app = App::new(&Settings::default(), ViewOptions::default());
+    let mut app = App::new(&AppParams::default(), ViewOptions::default());
     for i in 0..3 {
         app.update(Msg::Sample(Box::new(sample_kt(i, &quiet))));
     }
@@ -264,7 +264,7 @@ fn without_kernel_energy_there_is_no_hidden_row() {
 
 #[test]
 fn a_process_gets_its_row_once_it_has_energy() {
-    let mut app = App::new(&Settings::default(), ViewOptions::default());
+    let mut app = App::new(&AppParams::default(), ViewOptions::default());
     // Idle for two intervals, then busy.
     for i in 0..3 {
         app.update(Msg::Sample(Box::new(sample_kt(
