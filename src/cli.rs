@@ -7,6 +7,7 @@
 mod commands;
 mod replay;
 mod run;
+mod shell;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ Examples:
   kwtop run -- python train.py       the energy of one command's process tree, like `time`
   kwtop serve                        Prometheus metrics on http://127.0.0.1:9875/metrics
   kwtop --config ./kwtop.toml snapshot
+  kwtop completions bash > ~/.local/share/bash-completion/completions/kwtop
+  kwtop man > ~/.local/share/man/man1/kwtop.1
 
 Config: ~/.config/kwtop/config.toml (every key is documented in config.example.toml).";
 
@@ -154,6 +157,20 @@ pub enum Command {
         #[arg(long, value_parser = parse_cli_duration)]
         interval: Option<Duration>,
     },
+    /// Print a shell completion script to stdout (bash, zsh, fish, elvish, powershell)
+    #[command(
+        after_help = "Examples:\n  kwtop completions bash > ~/.local/share/bash-completion/completions/kwtop\n  kwtop completions zsh > ~/.zfunc/_kwtop   (a directory on $fpath)\n  kwtop completions fish > ~/.config/fish/completions/kwtop.fish"
+    )]
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout
+    #[command(
+        after_help = "Examples:\n  kwtop man > ~/.local/share/man/man1/kwtop.1\n  kwtop man | man -l -"
+    )]
+    Man,
 }
 
 fn parse_cli_duration(s: &str) -> Result<Duration, String> {
@@ -221,6 +238,12 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    // Generated from the definitions above: no config needed (nor a broken one in the way).
+    match cli.command {
+        Some(Command::Completions { shell }) => return exit_code(shell::completions(shell)),
+        Some(Command::Man) => return exit_code(shell::man()),
+        _ => {}
+    }
     let settings = match config::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -244,7 +267,12 @@ pub fn main() -> i32 {
         ascii: cli.ascii,
         serve,
     };
-    match run(cli.command, &settings, live) {
+    exit_code(run(cli.command, &settings, live))
+}
+
+/// The exit code of a command's result, with its message on stderr.
+fn exit_code(result: Result<(), CliError>) -> i32 {
+    match result {
         Ok(()) => 0,
         Err(CliError::Config(e)) => {
             eprintln!("kwtop: {e}");
@@ -311,5 +339,7 @@ fn run(cmd: Option<Command>, settings: &Settings, live: commands::LiveArgs) -> R
             )
             .map_err(CliError::from)
         }
+        Some(Command::Completions { shell }) => shell::completions(shell),
+        Some(Command::Man) => shell::man(),
     }
 }
