@@ -149,6 +149,7 @@ fn main() {
             started_ms: 1_700_000_000_000,
             interval_s: 1.0,
             notes: vec!["synthetic soak recording".into()],
+            cmdline: None,
         };
         let mut w = Writer::new(BufWriter::new(tx), &header).expect("header");
         let mut g = Gen {

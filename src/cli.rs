@@ -16,12 +16,14 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Settings, parse_duration};
+use crate::redact::{CmdlineMode, Redactor};
 
 const EXAMPLES: &str = "\
 Examples:
   kwtop                              live monitor
   kwtop snapshot --json              one 1-second measurement as JSON (schema kwtop.snapshot/1)
   kwtop snapshot --interval 5s       a 5-second measurement as a table
+  kwtop snapshot --json --cmdline full   with unredacted command lines (default: [export] cmdline)
   kwtop record -o run.jsonl --duration 10m --interval 1s
   kwtop report run.jsonl --json      what a recording adds up to
   kwtop report run.jsonl --format md the session summary of a recording (md, json or csv)
@@ -74,6 +76,9 @@ pub enum Command {
         /// Processes shown in the table
         #[arg(long, default_value_t = 15)]
         top: usize,
+        /// Command lines shown: full, redacted (secret values as ***) or name (default: [export] cmdline)
+        #[arg(long, value_name = "MODE", value_parser = cmdline_mode_parser())]
+        cmdline: Option<CmdlineMode>,
     },
     /// Record samples as JSON lines for replay and reports
     #[command(
@@ -95,6 +100,9 @@ pub enum Command {
         /// A note for the recording's header (repeatable), e.g. --note "H100 run, torch 2.5"
         #[arg(long = "note", value_name = "TEXT")]
         notes: Vec<String>,
+        /// Command lines written: full, redacted (secret values as ***) or name (default: [export] cmdline)
+        #[arg(long, value_name = "MODE", value_parser = cmdline_mode_parser())]
+        cmdline: Option<CmdlineMode>,
     },
     /// Show the live monitor over a recording
     #[command(
@@ -171,6 +179,25 @@ pub enum Command {
         after_help = "Examples:\n  kwtop man > ~/.local/share/man/man1/kwtop.1\n  kwtop man | man -l -"
     )]
     Man,
+}
+
+/// `full`, `redacted` or `name`, listed for `--help` and the completions.
+fn cmdline_mode_parser() -> impl clap::builder::TypedValueParser<Value = CmdlineMode> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["full", "redacted", "name"]).map(|s| match s.as_str() {
+        "full" => CmdlineMode::Full,
+        "name" => CmdlineMode::Name,
+        _ => CmdlineMode::Redacted,
+    })
+}
+
+/// The command-line policy of outputs that leave the screen: `[export]`'s, with `--cmdline`'s mode.
+fn redactor(settings: &Settings, mode: Option<CmdlineMode>) -> Redactor {
+    let mut red = settings.export.redactor.clone();
+    if let Some(m) = mode {
+        red.mode = m;
+    }
+    red
 }
 
 fn parse_cli_duration(s: &str) -> Result<Duration, String> {
@@ -289,20 +316,29 @@ fn exit_code(result: Result<(), CliError>) -> i32 {
 fn run(cmd: Option<Command>, settings: &Settings, live: commands::LiveArgs) -> Result<(), CliError> {
     match cmd {
         None => commands::live(settings, live),
-        Some(Command::Snapshot { interval, json, top }) => commands::snapshot(settings, interval, json, top),
+        Some(Command::Snapshot {
+            interval,
+            json,
+            top,
+            cmdline,
+        }) => commands::snapshot(settings, interval, json, top, &redactor(settings, cmdline)),
         Some(Command::Record {
             output,
             duration,
             interval,
             summary,
             notes,
+            cmdline,
         }) => commands::record(
             settings,
-            &output,
-            duration,
-            interval.unwrap_or(settings.interval),
-            summary,
-            &notes,
+            &commands::RecordArgs {
+                output,
+                duration,
+                interval: interval.unwrap_or(settings.interval),
+                summary,
+                notes,
+                redactor: redactor(settings, cmdline),
+            },
         ),
         Some(Command::Replay { file, speed }) => replay::replay(settings, &file, speed, live),
         Some(Command::Report {

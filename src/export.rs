@@ -88,6 +88,22 @@ fn temp_prefix(name: &str) -> String {
     format!(".{name}.")
 }
 
+/// Create (or truncate) `path` for a file written in place as it grows (a recording): mode 0600,
+/// refusing a symbolic link at the target. An existing file is narrowed to 0600 too.
+pub fn create_private(path: &Path) -> Result<File, ExportError> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| ExportError::from_io(path, e))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| ExportError::from_io(path, e))?;
+    Ok(f)
+}
+
 /// Write `bytes` to `path` atomically with mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
     write_atomic_with(path, |f| f.write_all(bytes))

@@ -4,6 +4,8 @@
 //! Line 1 is a header; every further line is one sample. A process's static facts (command, user,
 //! cgroup) are written only the first time its `(pid, starttime)` appears, which keeps a 1 Hz
 //! recording of a busy node small. Errors name the line; everything before a bad line stays usable.
+//! Command lines are written through a [`Redactor`] (`[export] cmdline`, `--cmdline`), and the header
+//! says which mode; a reader shows them as written.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
@@ -11,6 +13,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::redact::{CmdlineMode, Redactor};
 use crate::sample::{CpuTimes, DeviceReading, ProcInfo, ProcKey, ProcessReading, Sample};
 
 /// Schema id of the header line.
@@ -29,6 +32,17 @@ pub struct Header {
     /// Free-form notes (e.g. GPU model and driver for hardware recordings).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// How command lines were written: `full`, `redacted` or `name`. Absent in recordings made before
+    /// kwtop redacted them, which hold full command lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmdline: Option<CmdlineMode>,
+}
+
+impl Header {
+    /// The mode the command lines in this recording were written with.
+    pub fn cmdline_mode(&self) -> CmdlineMode {
+        self.cmdline.unwrap_or(CmdlineMode::Full)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,9 +82,23 @@ pub struct Writer<W: Write> {
     out: W,
     known: HashSet<ProcKey>,
     line: Vec<u8>,
+    /// Applied to each process's command line; `None` writes them as given.
+    redactor: Option<Redactor>,
 }
 
 impl<W: Write> Writer<W> {
+    /// A writer whose command lines pass through `redactor`; the header written records its mode.
+    pub fn redacting(out: W, header: &Header, redactor: Redactor) -> std::io::Result<Self> {
+        let header = Header {
+            cmdline: Some(redactor.mode),
+            ..header.clone()
+        };
+        let mut w = Writer::new(out, &header)?;
+        w.redactor = Some(redactor);
+        Ok(w)
+    }
+
+    /// A writer that writes `header` and the samples' command lines as they are.
     pub fn new(mut out: W, header: &Header) -> std::io::Result<Self> {
         serde_json::to_writer(&mut out, header)?;
         out.write_all(b"\n")?;
@@ -79,6 +107,7 @@ impl<W: Write> Writer<W> {
             out,
             known: HashSet::new(),
             line: Vec::with_capacity(64 * 1024),
+            redactor: None,
         })
     }
 
@@ -93,7 +122,7 @@ impl<W: Write> Writer<W> {
                 ppid: p.ppid,
                 cpu: p.cpu_ticks,
                 child: p.child_ticks,
-                info: (!self.known.contains(&p.key)).then(|| (*p.info).clone()),
+                info: (!self.known.contains(&p.key)).then(|| self.wire_info(&p.info)),
             })
             .collect();
         let wire = WireSample {
@@ -112,6 +141,14 @@ impl<W: Write> Writer<W> {
         self.out.flush()?;
         self.known = live;
         Ok(())
+    }
+
+    fn wire_info(&self, info: &ProcInfo) -> ProcInfo {
+        let mut i = info.clone();
+        if let Some(r) = &self.redactor {
+            i.cmdline = r.cmdline(&i.comm, &i.cmdline);
+        }
+        i
     }
 
     pub fn into_inner(self) -> W {

@@ -29,6 +29,19 @@ pub struct SnapshotDoc {
     pub totals: Totals,
     /// One-time explanations (RAPL unreadable, no NVIDIA driver, hidden processes).
     pub notices: Vec<String>,
+    /// How `cmdline` is shown: `full`, `redacted` or `name` (see [`redact`]).
+    pub cmdline_mode: &'static str,
+}
+
+/// Show the processes' command lines through `red` (`[export] cmdline`, `--cmdline`) and record its
+/// mode. [`build`] leaves them as the ledger holds them (`full`).
+pub fn redact(doc: &mut SnapshotDoc, red: &crate::redact::Redactor) {
+    for p in &mut doc.processes {
+        if !p.cmdline.is_empty() {
+            p.cmdline = red.cmdline(&p.command, &p.cmdline);
+        }
+    }
+    doc.cmdline_mode = red.mode.as_str();
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -347,6 +360,7 @@ pub fn build(
             idle_holder_wasted_j: ledger.idle_holder_wasted_j(),
         },
         notices: notices.to_vec(),
+        cmdline_mode: crate::redact::CmdlineMode::Full.as_str(),
     }
 }
 

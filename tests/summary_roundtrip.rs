@@ -65,6 +65,7 @@ fn write_recording(path: &Path) {
         started_ms: 1_700_000_000_000,
         interval_s: 0.5,
         notes: vec![],
+        cmdline: None,
     };
     let mut w = Writer::new(std::fs::File::create(path).unwrap(), &header).unwrap();
     for s in samples() {

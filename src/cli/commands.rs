@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use super::{CliError, emit, host_name, summary_options};
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::recording::{self, Reader, Writer};
+use crate::redact::{CmdlineMode, Redactor};
 use crate::snapshot;
 use crate::sources::Sampler;
 
@@ -33,7 +34,13 @@ fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
     Ok(flag)
 }
 
-pub fn snapshot(settings: &Settings, interval: Duration, json: bool, top: usize) -> Result<(), CliError> {
+pub fn snapshot(
+    settings: &Settings,
+    interval: Duration,
+    json: bool,
+    top: usize,
+    red: &Redactor,
+) -> Result<(), CliError> {
     let mut sampler = Sampler::from_config(&settings.sources);
     let mut engine = Engine::new(&settings.engine);
     let start = Instant::now();
@@ -45,7 +52,8 @@ pub fn snapshot(settings: &Settings, interval: Duration, json: bool, top: usize)
         .last_interval
         .as_ref()
         .map_or(interval.as_secs_f64(), |i| i.dt_s);
-    let doc = snapshot::build(&engine.ledger, &settings.impact, &host_name(), dt, &notices);
+    let mut doc = snapshot::build(&engine.ledger, &settings.impact, &host_name(), dt, &notices);
+    snapshot::redact(&mut doc, red);
     if json {
         let text = serde_json::to_string_pretty(&doc).map_err(|e| runtime(e.to_string()))?;
         emit(&(text + "\n"))
@@ -54,20 +62,35 @@ pub fn snapshot(settings: &Settings, interval: Duration, json: bool, top: usize)
     }
 }
 
-pub fn record(
-    settings: &Settings,
-    output: &Path,
-    duration: Option<Duration>,
-    interval: Duration,
-    summary: bool,
-    user_notes: &[String],
-) -> Result<(), CliError> {
+/// What `kwtop record` was asked for.
+pub struct RecordArgs {
+    pub output: PathBuf,
+    pub duration: Option<Duration>,
+    pub interval: Duration,
+    /// Also account the samples and save the session summary at the end.
+    pub summary: bool,
+    /// `--note`s for the header.
+    pub notes: Vec<String>,
+    /// Command lines in the recording (and its summary) pass through this.
+    pub redactor: Redactor,
+}
+
+pub fn record(settings: &Settings, args: &RecordArgs) -> Result<(), CliError> {
+    let RecordArgs {
+        output,
+        duration,
+        interval,
+        summary,
+        notes: user_notes,
+        redactor,
+    } = args;
+    let (output, duration, interval) = (output.as_path(), *duration, *interval);
     let stop = stop_flag()?;
     // With --summary the samples are also accounted, for the session summary at the end.
     let mut engine = summary.then(|| Engine::new(&settings.engine));
     let mut notices = Vec::new();
-    let file =
-        File::create(output).map_err(|e| runtime(format!("cannot create {}: {e}", output.display())))?;
+    // Private like the summaries: 0600, and never through a symlink planted at the path.
+    let file = crate::export::create_private(output).map_err(|e| runtime(e.to_string()))?;
     let mut sampler = Sampler::from_config(&settings.sources);
     let header = recording::Header {
         schema: recording::SCHEMA.into(),
@@ -81,9 +104,10 @@ pub fn record(
             .into_iter()
             .chain(user_notes.iter().map(|n| crate::sanitize::sanitize_str(n, 512)))
             .collect(),
+        cmdline: Some(redactor.mode),
     };
     let werr = |e: std::io::Error| runtime(format!("writing {}: {e}", output.display()));
-    let mut writer = Writer::new(BufWriter::new(file), &header).map_err(werr)?;
+    let mut writer = Writer::redacting(BufWriter::new(file), &header, redactor.clone()).map_err(werr)?;
     let start = Instant::now();
     let mut n: u32 = 0;
     loop {
@@ -109,7 +133,10 @@ pub fn record(
         let paths = crate::export::write_session_summary(
             &e.ledger,
             &settings.impact,
-            &summary_options(settings),
+            &crate::summary::SummaryOptions::machine(
+                redactor.clone(),
+                settings.engine.attribution.charge_idle,
+            ),
             &settings.export,
             &header.host,
             &notices,
@@ -167,24 +194,42 @@ pub fn report(
         }
     }
     let host = reader.header.host.clone();
+    // The recording keeps what it was written with; a stricter [export] cmdline hides more.
+    let red = stricter(&settings.export.redactor, reader.header.cmdline_mode());
     if let Some(format) = format {
-        let opts = summary_options(settings);
+        let opts = crate::summary::SummaryOptions::machine(red, settings.engine.attribution.charge_idle);
         let doc = crate::summary::build(&engine.ledger, &settings.impact, &host, &notices, &opts);
         return emit(&crate::summary::render(&doc, format));
     }
-    let doc = snapshot::build(
+    let mut doc = snapshot::build(
         &engine.ledger,
         &settings.impact,
         &host,
         engine.ledger.session_s,
         &notices,
     );
+    snapshot::redact(&mut doc, &red);
     if json {
         let text = serde_json::to_string_pretty(&doc).map_err(|e| runtime(e.to_string()))?;
         emit(&(text + "\n"))
     } else {
         emit(&snapshot::table(&doc, top))
     }
+}
+
+/// `config`'s redactor in the stricter of its mode and `written` (the mode a recording was written
+/// with): redacting what is already redacted changes nothing, and nothing un-redacts.
+pub(super) fn stricter(config: &Redactor, written: CmdlineMode) -> Redactor {
+    let rank = |m: CmdlineMode| match m {
+        CmdlineMode::Full => 0,
+        CmdlineMode::Redacted => 1,
+        CmdlineMode::Name => 2,
+    };
+    let mut red = config.clone();
+    if rank(written) > rank(red.mode) {
+        red.mode = written;
+    }
+    red
 }
 
 /// Flags of the live monitor (global options on the command line).

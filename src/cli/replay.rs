@@ -127,6 +127,7 @@ mod tests {
             started_ms: 0,
             interval_s: 1.0,
             notes: vec![],
+            cmdline: None,
         };
         let mut w =
             crate::recording::Writer::new(File::create(&p).expect("create"), &header).expect("header");

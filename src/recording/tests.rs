@@ -11,6 +11,7 @@ fn header() -> Header {
         started_ms: 1_700_000_000_000,
         interval_s: 1.0,
         notes: vec![],
+        cmdline: None,
     }
 }
 
@@ -193,4 +194,48 @@ fn children_ticks_round_trip_and_old_lines_without_them_still_load() {
         .collect();
     assert_eq!(back[0].processes[0].cpu_ticks, 5);
     assert_eq!(back[0].processes[0].child_ticks, 0);
+}
+
+#[test]
+fn a_redacting_writer_hides_secrets_and_says_so_in_the_header() {
+    let mut s = sample(0.0, &[(7, 1, 0, "python")]);
+    let secret = "python train.py --token=SECRET1 --epochs 3";
+    s.processes[0].info = Arc::new(ProcInfo {
+        comm: "python".into(),
+        cmdline: secret.into(),
+        ..Default::default()
+    });
+    for (mode, want) in [
+        (CmdlineMode::Redacted, "python train.py --token=*** --epochs 3"),
+        (CmdlineMode::Name, "python"),
+        (CmdlineMode::Full, secret),
+    ] {
+        let red = Redactor::new(mode, &crate::redact::default_patterns());
+        let mut w = Writer::redacting(Vec::new(), &header(), red).expect("header");
+        w.write(&s).expect("write");
+        let bytes = w.into_inner();
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(
+            text.contains("SECRET1"),
+            mode == CmdlineMode::Full,
+            "{mode:?}: {text}"
+        );
+        let mut r = Reader::new(Cursor::new(bytes.clone())).expect("reader");
+        assert_eq!(r.header.cmdline, Some(mode));
+        assert_eq!(r.header.cmdline_mode(), mode);
+        let back = r.next().expect("a sample").expect("valid");
+        assert_eq!(back.processes[0].info.cmdline, want, "{mode:?}");
+    }
+}
+
+#[test]
+fn a_header_without_cmdline_is_an_old_full_recording() {
+    let old =
+        r#"{"schema":"kwtop.recording/1","host":"h","kwtop_version":"0.0","started_ms":0,"interval_s":1}"#;
+    let r = Reader::new(Cursor::new(format!("{old}\n"))).expect("old header");
+    assert_eq!(r.header.cmdline, None);
+    assert_eq!(r.header.cmdline_mode(), CmdlineMode::Full);
+    // And a plain writer leaves the field out, as before.
+    let bytes = write(&[]);
+    assert!(!String::from_utf8_lossy(&bytes).contains("cmdline"));
 }
