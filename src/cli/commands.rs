@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{CliError, emit, host_name, summary_options};
+use super::{CliError, emit, host_name};
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::recording::{self, Reader, Writer};
@@ -242,15 +242,20 @@ pub struct LiveArgs {
 }
 
 /// An export hook that writes the session summary for `host` and reports the paths as
-/// "`what` written: …". With `only_on_key`, exits and checkpoints write nothing (a replay).
+/// "`what` written: …". With `only_on_key`, exits and checkpoints write nothing (a replay). Command
+/// lines: `[export] cmdline`, or `written` (a replayed recording's mode) where that is stricter.
 pub(super) fn summary_hook(
     settings: &Settings,
     host: String,
     what: &'static str,
     only_on_key: bool,
+    written: CmdlineMode,
 ) -> crate::tui::ExportHook {
     let impact = settings.impact.clone();
-    let opts = summary_options(settings);
+    let opts = crate::summary::SummaryOptions::machine(
+        stricter(&settings.export.redactor, written),
+        settings.engine.attribution.charge_idle,
+    );
     let export = settings.export.clone();
     Box::new(move |engine, notices, why| {
         if only_on_key && why != crate::tui::ExportReason::Key {
@@ -267,7 +272,7 @@ pub(super) fn summary_hook(
 
 /// The live monitor (`crate::tui`); the session summary is written on `e` and on exit.
 pub fn live(settings: &Settings, args: LiveArgs) -> Result<(), CliError> {
-    let on_export = summary_hook(settings, host_name(), "session summary", false);
+    let on_export = summary_hook(settings, host_name(), "session summary", false, CmdlineMode::Full);
     let options = crate::tui::Options {
         no_color: args.no_color,
         ascii: args.ascii,

@@ -73,7 +73,13 @@ pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -
         Reader::new(BufReader::new(f)).map_err(|e| CliError::Runtime(format!("{}: {e}", file.display())))?;
     let host = crate::sanitize::sanitize_str(&reader.header.host, 64);
     let shown_host = format!("{host} (replay)");
-    let on_export = super::commands::summary_hook(settings, host, "summary of the recording", true);
+    let on_export = super::commands::summary_hook(
+        settings,
+        host,
+        "summary of the recording",
+        true,
+        reader.header.cmdline_mode(),
+    );
     let options = Options {
         no_color: live.no_color,
         ascii: live.ascii,
