@@ -44,6 +44,18 @@ impl SampleBuilder {
         self
     }
 
+    /// Wall clock set outright, ms since the epoch (when it does not follow `t`).
+    pub fn wall_ms(mut self, ms: i64) -> Self {
+        self.0.wall_ms = ms;
+        self
+    }
+
+    /// Seconds since boot set outright.
+    pub fn uptime_s(mut self, s: f64) -> Self {
+        self.0.uptime_s = Some(s);
+        self
+    }
+
     /// System-wide CPU time from `/proc/stat`, cumulative ticks.
     pub fn cpu(mut self, busy: u64, idle: u64) -> Self {
         self.0.cpu_times = Some(CpuTimes { busy, idle });
@@ -267,6 +279,8 @@ mod tests {
         );
         assert_eq!(g.gpu_processes[0].mig.map(|m| m.gpu_instance_id), Some(1));
         assert_eq!(g.gpu_processes[0].used_mem_bytes, Some(1 << 30));
+        let set = sample_at(50.0).wall_ms(7).uptime_s(9.5).build();
+        assert_eq!((set.mono_s, set.wall_ms, set.uptime_s), (50.0, 7, Some(9.5)));
         let bare = sample_at(1.0).build();
         assert_eq!((bare.wall_ms, bare.uptime_s, bare.cpu_times), (1_000, None, None));
     }

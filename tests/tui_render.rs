@@ -15,9 +15,10 @@ use kwtop::app::{App, AppParams, Msg, ViewOptions};
 use kwtop::cgroup::CgroupInfo;
 use kwtop::recording::{Header, Reader, SCHEMA, Writer};
 use kwtop::sample::{
-    CpuEstimate, CpuTimes, DeviceKind, DeviceReading, EnergyCounter, EstimateModel, GpuProcess, ProcInfo,
-    ProcKey, ProcessReading, Sample,
+    CpuEstimate, CpuTimes, DeviceKind, DeviceReading, EnergyCounter, EstimateModel, ProcInfo, ProcessReading,
+    Sample,
 };
+use kwtop::testing;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -46,16 +47,10 @@ fn info(comm: &str, cmdline: &str, user: &str, cgroup: &str, slurm: Option<&str>
 }
 
 fn proc_(pid: u32, ppid: u32, ticks: u64, info: &Arc<ProcInfo>) -> ProcessReading {
-    ProcessReading {
-        key: ProcKey {
-            pid,
-            starttime: u64::from(pid) * 7,
-        },
-        ppid,
-        cpu_ticks: ticks,
-        child_ticks: 0,
-        info: Arc::clone(info),
-    }
+    testing::process(pid, u64::from(pid) * 7, ticks)
+        .ppid(ppid)
+        .info(info)
+        .build()
 }
 
 /// Hostile strings: escape sequences, an OSC title change, a bidi override, an overlong value.
@@ -119,51 +114,46 @@ fn gpu_samples() -> Vec<Sample> {
             // 10 s at (600 + wobble) W.
             g0_uj += ((600.0 + wobble) * 10.0 * 1e6) as u64;
         }
-        let mut g0 = DeviceReading::new("gpu0", DeviceKind::Gpu, "NVIDIA H100 80GB HBM3");
-        g0.energy = Some(EnergyCounter {
-            value_uj: g0_uj,
-            wrap_uj: None,
-        });
+        let mut g0 = testing::counter("gpu0", DeviceKind::Gpu, "NVIDIA H100 80GB HBM3", g0_uj);
         g0.power_w = Some(600.0 + wobble);
         g0.power_limit_w = Some(700.0);
         g0.util_pct = Some(97.0);
         g0.mem_used_bytes = Some(61 * GIB);
         g0.mem_total_bytes = Some(80 * GIB);
         g0.temperature_c = Some(71.0);
-        g0.gpu_processes = vec![GpuProcess {
-            pid: 4242,
-            used_mem_bytes: Some(61 * GIB),
-            sm_util_pct: Some(97.0),
-            ..Default::default()
-        }];
-        let mut g1 = DeviceReading::new("gpu1", DeviceKind::Gpu, "NVIDIA H100 80GB HBM3");
-        g1.energy = Some(EnergyCounter {
-            value_uj: (f * 10.0 * 74.0 * 1e6) as u64 + 9_000_000_000,
-            wrap_uj: None,
-        });
+        g0.gpu_processes = vec![testing::holder(4242, 61 * GIB, Some(97.0))];
+        let mut g1 = testing::counter(
+            "gpu1",
+            DeviceKind::Gpu,
+            "NVIDIA H100 80GB HBM3",
+            (f * 10.0 * 74.0 * 1e6) as u64 + 9_000_000_000,
+        );
         g1.power_w = Some(74.0);
         g1.power_limit_w = Some(700.0);
         g1.util_pct = Some(0.0);
         g1.mem_used_bytes = Some(40 * GIB);
         g1.mem_total_bytes = Some(80 * GIB);
         g1.temperature_c = Some(36.0);
-        g1.gpu_processes = vec![GpuProcess {
-            pid: 5151,
-            used_mem_bytes: Some(40 * GIB),
-            sm_util_pct: Some(0.0),
-            ..Default::default()
-        }];
+        g1.gpu_processes = vec![testing::holder(5151, 40 * GIB, Some(0.0))];
         let wrap = 262_143_328_850u64;
-        let mut cpu = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0 (RAPL)");
-        cpu.energy = Some(EnergyCounter {
-            value_uj: (250_000_000_000 + i * 10 * 118_000_000) % wrap,
-            wrap_uj: Some(wrap),
-        });
-        let mut dram = DeviceReading::new("dram0", DeviceKind::Dram, "dram-0 (RAPL)");
-        dram.energy = Some(EnergyCounter {
-            value_uj: 1_000_000_000 + i * 10 * 12_000_000,
-            wrap_uj: Some(wrap),
-        });
+        let cpu = testing::wrapping(
+            testing::counter(
+                "cpu0",
+                DeviceKind::Cpu,
+                "package-0 (RAPL)",
+                (250_000_000_000 + i * 10 * 118_000_000) % wrap,
+            ),
+            Some(wrap),
+        );
+        let dram = testing::wrapping(
+            testing::counter(
+                "dram0",
+                DeviceKind::Dram,
+                "dram-0 (RAPL)",
+                1_000_000_000 + i * 10 * 12_000_000,
+            ),
+            Some(wrap),
+        );
         let mut procs = vec![
             proc_(1, 0, 500, &systemd),
             proc_(1000, 1, 20, &bash),
@@ -593,12 +583,7 @@ fn device_strip_names_vendor_and_source() {
             wrap_uj: None,
         });
         gpu.power_limit_w = Some(295.0);
-        gpu.gpu_processes = vec![GpuProcess {
-            pid: 42,
-            used_mem_bytes: Some(4 * GIB),
-            sm_util_pct: Some(80.0),
-            ..Default::default()
-        }];
+        gpu.gpu_processes = vec![testing::holder(42, 4 * GIB, Some(80.0))];
         let mut cpu = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0");
         cpu.source = Some("RAPL powercap".into());
         cpu.energy = Some(EnergyCounter {
