@@ -1,9 +1,6 @@
-use std::sync::Arc;
-
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
-use crate::sample::{ProcInfo, ProcessReading};
 use crate::testing;
 
 fn sample(i: u64, procs: &[(u32, u64)]) -> Sample {
@@ -123,17 +120,13 @@ fn sample_kt(i: u64, procs: &[(u32, u32, u64, &str)]) -> Sample {
     let mut s = sample(i, &[]);
     s.processes = procs
         .iter()
-        .map(|&(pid, ppid, per_s, cmdline)| ProcessReading {
-            key: ProcKey { pid, starttime: 1 },
-            ppid,
-            cpu_ticks: i * per_s,
-            child_ticks: 0,
-            info: Arc::new(ProcInfo {
-                comm: format!("k{pid}"),
-                cmdline: cmdline.into(),
-                user: "root".into(),
-                ..Default::default()
-            }),
+        .map(|&(pid, ppid, per_s, cmdline)| {
+            testing::process(pid, 1, i * per_s)
+                .ppid(ppid)
+                .comm(format!("k{pid}"))
+                .cmdline(cmdline)
+                .user("root")
+                .build()
         })
         .collect();
     s

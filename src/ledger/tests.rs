@@ -139,18 +139,8 @@ fn idle_holder_is_flagged_and_charged() {
     };
     let holders = || {
         vec![
-            GpuProcess {
-                pid: 1,
-                used_mem_bytes: Some(8 << 30),
-                sm_util_pct: Some(97.0),
-                ..Default::default()
-            },
-            GpuProcess {
-                pid: 2,
-                used_mem_bytes: Some(8 << 30),
-                sm_util_pct: Some(0.0),
-                ..Default::default()
-            },
+            testing::holder(1, 8 << 30, Some(97.0)),
+            testing::holder(2, 8 << 30, Some(0.0)),
         ]
     };
     let procs = || vec![proc(1, 1, 0, "train"), proc(2, 1, 0, "jupyter")];

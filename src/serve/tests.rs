@@ -5,8 +5,8 @@ use std::sync::Arc;
 use super::http::{self, Responder, Response};
 use super::metrics::{self, Exporter, MetricsView};
 use super::*;
+use crate::sample::Sample;
 use crate::sample::{DeviceKind, DeviceReading, ProcessReading};
-use crate::sample::{GpuProcess, Sample};
 use crate::testing;
 
 fn proc(pid: u32, ticks: u64, comm: &str) -> ProcessReading {
@@ -145,12 +145,7 @@ fn exposition_has_the_documented_families_and_escapes_hostile_labels() {
     gpu.vendor = Some("AMD".into());
     gpu.source = Some("hwmon power".into());
     gpu.power_w = Some(100.0);
-    gpu.gpu_processes = vec![GpuProcess {
-        pid: 20,
-        used_mem_bytes: Some(1 << 30),
-        sm_util_pct: Some(0.0),
-        ..Default::default()
-    }];
+    gpu.gpu_processes = vec![testing::holder(20, 1 << 30, Some(0.0))];
     for i in 0..3u64 {
         engine.push(sample(
             i as f64,

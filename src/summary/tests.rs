@@ -1,6 +1,6 @@
 use super::*;
 use crate::engine::{Engine, EngineParams};
-use crate::sample::{DeviceReading, EnergyCounter, ProcessReading, Sample};
+use crate::sample::{ProcessReading, Sample};
 use crate::testing;
 
 fn proc(pid: u32, ppid: u32, ticks: u64, cmdline: &str) -> ProcessReading {
@@ -224,15 +224,9 @@ fn average_power_leaves_out_unavailable_time() {
 }
 
 fn gpu_sample(i: u64, procs: Vec<ProcessReading>, holders: Vec<crate::sample::GpuProcess>) -> Sample {
-    let mut g = DeviceReading::new("gpu0", DeviceKind::Gpu, "H100");
-    g.energy = Some(EnergyCounter {
-        value_uj: i * 60_000_000,
-        wrap_uj: None,
-    });
-    g.gpu_processes = holders;
     let mut s = sample(i);
     s.processes = procs;
-    s.devices = vec![g];
+    s.devices = vec![testing::gpu("gpu0", "H100", i * 60_000_000, None, holders)];
     s
 }
 
@@ -246,12 +240,7 @@ fn folded_idle_holder_waste_is_in_every_total() {
     params.attribution.gpu_idle_w = Some(50.0);
     let mut e = Engine::new(&params);
     e.ledger.max_exited = 1;
-    let holder = crate::sample::GpuProcess {
-        pid: 7,
-        used_mem_bytes: Some(2 << 30),
-        sm_util_pct: Some(0.0),
-        ..Default::default()
-    };
+    let holder = testing::holder(7, 2 << 30, Some(0.0));
     for i in 0..5u64 {
         e.push(gpu_sample(i, vec![proc(7, 1, 0, "kernel")], vec![holder.clone()]));
     }
