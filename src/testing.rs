@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use crate::sample::{
-    CpuTimes, DeviceKind, DeviceReading, EnergyCounter, GpuProcess, MigInstance, ProcInfo, ProcKey,
-    ProcessReading, Sample,
+    CpuEstimate, CpuTimes, DeviceKind, DeviceReading, EnergyCounter, EstimateModel, GpuProcess, MigInstance,
+    ProcInfo, ProcKey, ProcessReading, Sample,
 };
 
 /// A sample at `t` seconds (monotonic), built step by step; see [`sample_at`].
@@ -214,6 +214,25 @@ pub fn in_mig(mut gp: GpuProcess, gpu_instance_id: u32, compute_instance_id: Opt
     gp
 }
 
+/// A CPU without a readable counter, modelled by `estimate` (no energy, no error set).
+pub fn estimated(id: impl Into<String>, name: impl Into<String>, estimate: CpuEstimate) -> DeviceReading {
+    let mut d = DeviceReading::new(id, DeviceKind::Cpu, name);
+    d.estimate = Some(estimate);
+    d
+}
+
+/// The linear power model `tdp_w × (idle_fraction + (1 − idle_fraction)·load)` for the whole
+/// machine (`usable_share` 1).
+pub fn linear(tdp_w: f64, idle_fraction: f64, tdp_source: impl Into<String>) -> CpuEstimate {
+    CpuEstimate {
+        tdp_w,
+        idle_fraction,
+        model: EstimateModel::Linear,
+        tdp_source: tdp_source.into(),
+        usable_share: 1.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +298,19 @@ mod tests {
         );
         assert_eq!(g.gpu_processes[0].mig.map(|m| m.gpu_instance_id), Some(1));
         assert_eq!(g.gpu_processes[0].used_mem_bytes, Some(1 << 30));
+        let e = estimated("cpu0", "CPU", linear(15.0, 0.1, "15 W TDP"));
+        let m = e
+            .estimate
+            .as_ref()
+            .map(|m| (m.tdp_w, m.idle_fraction, m.model, m.usable_share));
+        assert_eq!(
+            (e.kind, e.energy, m),
+            (
+                DeviceKind::Cpu,
+                None,
+                Some((15.0, 0.1, EstimateModel::Linear, 1.0))
+            )
+        );
         let set = sample_at(50.0).wall_ms(7).uptime_s(9.5).build();
         assert_eq!((set.mono_s, set.wall_ms, set.uptime_s), (50.0, 7, Some(9.5)));
         let bare = sample_at(1.0).build();

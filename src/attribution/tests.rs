@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::sample::{CpuEstimate, EstimateModel, ProcessReading};
+use crate::sample::{CpuEstimate, ProcessReading};
 use crate::testing;
 
 pub(super) fn proc(pid: u32, starttime: u64, ticks: u64) -> ProcessReading {
@@ -179,14 +179,7 @@ fn power_integration_is_trapezoid() {
 
 #[test]
 fn estimate_uses_load() {
-    let mut d = DeviceReading::new("cpu0", DeviceKind::Cpu, "CPU (estimated)");
-    d.estimate = Some(CpuEstimate {
-        tdp_w: 100.0,
-        idle_fraction: 0.1,
-        model: EstimateModel::Linear,
-        tdp_source: "test".into(),
-        usable_share: 1.0,
-    });
+    let d = testing::estimated("cpu0", "CPU (estimated)", testing::linear(100.0, 0.1, "test"));
     let a = sample(0.0, 0, 0, vec![proc(1, 1, 0)], vec![d.clone()]);
     let b = sample(2.0, 50, 50, vec![proc(1, 1, 50)], vec![d]);
     let iv = Attributor::default().attribute(&a, &b);
@@ -563,14 +556,14 @@ fn busy_gpu_with_an_empty_list_teaches_no_floor() {
 /// CPUs fully busy, so it models their full power, and the process running on them gets it all.
 #[test]
 fn estimate_of_a_cpu_quota_scales_the_load_to_its_cpus() {
-    let mut d = DeviceReading::new("cpu0", DeviceKind::Cpu, "CPU (estimated)");
-    d.estimate = Some(CpuEstimate {
-        tdp_w: 10.0,
-        idle_fraction: 0.1,
-        model: EstimateModel::Linear,
-        tdp_source: "4/256 CPUs of 640 W TDP".into(),
-        usable_share: 4.0 / 256.0,
-    });
+    let d = testing::estimated(
+        "cpu0",
+        "CPU (estimated)",
+        CpuEstimate {
+            usable_share: 4.0 / 256.0,
+            ..testing::linear(10.0, 0.1, "4/256 CPUs of 640 W TDP")
+        },
+    );
     // 1 s at 100 ticks/s on 256 CPUs: 25,600 ticks, 400 of them busy (pid 1's).
     let a = sample(0.0, 0, 0, vec![proc(1, 1, 0)], vec![d.clone()]);
     let b = sample(1.0, 400, 25_200, vec![proc(1, 1, 400)], vec![d]);
