@@ -4,13 +4,10 @@
 //! Run: `cargo bench --bench tick`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use kwtop::attribution::Attributor;
 use kwtop::ledger::{IdleHolderConfig, Ledger};
-use kwtop::sample::{
-    CpuTimes, DeviceKind, DeviceReading, EnergyCounter, GpuProcess, ProcInfo, ProcKey, ProcessReading, Sample,
-};
+use kwtop::sample::{DeviceKind, Sample};
+use kwtop::testing;
 
 #[path = "../tests/common/drm_fixture.rs"]
 mod fx;
@@ -21,23 +18,13 @@ fn main() {
 
 fn sample(n: usize, t: f64) -> Sample {
     let step = (t * 100.0) as u64;
-    let processes = (0..n)
-        .map(|i| ProcessReading {
-            key: ProcKey {
-                pid: 1000 + i as u32,
-                starttime: 50 + i as u64,
-            },
-            ppid: 1,
-            cpu_ticks: (i as u64 % 7) * step,
-            child_ticks: 0,
-            info: Arc::new(ProcInfo {
-                comm: format!("proc{i}"),
-                cmdline: format!("/usr/bin/proc{i} --flag value"),
-                user: "ana".into(),
-                ..Default::default()
-            }),
-        })
-        .collect();
+    let processes = (0..n).map(|i| {
+        testing::process(1000 + i as u32, 50 + i as u64, (i as u64 % 7) * step)
+            .comm(format!("proc{i}"))
+            .cmdline(format!("/usr/bin/proc{i} --flag value"))
+            .user("ana")
+            .build()
+    });
     let mut devices = Vec::new();
     for (id, kind) in [
         ("cpu0", DeviceKind::Cpu),
@@ -45,42 +32,28 @@ fn sample(n: usize, t: f64) -> Sample {
         ("dram0", DeviceKind::Dram),
         ("dram1", DeviceKind::Dram),
     ] {
-        let mut d = DeviceReading::new(id, kind, id);
-        d.energy = Some(EnergyCounter {
-            value_uj: (t * 150e6) as u64,
-            wrap_uj: Some(262_143_328_850),
-        });
-        devices.push(d);
+        let d = testing::counter(id, kind, id, (t * 150e6) as u64);
+        devices.push(testing::wrapping(d, Some(262_143_328_850)));
     }
     for g in 0..2u32 {
-        let mut d = DeviceReading::new(format!("gpu{g}"), DeviceKind::Gpu, "NVIDIA H100");
-        d.energy = Some(EnergyCounter {
-            value_uj: (t * 600e6) as u64,
-            wrap_uj: None,
-        });
-        d.power_limit_w = Some(700.0);
-        d.gpu_processes = (0..8)
-            .map(|k| GpuProcess {
-                pid: 1000 + g * 8 + k,
-                used_mem_bytes: Some(4 << 30),
-                sm_util_pct: Some(f64::from(k * 10)),
-                ..Default::default()
-            })
+        let holders = (0..8)
+            .map(|k| testing::holder(1000 + g * 8 + k, 4 << 30, Some(f64::from(k * 10))))
             .collect();
-        devices.push(d);
+        devices.push(testing::gpu(
+            format!("gpu{g}"),
+            "NVIDIA H100",
+            (t * 600e6) as u64,
+            Some(700.0),
+            holders,
+        ));
     }
-    Sample {
-        mono_s: t,
-        wall_ms: 1_700_000_000_000 + (t * 1000.0) as i64,
-        uptime_s: Some(10_000.0 + t),
-        ticks_per_s: 100,
-        cpu_times: Some(CpuTimes {
-            busy: (n as u64) * 4 * step,
-            idle: 64 * step,
-        }),
-        processes,
-        devices,
-    }
+    testing::sample_at(t)
+        .wall_origin_ms(1_700_000_000_000)
+        .uptime_origin(10_000.0)
+        .cpu((n as u64) * 4 * step, 64 * step)
+        .procs(processes)
+        .devices(devices)
+        .build()
 }
 
 #[divan::bench(args = [100, 1_000, 10_000])]

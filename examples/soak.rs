@@ -8,13 +8,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufReader, BufWriter};
-use std::sync::Arc;
 
 use kwtop::app::{App, AppParams, Msg, ViewOptions};
 use kwtop::recording::{Header, Reader, SCHEMA, Writer};
-use kwtop::sample::{
-    CpuTimes, DeviceKind, DeviceReading, EnergyCounter, GpuProcess, ProcInfo, ProcKey, ProcessReading, Sample,
-};
+use kwtop::sample::{DeviceKind, ProcessReading, Sample};
+use kwtop::testing;
 
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -57,21 +55,14 @@ impl Gen {
             self.next_pid + 1
         };
         let comm = COMMANDS[(self.rng.next() % COMMANDS.len() as u64) as usize];
-        ProcessReading {
-            key: ProcKey {
-                pid: self.next_pid,
-                starttime: 100 * (1000 + t) + self.rng.next() % 100,
-            },
-            ppid: 1,
-            cpu_ticks: 0,
-            child_ticks: 0,
-            info: Arc::new(ProcInfo {
-                comm: comm.into(),
-                cmdline: format!("/usr/bin/{comm} --job {}", self.next_pid),
-                user: format!("user{}", self.rng.next() % 20),
-                ..Default::default()
-            }),
-        }
+        // Starttime draws from the generator before the user does, as the sequence always has.
+        let starttime = 100 * (1000 + t) + self.rng.next() % 100;
+        let user = format!("user{}", self.rng.next() % 20);
+        testing::process(self.next_pid, starttime, 0)
+            .comm(comm)
+            .cmdline(format!("/usr/bin/{comm} --job {}", self.next_pid))
+            .user(user)
+            .build()
     }
 
     fn sample(&mut self, t: u64, churn: usize) -> Sample {
@@ -92,43 +83,32 @@ impl Gen {
         self.idle += 200 - (busy_delta + 5).min(200);
         self.cpu_uj += 120_000_000 + self.rng.next() % 20_000_000;
         self.gpu_uj += 500_000_000 + self.rng.next() % 100_000_000;
-        let mut cpu = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0 (RAPL)");
-        cpu.energy = Some(EnergyCounter {
-            value_uj: self.cpu_uj % 262_143_328_851,
-            wrap_uj: Some(262_143_328_850),
-        });
-        let mut gpu = DeviceReading::new("gpu0", DeviceKind::Gpu, "NVIDIA H100 80GB HBM3");
-        gpu.energy = Some(EnergyCounter {
-            value_uj: self.gpu_uj,
-            wrap_uj: None,
-        });
-        gpu.power_limit_w = Some(700.0);
-        gpu.gpu_processes = self.procs[..8]
+        let cpu = testing::counter(
+            "cpu0",
+            DeviceKind::Cpu,
+            "package-0 (RAPL)",
+            self.cpu_uj % 262_143_328_851,
+        );
+        let holders = self.procs[..8]
             .iter()
             .enumerate()
-            .map(|(i, p)| GpuProcess {
-                pid: p.key.pid,
-                used_mem_bytes: Some(4 << 30),
-                sm_util_pct: Some(if i == 7 {
+            .map(|(i, p)| {
+                let sm = if i == 7 {
                     0.0
                 } else {
                     (self.rng.next() % 100) as f64
-                }),
-                ..Default::default()
+                };
+                testing::holder(p.key.pid, 4 << 30, Some(sm))
             })
             .collect();
-        Sample {
-            mono_s: t as f64,
-            wall_ms: 1_700_000_000_000 + t as i64 * 1000,
-            uptime_s: Some(1000.0 + t as f64),
-            ticks_per_s: 100,
-            cpu_times: Some(CpuTimes {
-                busy: self.busy,
-                idle: self.idle,
-            }),
-            processes: self.procs.clone(),
-            devices: vec![cpu, gpu],
-        }
+        let gpu = testing::gpu("gpu0", "NVIDIA H100 80GB HBM3", self.gpu_uj, Some(700.0), holders);
+        testing::sample_at(t as f64)
+            .wall_origin_ms(1_700_000_000_000)
+            .uptime_origin(1000.0)
+            .cpu(self.busy, self.idle)
+            .procs(self.procs.clone())
+            .devices([testing::wrapping(cpu, Some(262_143_328_850)), gpu])
+            .build()
     }
 }
 

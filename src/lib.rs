@@ -21,6 +21,8 @@ pub mod serve;
 pub mod snapshot;
 pub mod sources;
 pub mod summary;
+#[doc(hidden)]
+pub mod testing;
 pub mod tui;
 pub mod ui;
 pub mod units;

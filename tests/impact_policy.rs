@@ -9,11 +9,10 @@ use std::sync::Arc;
 
 use kwtop::app::{App, Msg, ViewOptions};
 use kwtop::config::Settings;
-use kwtop::sample::{
-    CpuTimes, DeviceKind, DeviceReading, EnergyCounter, GpuProcess, ProcInfo, ProcKey, ProcessReading, Sample,
-};
+use kwtop::sample::{DeviceKind, DeviceReading, ProcKey, ProcessReading, Sample};
 use kwtop::serve::metrics::{Exporter, encode};
 use kwtop::summary::{self, SummaryOptions};
+use kwtop::testing;
 use kwtop::{snapshot, units};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -29,27 +28,15 @@ fn settings() -> Settings {
 }
 
 fn proc_(pid: u32, ticks: u64, comm: &str) -> ProcessReading {
-    ProcessReading {
-        key: ProcKey { pid, starttime: 7 },
-        ppid: 1,
-        cpu_ticks: ticks,
-        child_ticks: 0,
-        info: Arc::new(ProcInfo {
-            comm: comm.into(),
-            cmdline: format!("{comm} --run"),
-            user: "ana".into(),
-            ..Default::default()
-        }),
-    }
+    testing::process(pid, 7, ticks)
+        .comm(comm)
+        .cmdline(format!("{comm} --run"))
+        .user("ana")
+        .build()
 }
 
 fn counter(id: &str, kind: DeviceKind, uj: u64) -> DeviceReading {
-    let mut d = DeviceReading::new(id, kind, id.to_uppercase());
-    d.energy = Some(EnergyCounter {
-        value_uj: uj,
-        wrap_uj: None,
-    });
-    d
+    testing::counter(id, kind, id.to_uppercase(), uj)
 }
 
 /// One sample a minute: pid 10 trains on gpu0 (97 %) and holds 40 GiB idle on gpu1; pid 11 uses the CPU
@@ -58,35 +45,20 @@ fn samples() -> Vec<Sample> {
     (0..10u64)
         .map(|i| {
             let mut gpu0 = counter("gpu0", DeviceKind::Gpu, i * 24_000_000_000);
-            gpu0.gpu_processes = vec![GpuProcess {
-                pid: 10,
-                used_mem_bytes: Some(8 * GIB),
-                sm_util_pct: Some(97.0),
-                ..Default::default()
-            }];
+            gpu0.gpu_processes = vec![testing::holder(10, 8 * GIB, Some(97.0))];
             let mut gpu1 = counter("gpu1", DeviceKind::Gpu, i * 4_200_000_000);
-            gpu1.gpu_processes = vec![GpuProcess {
-                pid: 10,
-                used_mem_bytes: Some(40 * GIB),
-                sm_util_pct: Some(0.0),
-                ..Default::default()
-            }];
+            gpu1.gpu_processes = vec![testing::holder(10, 40 * GIB, Some(0.0))];
             let mut procs = vec![proc_(10, i * 1800, "train")];
             if i < 5 {
                 procs.push(proc_(11, i * 1200, "make"));
             }
-            Sample {
-                mono_s: i as f64 * 60.0,
-                wall_ms: 1_700_000_000_000 + i as i64 * 60_000,
-                uptime_s: Some(1000.0 + i as f64 * 60.0),
-                ticks_per_s: 100,
-                cpu_times: Some(CpuTimes {
-                    busy: i * 3600,
-                    idle: i * 2400,
-                }),
-                processes: procs,
-                devices: vec![gpu0, gpu1, counter("cpu0", DeviceKind::Cpu, i * 5_400_000_000)],
-            }
+            testing::sample_at(i as f64 * 60.0)
+                .wall_origin_ms(1_700_000_000_000)
+                .uptime_origin(1000.0)
+                .cpu(i * 3600, i * 2400)
+                .procs(procs)
+                .devices([gpu0, gpu1, counter("cpu0", DeviceKind::Cpu, i * 5_400_000_000)])
+                .build()
         })
         .collect()
 }

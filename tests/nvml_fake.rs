@@ -16,10 +16,11 @@ use std::sync::Arc;
 use kwtop::config::Settings;
 use kwtop::engine::Engine;
 use kwtop::ledger::{Ledger, ProcState};
-use kwtop::sample::{CpuTimes, DeviceKind, DeviceReading, EnergyCounter, ProcInfo, ProcKey, ProcessReading};
+use kwtop::sample::{CpuTimes, DeviceKind, DeviceReading, ProcInfo, ProcKey};
 use kwtop::sample::{Provenance, Sample};
 use kwtop::sources::nvml::NvmlSource;
 use kwtop::sources::{CpuEnergySource, ProcSnapshot, ProcessSource, Sampler};
+use kwtop::testing;
 use serde_json::Value;
 
 const FIXTURE_VAR: &str = "KWTOP_FAKE_NVML_FIXTURE";
@@ -155,12 +156,11 @@ impl ProcessSource for ScriptedProcs {
         let list = self.lists[i].clone();
         let processes = list
             .into_iter()
-            .map(|(pid, comm)| ProcessReading {
-                key: key(pid),
-                ppid: 1,
-                cpu_ticks: 10 * k,
-                child_ticks: 0,
-                info: self.info(pid, comm),
+            .map(|(pid, comm)| {
+                let info = self.info(pid, comm);
+                testing::process(pid, key(pid).starttime, 10 * k)
+                    .info(&info)
+                    .build()
             })
             .collect();
         ProcSnapshot {
@@ -190,11 +190,12 @@ struct ScriptedRapl {
 
 impl CpuEnergySource for ScriptedRapl {
     fn read(&mut self) -> Vec<DeviceReading> {
-        let mut r = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0 (scripted RAPL)");
-        r.energy = Some(EnergyCounter {
-            value_uj: 20_000_000 * self.reads,
-            wrap_uj: None,
-        });
+        let r = testing::counter(
+            "cpu0",
+            DeviceKind::Cpu,
+            "package-0 (scripted RAPL)",
+            20_000_000 * self.reads,
+        );
         self.reads += 1;
         vec![r]
     }

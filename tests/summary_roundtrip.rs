@@ -5,54 +5,41 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
 use kwtop::engine::{Engine, EngineParams};
 use kwtop::recording::{Header, SCHEMA, Writer};
-use kwtop::sample::{
-    CpuTimes, DeviceKind, DeviceReading, EnergyCounter, ProcInfo, ProcKey, ProcessReading, Sample,
-};
+use kwtop::sample::{DeviceKind, ProcKey, ProcessReading, Sample};
+use kwtop::testing;
 
 fn proc(pid: u32, ticks: u64, cmd: &str) -> ProcessReading {
-    ProcessReading {
-        key: ProcKey { pid, starttime: 7 },
-        ppid: 1,
-        cpu_ticks: ticks,
-        child_ticks: 0,
-        info: Arc::new(ProcInfo {
-            comm: cmd.split(' ').next().unwrap().into(),
-            cmdline: cmd.into(),
-            user: "ana".into(),
-            uid: Some(1000),
-            cgroup: Default::default(),
-        }),
-    }
+    testing::process(pid, 7, ticks)
+        .comm(cmd.split(' ').next().unwrap())
+        .cmdline(cmd)
+        .user("ana")
+        .uid(1000)
+        .build()
 }
 
 fn samples() -> Vec<Sample> {
     (0..20u64)
         .map(|i| {
-            let mut cpu = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0");
-            cpu.energy = Some(EnergyCounter {
-                value_uj: i * i * 1_000_000 + i * 37_000_000,
-                wrap_uj: None,
-            });
+            let cpu = testing::counter(
+                "cpu0",
+                DeviceKind::Cpu,
+                "package-0",
+                i * i * 1_000_000 + i * 37_000_000,
+            );
             let mut procs = vec![proc(10, i * 60, "python train.py --password hunter2")];
             if i < 12 {
                 procs.push(proc(11, i * 30, "gzip -9"));
             }
-            Sample {
-                mono_s: i as f64 * 0.5,
-                wall_ms: 1_700_000_000_000 + i as i64 * 500,
-                uptime_s: Some(500.0 + i as f64 * 0.5),
-                ticks_per_s: 100,
-                cpu_times: Some(CpuTimes {
-                    busy: i * 100,
-                    idle: i * 50,
-                }),
-                processes: procs,
-                devices: vec![cpu],
-            }
+            testing::sample_at(i as f64 * 0.5)
+                .wall_origin_ms(1_700_000_000_000)
+                .uptime_origin(500.0)
+                .cpu(i * 100, i * 50)
+                .procs(procs)
+                .devices([cpu])
+                .build()
         })
         .collect()
 }

@@ -14,10 +14,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use kwtop::app::{App, AppParams, Msg, ViewOptions};
 use kwtop::cgroup::CgroupInfo;
 use kwtop::recording::{Header, Reader, SCHEMA, Writer};
-use kwtop::sample::{
-    CpuEstimate, CpuTimes, DeviceKind, DeviceReading, EnergyCounter, EstimateModel, GpuProcess, ProcInfo,
-    ProcKey, ProcessReading, Sample,
-};
+use kwtop::sample::{DeviceKind, ProcInfo, ProcessReading, Sample};
+use kwtop::testing;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -46,16 +44,10 @@ fn info(comm: &str, cmdline: &str, user: &str, cgroup: &str, slurm: Option<&str>
 }
 
 fn proc_(pid: u32, ppid: u32, ticks: u64, info: &Arc<ProcInfo>) -> ProcessReading {
-    ProcessReading {
-        key: ProcKey {
-            pid,
-            starttime: u64::from(pid) * 7,
-        },
-        ppid,
-        cpu_ticks: ticks,
-        child_ticks: 0,
-        info: Arc::clone(info),
-    }
+    testing::process(pid, u64::from(pid) * 7, ticks)
+        .ppid(ppid)
+        .info(info)
+        .build()
 }
 
 /// Hostile strings: escape sequences, an OSC title change, a bidi override, an overlong value.
@@ -119,51 +111,46 @@ fn gpu_samples() -> Vec<Sample> {
             // 10 s at (600 + wobble) W.
             g0_uj += ((600.0 + wobble) * 10.0 * 1e6) as u64;
         }
-        let mut g0 = DeviceReading::new("gpu0", DeviceKind::Gpu, "NVIDIA H100 80GB HBM3");
-        g0.energy = Some(EnergyCounter {
-            value_uj: g0_uj,
-            wrap_uj: None,
-        });
+        let mut g0 = testing::counter("gpu0", DeviceKind::Gpu, "NVIDIA H100 80GB HBM3", g0_uj);
         g0.power_w = Some(600.0 + wobble);
         g0.power_limit_w = Some(700.0);
         g0.util_pct = Some(97.0);
         g0.mem_used_bytes = Some(61 * GIB);
         g0.mem_total_bytes = Some(80 * GIB);
         g0.temperature_c = Some(71.0);
-        g0.gpu_processes = vec![GpuProcess {
-            pid: 4242,
-            used_mem_bytes: Some(61 * GIB),
-            sm_util_pct: Some(97.0),
-            ..Default::default()
-        }];
-        let mut g1 = DeviceReading::new("gpu1", DeviceKind::Gpu, "NVIDIA H100 80GB HBM3");
-        g1.energy = Some(EnergyCounter {
-            value_uj: (f * 10.0 * 74.0 * 1e6) as u64 + 9_000_000_000,
-            wrap_uj: None,
-        });
+        g0.gpu_processes = vec![testing::holder(4242, 61 * GIB, Some(97.0))];
+        let mut g1 = testing::counter(
+            "gpu1",
+            DeviceKind::Gpu,
+            "NVIDIA H100 80GB HBM3",
+            (f * 10.0 * 74.0 * 1e6) as u64 + 9_000_000_000,
+        );
         g1.power_w = Some(74.0);
         g1.power_limit_w = Some(700.0);
         g1.util_pct = Some(0.0);
         g1.mem_used_bytes = Some(40 * GIB);
         g1.mem_total_bytes = Some(80 * GIB);
         g1.temperature_c = Some(36.0);
-        g1.gpu_processes = vec![GpuProcess {
-            pid: 5151,
-            used_mem_bytes: Some(40 * GIB),
-            sm_util_pct: Some(0.0),
-            ..Default::default()
-        }];
+        g1.gpu_processes = vec![testing::holder(5151, 40 * GIB, Some(0.0))];
         let wrap = 262_143_328_850u64;
-        let mut cpu = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0 (RAPL)");
-        cpu.energy = Some(EnergyCounter {
-            value_uj: (250_000_000_000 + i * 10 * 118_000_000) % wrap,
-            wrap_uj: Some(wrap),
-        });
-        let mut dram = DeviceReading::new("dram0", DeviceKind::Dram, "dram-0 (RAPL)");
-        dram.energy = Some(EnergyCounter {
-            value_uj: 1_000_000_000 + i * 10 * 12_000_000,
-            wrap_uj: Some(wrap),
-        });
+        let cpu = testing::wrapping(
+            testing::counter(
+                "cpu0",
+                DeviceKind::Cpu,
+                "package-0 (RAPL)",
+                (250_000_000_000 + i * 10 * 118_000_000) % wrap,
+            ),
+            Some(wrap),
+        );
+        let dram = testing::wrapping(
+            testing::counter(
+                "dram0",
+                DeviceKind::Dram,
+                "dram-0 (RAPL)",
+                1_000_000_000 + i * 10 * 12_000_000,
+            ),
+            Some(wrap),
+        );
         let mut procs = vec![
             proc_(1, 0, 500, &systemd),
             proc_(1000, 1, 20, &bash),
@@ -175,18 +162,15 @@ fn gpu_samples() -> Vec<Sample> {
         if i < 20 {
             procs.push(proc_(7000, 1000, i * 600, &make));
         }
-        out.push(Sample {
-            mono_s: 1000.0 + f * 10.0,
-            wall_ms: 1_767_225_600_000 + (i as i64) * 10_000,
-            uptime_s: Some(5000.0 + f * 10.0),
-            ticks_per_s: 100,
-            cpu_times: Some(CpuTimes {
-                busy: 1_000_000 + i * 26_240,
-                idle: 5_000_000 + i * 37_760,
-            }),
-            processes: procs,
-            devices: vec![g0, g1, cpu, dram],
-        });
+        out.push(
+            testing::sample_at(1000.0 + f * 10.0)
+                .wall_ms(1_767_225_600_000 + (i as i64) * 10_000)
+                .uptime_s(5000.0 + f * 10.0)
+                .cpu(1_000_000 + i * 26_240, 5_000_000 + i * 37_760)
+                .procs(procs)
+                .devices([g0, g1, cpu, dram])
+                .build(),
+        );
     }
     out
 }
@@ -211,36 +195,26 @@ fn cpu_samples() -> Vec<Sample> {
     let evil = hostile();
     let mut out = Vec::new();
     for i in 0..31u64 {
-        let mut cpu = DeviceReading::new(
+        let mut cpu = testing::estimated(
             "cpu0",
-            DeviceKind::Cpu,
             "Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz, ~ 15 W TDP (CodeCarbon)",
+            testing::linear(15.0, 0.1, "15 W TDP (CodeCarbon)"),
         );
-        cpu.estimate = Some(CpuEstimate {
-            tdp_w: 15.0,
-            idle_fraction: 0.1,
-            model: EstimateModel::Linear,
-            tdp_source: "15 W TDP (CodeCarbon)".into(),
-            usable_share: 1.0,
-        });
         cpu.error = Some("RAPL not readable (root only since Linux 5.10): estimated from load".into());
-        out.push(Sample {
-            mono_s: 50.0 + i as f64,
-            wall_ms: 1_767_225_600_000 + (i as i64) * 1000,
-            uptime_s: Some(900.0 + i as f64),
-            ticks_per_s: 100,
-            cpu_times: Some(CpuTimes {
-                busy: 40_000 + i * 130,
-                idle: 60_000 + i * 70,
-            }),
-            processes: vec![
-                proc_(2001, 1, 5_000 + i * 100, &sh),
-                proc_(2002, 1, 90_000 + i * 20, &firefox),
-                proc_(15, 2, 10 + i, &kworker),
-                proc_(6666, 1, 10 + i * 3, &evil),
-            ],
-            devices: vec![cpu],
-        });
+        out.push(
+            testing::sample_at(50.0 + i as f64)
+                .wall_ms(1_767_225_600_000 + (i as i64) * 1000)
+                .uptime_s(900.0 + i as f64)
+                .cpu(40_000 + i * 130, 60_000 + i * 70)
+                .procs([
+                    proc_(2001, 1, 5_000 + i * 100, &sh),
+                    proc_(2002, 1, 90_000 + i * 20, &firefox),
+                    proc_(15, 2, 10 + i, &kworker),
+                    proc_(6666, 1, 10 + i * 3, &evil),
+                ])
+                .devices([cpu])
+                .build(),
+        );
     }
     out
 }
@@ -586,38 +560,26 @@ fn device_strip_names_vendor_and_source() {
     let train = info("train", "python train.py", "ana", "/user.slice", None);
     for i in 0..3u64 {
         let t = i as f64;
-        let mut gpu = DeviceReading::new("gpu0", DeviceKind::Gpu, "Radeon Pro W7900 (amdgpu)");
+        let mut gpu = testing::gpu(
+            "gpu0",
+            "Radeon Pro W7900 (amdgpu)",
+            i * 200_000_000,
+            Some(295.0),
+            vec![testing::holder(42, 4 * GIB, Some(80.0))],
+        );
         gpu.vendor = Some("AMD".into());
         gpu.source = Some("hwmon energy".into());
-        gpu.energy = Some(EnergyCounter {
-            value_uj: i * 200_000_000,
-            wrap_uj: None,
-        });
-        gpu.power_limit_w = Some(295.0);
-        gpu.gpu_processes = vec![GpuProcess {
-            pid: 42,
-            used_mem_bytes: Some(4 * GIB),
-            sm_util_pct: Some(80.0),
-            ..Default::default()
-        }];
-        let mut cpu = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0");
+        let counter = testing::counter("cpu0", DeviceKind::Cpu, "package-0", i * 30_000_000);
+        let mut cpu = testing::wrapping(counter, Some(262_143_328_850));
         cpu.source = Some("RAPL powercap".into());
-        cpu.energy = Some(EnergyCounter {
-            value_uj: i * 30_000_000,
-            wrap_uj: Some(262_143_328_850),
-        });
-        app.update(Msg::Sample(Box::new(Sample {
-            mono_s: t,
-            wall_ms: 1_700_000_000_000 + (t * 1000.0) as i64,
-            uptime_s: Some(1000.0 + t),
-            ticks_per_s: 100,
-            cpu_times: Some(CpuTimes {
-                busy: i * 100,
-                idle: i * 100,
-            }),
-            processes: vec![proc_(42, 1, i * 50, &train)],
-            devices: vec![gpu, cpu],
-        })));
+        let sample = testing::sample_at(t)
+            .wall_origin_ms(1_700_000_000_000)
+            .uptime_origin(1000.0)
+            .cpu(i * 100, i * 100)
+            .procs([proc_(42, 1, i * 50, &train)])
+            .devices([gpu, cpu])
+            .build();
+        app.update(Msg::Sample(Box::new(sample)));
     }
     let term = screen(&app, 140, 30);
     let text: String = term

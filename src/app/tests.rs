@@ -1,42 +1,27 @@
-use std::sync::Arc;
-
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
-use crate::sample::{CpuTimes, DeviceReading, EnergyCounter, ProcInfo, ProcessReading};
+use crate::testing;
 
 fn sample(i: u64, procs: &[(u32, u64)]) -> Sample {
-    let mut cpu = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0");
-    cpu.energy = Some(EnergyCounter {
-        value_uj: i * 50_000_000,
-        wrap_uj: None,
-    });
-    Sample {
-        mono_s: i as f64,
-        wall_ms: 1_000_000 + i as i64 * 1000,
-        uptime_s: Some(100.0 + i as f64),
-        ticks_per_s: 100,
-        cpu_times: Some(CpuTimes {
-            busy: i * 100,
-            idle: i * 100,
-        }),
-        processes: procs
-            .iter()
-            .map(|&(pid, per_s)| ProcessReading {
-                key: ProcKey { pid, starttime: 1 },
-                ppid: 1,
-                cpu_ticks: i * per_s,
-                child_ticks: 0,
-                info: Arc::new(ProcInfo {
-                    comm: format!("p{pid}"),
-                    cmdline: format!("p{pid} --run"),
-                    user: "u".into(),
-                    ..Default::default()
-                }),
-            })
-            .collect(),
-        devices: vec![cpu],
-    }
+    testing::sample_at(i as f64)
+        .wall_origin_ms(1_000_000)
+        .uptime_origin(100.0)
+        .cpu(i * 100, i * 100)
+        .procs(procs.iter().map(|&(pid, per_s)| {
+            testing::process(pid, 1, i * per_s)
+                .comm(format!("p{pid}"))
+                .cmdline(format!("p{pid} --run"))
+                .user("u")
+                .build()
+        }))
+        .devices([testing::counter(
+            "cpu0",
+            DeviceKind::Cpu,
+            "package-0",
+            i * 50_000_000,
+        )])
+        .build()
 }
 
 fn key(app: &mut App, c: KeyCode) -> (bool, Action) {
@@ -135,17 +120,13 @@ fn sample_kt(i: u64, procs: &[(u32, u32, u64, &str)]) -> Sample {
     let mut s = sample(i, &[]);
     s.processes = procs
         .iter()
-        .map(|&(pid, ppid, per_s, cmdline)| ProcessReading {
-            key: ProcKey { pid, starttime: 1 },
-            ppid,
-            cpu_ticks: i * per_s,
-            child_ticks: 0,
-            info: Arc::new(ProcInfo {
-                comm: format!("k{pid}"),
-                cmdline: cmdline.into(),
-                user: "root".into(),
-                ..Default::default()
-            }),
+        .map(|&(pid, ppid, per_s, cmdline)| {
+            testing::process(pid, 1, i * per_s)
+                .ppid(ppid)
+                .comm(format!("k{pid}"))
+                .cmdline(cmdline)
+                .user("root")
+                .build()
         })
         .collect();
     s

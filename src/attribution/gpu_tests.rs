@@ -4,17 +4,11 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::sample::MigInstance;
+use crate::testing;
 
 /// A GPU reading at `t` seconds: counter `j` joules, limit 700 W, the given holders.
 fn gpu(j: f64, holders: Vec<GpuProcess>) -> DeviceReading {
-    let mut g = DeviceReading::new("gpu0", DeviceKind::Gpu, "NVIDIA H100");
-    g.energy = Some(EnergyCounter {
-        value_uj: (j * 1e6) as u64,
-        wrap_uj: None,
-    });
-    g.power_limit_w = Some(700.0);
-    g.gpu_processes = holders;
-    g
+    testing::gpu("gpu0", "NVIDIA H100", (j * 1e6) as u64, Some(700.0), holders)
 }
 
 fn refused(mut g: DeviceReading) -> DeviceReading {
@@ -23,26 +17,14 @@ fn refused(mut g: DeviceReading) -> DeviceReading {
 }
 
 fn at(t: f64, devices: Vec<DeviceReading>) -> Sample {
-    Sample {
-        mono_s: t,
-        wall_ms: (t * 1000.0) as i64,
-        uptime_s: None,
-        ticks_per_s: 100,
-        cpu_times: None,
-        processes: Vec::new(),
-        devices,
-    }
+    testing::sample_at(t).devices(devices).build()
 }
 
 fn holder(pid: u32, mem_gib: u64, sm: Option<f64>, mig: Option<u32>) -> GpuProcess {
-    GpuProcess {
-        pid,
-        used_mem_bytes: Some(mem_gib << 30),
-        sm_util_pct: sm,
-        mig: mig.map(|gi| MigInstance {
-            gpu_instance_id: gi,
-            compute_instance_id: Some(0),
-        }),
+    let gp = testing::holder(pid, mem_gib << 30, sm);
+    match mig {
+        Some(gi) => testing::in_mig(gp, gi, Some(0)),
+        None => gp,
     }
 }
 

@@ -1,30 +1,20 @@
-use std::sync::Arc;
-
 use proptest::prelude::*;
 
 use super::*;
-use crate::sample::{CpuEstimate, EstimateModel, ProcInfo, ProcessReading};
+use crate::sample::{CpuEstimate, ProcessReading};
+use crate::testing;
 
 pub(super) fn proc(pid: u32, starttime: u64, ticks: u64) -> ProcessReading {
-    ProcessReading {
-        key: ProcKey { pid, starttime },
-        ppid: 1,
-        cpu_ticks: ticks,
-        child_ticks: 0,
-        info: Arc::new(ProcInfo {
-            comm: format!("p{pid}"),
-            ..Default::default()
-        }),
-    }
+    testing::process(pid, starttime, ticks)
+        .comm(format!("p{pid}"))
+        .build()
 }
 
 pub(super) fn rapl(id: &str, uj: u64, wrap: Option<u64>) -> DeviceReading {
-    let mut d = DeviceReading::new(id, DeviceKind::Cpu, "package-0 (RAPL)");
-    d.energy = Some(EnergyCounter {
-        value_uj: uj,
-        wrap_uj: wrap,
-    });
-    d
+    testing::wrapping(
+        testing::counter(id, DeviceKind::Cpu, "package-0 (RAPL)", uj),
+        wrap,
+    )
 }
 
 pub(super) fn sample(
@@ -34,15 +24,12 @@ pub(super) fn sample(
     procs: Vec<ProcessReading>,
     devices: Vec<DeviceReading>,
 ) -> Sample {
-    Sample {
-        mono_s: t,
-        wall_ms: (t * 1000.0) as i64,
-        uptime_s: Some(1000.0 + t),
-        ticks_per_s: 100,
-        cpu_times: Some(CpuTimes { busy, idle }),
-        processes: procs,
-        devices,
-    }
+    testing::sample_at(t)
+        .uptime_origin(1000.0)
+        .cpu(busy, idle)
+        .procs(procs)
+        .devices(devices)
+        .build()
 }
 
 pub(super) fn share(d: &DeviceEnergy, pid: u32) -> f64 {
@@ -192,14 +179,7 @@ fn power_integration_is_trapezoid() {
 
 #[test]
 fn estimate_uses_load() {
-    let mut d = DeviceReading::new("cpu0", DeviceKind::Cpu, "CPU (estimated)");
-    d.estimate = Some(CpuEstimate {
-        tdp_w: 100.0,
-        idle_fraction: 0.1,
-        model: EstimateModel::Linear,
-        tdp_source: "test".into(),
-        usable_share: 1.0,
-    });
+    let d = testing::estimated("cpu0", "CPU (estimated)", testing::linear(100.0, 0.1, "test"));
     let a = sample(0.0, 0, 0, vec![proc(1, 1, 0)], vec![d.clone()]);
     let b = sample(2.0, 50, 50, vec![proc(1, 1, 50)], vec![d]);
     let iv = Attributor::default().attribute(&a, &b);
@@ -294,23 +274,11 @@ fn charge_idle_moves_idle_to_processes() {
 }
 
 fn gpu(uj: u64, limit: f64, procs: Vec<GpuProcess>) -> DeviceReading {
-    let mut g = DeviceReading::new("gpu0", DeviceKind::Gpu, "NVIDIA H100");
-    g.energy = Some(EnergyCounter {
-        value_uj: uj,
-        wrap_uj: None,
-    });
-    g.power_limit_w = Some(limit);
-    g.gpu_processes = procs;
-    g
+    testing::gpu("gpu0", "NVIDIA H100", uj, Some(limit), procs)
 }
 
 fn gp(pid: u32, mem_gib: u64, sm: f64) -> GpuProcess {
-    GpuProcess {
-        pid,
-        used_mem_bytes: Some(mem_gib << 30),
-        sm_util_pct: Some(sm),
-        ..Default::default()
-    }
+    testing::holder(pid, mem_gib << 30, Some(sm))
 }
 
 #[test]
@@ -588,14 +556,14 @@ fn busy_gpu_with_an_empty_list_teaches_no_floor() {
 /// CPUs fully busy, so it models their full power, and the process running on them gets it all.
 #[test]
 fn estimate_of_a_cpu_quota_scales_the_load_to_its_cpus() {
-    let mut d = DeviceReading::new("cpu0", DeviceKind::Cpu, "CPU (estimated)");
-    d.estimate = Some(CpuEstimate {
-        tdp_w: 10.0,
-        idle_fraction: 0.1,
-        model: EstimateModel::Linear,
-        tdp_source: "4/256 CPUs of 640 W TDP".into(),
-        usable_share: 4.0 / 256.0,
-    });
+    let d = testing::estimated(
+        "cpu0",
+        "CPU (estimated)",
+        CpuEstimate {
+            usable_share: 4.0 / 256.0,
+            ..testing::linear(10.0, 0.1, "4/256 CPUs of 640 W TDP")
+        },
+    );
     // 1 s at 100 ticks/s on 256 CPUs: 25,600 ticks, 400 of them busy (pid 1's).
     let a = sample(0.0, 0, 0, vec![proc(1, 1, 0)], vec![d.clone()]);
     let b = sample(1.0, 400, 25_200, vec![proc(1, 1, 400)], vec![d]);

@@ -101,15 +101,7 @@ mod tests {
     use super::*;
 
     fn empty() -> Sample {
-        Sample {
-            mono_s: 0.0,
-            wall_ms: 0,
-            uptime_s: None,
-            ticks_per_s: 100,
-            cpu_times: None,
-            processes: Vec::new(),
-            devices: Vec::new(),
-        }
+        crate::testing::sample_at(0.0).build()
     }
 
     #[test]

@@ -306,34 +306,16 @@ fn join_paths(paths: &[PathBuf]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::sample::{ProcInfo, ProcessReading};
+    use crate::sample::ProcessReading;
+    use crate::testing;
 
     fn p(pid: u32, ppid: u32) -> ProcessReading {
-        ProcessReading {
-            key: ProcKey {
-                pid,
-                starttime: u64::from(pid) * 10,
-            },
-            ppid,
-            cpu_ticks: 0,
-            child_ticks: 0,
-            info: Arc::new(ProcInfo::default()),
-        }
+        testing::process(pid, u64::from(pid) * 10, 0).ppid(ppid).build()
     }
 
     fn s(procs: Vec<ProcessReading>) -> Sample {
-        Sample {
-            mono_s: 0.0,
-            wall_ms: 0,
-            uptime_s: None,
-            ticks_per_s: 100,
-            cpu_times: None,
-            processes: procs,
-            devices: Vec::new(),
-        }
+        testing::sample_at(0.0).procs(procs).build()
     }
 
     fn pids(f: &TreeFilter) -> Vec<u32> {

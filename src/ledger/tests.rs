@@ -1,44 +1,29 @@
-use std::sync::Arc;
-
 use proptest::prelude::*;
 
 use super::*;
 use crate::attribution::{AttributionConfig, Attributor};
-use crate::sample::{CpuTimes, EnergyCounter, GpuProcess, ProcessReading};
+use crate::sample::{GpuProcess, ProcessReading};
+use crate::testing;
 
 fn proc(pid: u32, starttime: u64, ticks: u64, comm: &str) -> ProcessReading {
-    ProcessReading {
-        key: ProcKey { pid, starttime },
-        ppid: 1,
-        cpu_ticks: ticks,
-        child_ticks: 0,
-        info: Arc::new(ProcInfo {
-            comm: comm.into(),
-            user: "ana".into(),
-            ..Default::default()
-        }),
-    }
+    testing::process(pid, starttime, ticks)
+        .comm(comm)
+        .user("ana")
+        .build()
 }
 
 fn cpu(uj: u64) -> DeviceReading {
-    let mut d = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0");
-    d.energy = Some(EnergyCounter {
-        value_uj: uj,
-        wrap_uj: None,
-    });
-    d
+    testing::counter("cpu0", DeviceKind::Cpu, "package-0", uj)
 }
 
 fn sample(t: f64, busy: u64, procs: Vec<ProcessReading>, devices: Vec<DeviceReading>) -> Sample {
-    Sample {
-        mono_s: t,
-        wall_ms: 1_700_000_000_000 + (t * 1000.0) as i64,
-        uptime_s: Some(10_000.0 + t),
-        ticks_per_s: 100,
-        cpu_times: Some(CpuTimes { busy, idle: 0 }),
-        processes: procs,
-        devices,
-    }
+    testing::sample_at(t)
+        .wall_origin_ms(1_700_000_000_000)
+        .uptime_origin(10_000.0)
+        .cpu(busy, 0)
+        .procs(procs)
+        .devices(devices)
+        .build()
 }
 
 fn run(samples: &[Sample], cfg: IdleHolderConfig) -> Ledger {
@@ -142,13 +127,7 @@ fn pid_reuse_closes_the_old_entry() {
 }
 
 fn gpu(uj: u64, holders: Vec<GpuProcess>) -> DeviceReading {
-    let mut g = DeviceReading::new("gpu0", DeviceKind::Gpu, "H100");
-    g.energy = Some(EnergyCounter {
-        value_uj: uj,
-        wrap_uj: None,
-    });
-    g.gpu_processes = holders;
-    g
+    testing::gpu("gpu0", "H100", uj, None, holders)
 }
 
 #[test]
@@ -160,18 +139,8 @@ fn idle_holder_is_flagged_and_charged() {
     };
     let holders = || {
         vec![
-            GpuProcess {
-                pid: 1,
-                used_mem_bytes: Some(8 << 30),
-                sm_util_pct: Some(97.0),
-                ..Default::default()
-            },
-            GpuProcess {
-                pid: 2,
-                used_mem_bytes: Some(8 << 30),
-                sm_util_pct: Some(0.0),
-                ..Default::default()
-            },
+            testing::holder(1, 8 << 30, Some(97.0)),
+            testing::holder(2, 8 << 30, Some(0.0)),
         ]
     };
     let procs = || vec![proc(1, 1, 0, "train"), proc(2, 1, 0, "jupyter")];
@@ -200,12 +169,7 @@ fn gpu_dev(id: &str, uj: u64, holders: Vec<GpuProcess>) -> DeviceReading {
 }
 
 fn holds(pid: u32, mem: u64, sm: f64) -> GpuProcess {
-    GpuProcess {
-        pid,
-        used_mem_bytes: Some(mem),
-        sm_util_pct: Some(sm),
-        ..Default::default()
-    }
+    testing::holder(pid, mem, Some(sm))
 }
 
 /// One process busy on GPU0 (8 GiB at 97 %) that holds 40 GiB at 0 % on GPU1: an idle holder on

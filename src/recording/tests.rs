@@ -1,7 +1,8 @@
 use std::io::Cursor;
 
 use super::*;
-use crate::sample::{DeviceKind, EnergyCounter};
+use crate::sample::DeviceKind;
+use crate::testing;
 
 fn header() -> Header {
     Header {
@@ -16,39 +17,20 @@ fn header() -> Header {
 }
 
 fn sample(t: f64, procs: &[(u32, u64, u64, &str)]) -> Sample {
-    let mut d = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0 (RAPL)");
-    d.energy = Some(EnergyCounter {
-        value_uj: (t * 1e6) as u64 * 50,
-        wrap_uj: Some(262_143_328_850),
-    });
-    Sample {
-        mono_s: t,
-        wall_ms: 1_700_000_000_000 + (t * 1000.0) as i64,
-        uptime_s: Some(100.0 + t),
-        ticks_per_s: 100,
-        cpu_times: Some(CpuTimes {
-            busy: (t * 100.0) as u64,
-            idle: 0,
-        }),
-        processes: procs
-            .iter()
-            .map(|(pid, st, ticks, comm)| ProcessReading {
-                key: ProcKey {
-                    pid: *pid,
-                    starttime: *st,
-                },
-                ppid: 1,
-                cpu_ticks: *ticks,
-                child_ticks: *ticks / 3,
-                info: Arc::new(ProcInfo {
-                    comm: (*comm).into(),
-                    user: "ana".into(),
-                    ..Default::default()
-                }),
-            })
-            .collect(),
-        devices: vec![d],
-    }
+    let cpu = testing::counter("cpu0", DeviceKind::Cpu, "package-0 (RAPL)", (t * 1e6) as u64 * 50);
+    testing::sample_at(t)
+        .wall_origin_ms(1_700_000_000_000)
+        .uptime_origin(100.0)
+        .cpu((t * 100.0) as u64, 0)
+        .procs(procs.iter().map(|&(pid, st, ticks, comm)| {
+            testing::process(pid, st, ticks)
+                .child_ticks(ticks / 3)
+                .comm(comm)
+                .user("ana")
+                .build()
+        }))
+        .devices([testing::wrapping(cpu, Some(262_143_328_850))])
+        .build()
 }
 
 fn write(samples: &[Sample]) -> Vec<u8> {

@@ -5,42 +5,26 @@ use std::sync::Arc;
 use super::http::{self, Responder, Response};
 use super::metrics::{self, Exporter, MetricsView};
 use super::*;
-use crate::sample::{CpuTimes, DeviceKind, DeviceReading, EnergyCounter, ProcInfo, ProcKey, ProcessReading};
-use crate::sample::{GpuProcess, Sample};
+use crate::sample::Sample;
+use crate::sample::{DeviceKind, DeviceReading, ProcessReading};
+use crate::testing;
 
 fn proc(pid: u32, ticks: u64, comm: &str) -> ProcessReading {
-    ProcessReading {
-        key: ProcKey { pid, starttime: 7 },
-        ppid: 1,
-        cpu_ticks: ticks,
-        child_ticks: 0,
-        info: Arc::new(ProcInfo {
-            comm: comm.into(),
-            user: "ana".into(),
-            ..Default::default()
-        }),
-    }
+    testing::process(pid, 7, ticks).comm(comm).user("ana").build()
 }
 
 fn cpu(uj: u64) -> DeviceReading {
-    let mut d = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0");
-    d.energy = Some(EnergyCounter {
-        value_uj: uj,
-        wrap_uj: None,
-    });
-    d
+    testing::counter("cpu0", DeviceKind::Cpu, "package-0", uj)
 }
 
 fn sample(t: f64, busy: u64, procs: Vec<ProcessReading>, devices: Vec<DeviceReading>) -> Sample {
-    Sample {
-        mono_s: t,
-        wall_ms: 1_700_000_000_000 + (t * 1000.0) as i64,
-        uptime_s: Some(10_000.0 + t),
-        ticks_per_s: 100,
-        cpu_times: Some(CpuTimes { busy, idle: 0 }),
-        processes: procs,
-        devices,
-    }
+    testing::sample_at(t)
+        .wall_origin_ms(1_700_000_000_000)
+        .uptime_origin(10_000.0)
+        .cpu(busy, 0)
+        .procs(procs)
+        .devices(devices)
+        .build()
 }
 
 /// Series value by metric name and a few label matchers, from the exposition text.
@@ -161,12 +145,7 @@ fn exposition_has_the_documented_families_and_escapes_hostile_labels() {
     gpu.vendor = Some("AMD".into());
     gpu.source = Some("hwmon power".into());
     gpu.power_w = Some(100.0);
-    gpu.gpu_processes = vec![GpuProcess {
-        pid: 20,
-        used_mem_bytes: Some(1 << 30),
-        sm_util_pct: Some(0.0),
-        ..Default::default()
-    }];
+    gpu.gpu_processes = vec![testing::holder(20, 1 << 30, Some(0.0))];
     for i in 0..3u64 {
         engine.push(sample(
             i as f64,

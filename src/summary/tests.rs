@@ -1,50 +1,35 @@
-use std::sync::Arc;
-
 use super::*;
 use crate::engine::{Engine, EngineParams};
-use crate::sample::{CpuTimes, DeviceReading, EnergyCounter, ProcInfo, ProcessReading, Sample};
+use crate::sample::{ProcessReading, Sample};
+use crate::testing;
 
 fn proc(pid: u32, ppid: u32, ticks: u64, cmdline: &str) -> ProcessReading {
-    ProcessReading {
-        key: ProcKey {
-            pid,
-            starttime: 100 + u64::from(pid),
-        },
-        ppid,
-        cpu_ticks: ticks,
-        child_ticks: 0,
-        info: Arc::new(ProcInfo {
-            comm: cmdline.split(' ').next().unwrap_or("").to_string(),
-            cmdline: cmdline.to_string(),
-            user: "ana".into(),
-            uid: Some(1000),
-            cgroup: Default::default(),
-        }),
-    }
+    testing::process(pid, 100 + u64::from(pid), ticks)
+        .ppid(ppid)
+        .comm(cmdline.split(' ').next().unwrap_or(""))
+        .cmdline(cmdline)
+        .user("ana")
+        .uid(1000)
+        .build()
 }
 
 /// CPU package counter +100 J per second; half busy; pid 10 gets 3/4 of busy time, pid 11 1/4.
 fn sample(i: u64) -> Sample {
-    let mut d = DeviceReading::new("cpu0", DeviceKind::Cpu, "package-0 (RAPL)");
-    d.energy = Some(EnergyCounter {
-        value_uj: i * 100_000_000,
-        wrap_uj: None,
-    });
-    Sample {
-        mono_s: i as f64,
-        wall_ms: 1_700_000_000_000 + i as i64 * 1000,
-        uptime_s: Some(1000.0 + i as f64),
-        ticks_per_s: 100,
-        cpu_times: Some(CpuTimes {
-            busy: i * 100,
-            idle: i * 100,
-        }),
-        processes: vec![
+    testing::sample_at(i as f64)
+        .wall_origin_ms(1_700_000_000_000)
+        .uptime_origin(1000.0)
+        .cpu(i * 100, i * 100)
+        .procs([
             proc(10, 1, i * 75, "python train.py --token=abc"),
             proc(11, 10, i * 25, "worker PASSWORD=x"),
-        ],
-        devices: vec![d],
-    }
+        ])
+        .devices([testing::counter(
+            "cpu0",
+            DeviceKind::Cpu,
+            "package-0 (RAPL)",
+            i * 100_000_000,
+        )])
+        .build()
 }
 
 fn engine(n: u64) -> Engine {
@@ -239,15 +224,9 @@ fn average_power_leaves_out_unavailable_time() {
 }
 
 fn gpu_sample(i: u64, procs: Vec<ProcessReading>, holders: Vec<crate::sample::GpuProcess>) -> Sample {
-    let mut g = DeviceReading::new("gpu0", DeviceKind::Gpu, "H100");
-    g.energy = Some(EnergyCounter {
-        value_uj: i * 60_000_000,
-        wrap_uj: None,
-    });
-    g.gpu_processes = holders;
     let mut s = sample(i);
     s.processes = procs;
-    s.devices = vec![g];
+    s.devices = vec![testing::gpu("gpu0", "H100", i * 60_000_000, None, holders)];
     s
 }
 
@@ -261,12 +240,7 @@ fn folded_idle_holder_waste_is_in_every_total() {
     params.attribution.gpu_idle_w = Some(50.0);
     let mut e = Engine::new(&params);
     e.ledger.max_exited = 1;
-    let holder = crate::sample::GpuProcess {
-        pid: 7,
-        used_mem_bytes: Some(2 << 30),
-        sm_util_pct: Some(0.0),
-        ..Default::default()
-    };
+    let holder = testing::holder(7, 2 << 30, Some(0.0));
     for i in 0..5u64 {
         e.push(gpu_sample(i, vec![proc(7, 1, 0, "kernel")], vec![holder.clone()]));
     }
