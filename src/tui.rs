@@ -22,12 +22,10 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
-use crate::app::{App, AppParams, ViewOptions};
+use crate::app::{Action, App, AppParams, Msg, ViewOptions};
 use crate::engine::Engine;
 use crate::sample::Sample;
 use crate::sources::{Sampler, SourceConfig};
-
-mod event_loop;
 
 /// The sending end of the sample feed: `(sample, notices)`, one slot, latest wins.
 type SampleTx = mpsc::Sender<(Sample, Vec<String>)>;
@@ -209,13 +207,7 @@ where
     // A panic unwinds to here (the panic hook has already restored the terminal and printed the
     // message): the ledger holds every interval accounted before it, so the summary is still saved.
     let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        rt.block_on(event_loop::event_loop(
-            &mut app,
-            &mut term,
-            &mut options,
-            feed,
-            ui_panic_at,
-        ))
+        rt.block_on(event_loop(&mut app, &mut term, &mut options, feed, ui_panic_at))
     }));
     // ratatui's `Terminal` shows the cursor when dropped and `eprintln!`s if that fails, which
     // panics when stderr is the same hung-up terminal (a dropped SSH link): after a failed
@@ -283,6 +275,147 @@ where
         );
         if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(item) {
             return;
+        }
+    }
+}
+
+async fn event_loop<F>(
+    app: &mut App,
+    term: &mut Terminal<CrosstermBackend<Stdout>>,
+    options: &mut Options,
+    feed: F,
+    test_panic_at: Option<Instant>,
+) -> Result<(), TuiError>
+where
+    F: FnOnce(mpsc::Sender<(Sample, Vec<String>)>) + Send + 'static,
+{
+    use tokio::signal::unix::{SignalKind, signal};
+    let sig = |k| signal(k).map_err(|e| TuiError::Runtime(format!("cannot install signal handler: {e}")));
+    let mut sigterm = sig(SignalKind::terminate())?;
+    let mut sighup = sig(SignalKind::hangup())?;
+    let mut sigint = sig(SignalKind::interrupt())?;
+
+    let (sample_tx, mut sample_rx) = mpsc::channel::<(Sample, Vec<String>)>(1);
+    // A feed that panics takes the monitor down with it (its panic is re-raised here and caught
+    // in `run_with_feed`), rather than leaving a screen that no longer updates in a terminal the
+    // panic hook has already restored.
+    let (feed_panic_tx, mut feed_panic_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("kwtop-sampler".into())
+        .spawn(move || {
+            if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| feed(sample_tx))) {
+                let _ = feed_panic_tx.send(payload);
+            }
+        })
+        .map_err(|e| TuiError::Runtime(format!("cannot start the sampler: {e}")))?;
+    let mut feed_alive = true;
+    let test_panic = async {
+        match test_panic_at {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(test_panic);
+    let (input_tx, mut input_rx) = mpsc::channel::<Event>(64);
+    std::thread::Builder::new()
+        .name("kwtop-input".into())
+        .spawn(move || input_thread(&input_tx))
+        .map_err(|e| TuiError::Runtime(format!("cannot start the input reader: {e}")))?;
+
+    let frame = Duration::from_secs_f64(1.0 / options.ui.max_fps.clamp(0.5, 60.0));
+    let mut dirty = true;
+    let mut last_draw: Option<Instant> = None;
+    let mut samples_open = true;
+    // The first tick of a tokio interval fires at once: start one period from now.
+    let period = options.checkpoint.unwrap_or(Duration::from_secs(3600));
+    let mut checkpoint = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let checkpoints = options.checkpoint.is_some() && options.on_export.is_some();
+    let mut checkpoint_failed = false;
+    loop {
+        if dirty {
+            let due = last_draw.map_or(Instant::now(), |t| t + frame);
+            if Instant::now() >= due {
+                let size = match term.size() {
+                    Ok(size) => size,
+                    Err(e) if terminal_gone(&e) => return Ok(()),
+                    Err(e) => return Err(TuiError::Runtime(format!("terminal: {e}"))),
+                };
+                app.page_rows = crate::ui::table_rows(size.into(), app.ledger().devices.len()).max(1);
+                match term.draw(|f| crate::ui::render(app, f)) {
+                    Ok(_) => {}
+                    // Hung up (SSH link dropped) before its SIGHUP was handled: end as on SIGHUP.
+                    Err(e) if terminal_gone(&e) => return Ok(()),
+                    Err(e) => return Err(TuiError::Runtime(format!("cannot draw: {e}"))),
+                }
+                last_draw = Some(Instant::now());
+                dirty = false;
+            }
+        }
+        let wake = last_draw.map_or(Instant::now(), |t| t + frame);
+        let msg = tokio::select! {
+            s = sample_rx.recv(), if samples_open => match s {
+                Some((s, notices)) => {
+                    let (d, _) = app.update(Msg::Notices(notices));
+                    dirty |= d;
+                    Some(Msg::Sample(Box::new(s)))
+                }
+                None => { samples_open = false; None }
+            },
+            ev = input_rx.recv() => match ev {
+                Some(Event::Key(k)) => Some(Msg::Key(k)),
+                Some(Event::Mouse(m)) => match m.kind {
+                    MouseEventKind::ScrollDown => Some(Msg::Scroll(1)),
+                    MouseEventKind::ScrollUp => Some(Msg::Scroll(-1)),
+                    _ => None,
+                },
+                Some(Event::Resize(..)) => Some(Msg::Resize),
+                Some(_) => None,
+                // The terminal is gone.
+                None => return Ok(()),
+            },
+            _ = sigterm.recv() => return Ok(()),
+            _ = sighup.recv() => return Ok(()),
+            _ = sigint.recv() => return Ok(()),
+            () = tokio::time::sleep_until(wake.into()), if dirty => None,
+            p = &mut feed_panic_rx, if feed_alive => match p {
+                Ok(payload) => std::panic::resume_unwind(payload),
+                Err(_) => { feed_alive = false; None }
+            },
+            _ = checkpoint.tick(), if checkpoints => {
+                if let Some(hook) = options.on_export.as_mut() {
+                    // Silent when it works; a failure is shown once, and again after it recovered.
+                    match hook(&app.engine, &app.notices, ExportReason::Checkpoint) {
+                        Ok(_) => checkpoint_failed = false,
+                        Err(e) if !checkpoint_failed => {
+                            checkpoint_failed = true;
+                            app.update(Msg::Status(format!("checkpoint failed: {e}")));
+                            dirty = true;
+                        }
+                        Err(_) => {}
+                    }
+                }
+                None
+            },
+            () = &mut test_panic => panic!("{TEST_PANIC_ENV}: injected panic in the UI loop (test hook)"),
+        };
+        if let Some(msg) = msg {
+            let (d, action) = app.update(msg);
+            dirty |= d;
+            match action {
+                Action::None => {}
+                Action::Quit => return Ok(()),
+                Action::Export => {
+                    if let Some(hook) = options.on_export.as_mut() {
+                        let status = match hook(&app.engine, &app.notices, ExportReason::Key) {
+                            Ok(m) => m,
+                            Err(e) => format!("export failed: {e}"),
+                        };
+                        app.update(Msg::Status(status));
+                        dirty = true;
+                    }
+                }
+            }
         }
     }
 }
