@@ -165,12 +165,27 @@ impl Default for UiState {
     }
 }
 
+/// One process's watts over the last interval, by kind of device.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SplitW {
+    pub gpu_w: f64,
+    /// CPU including DRAM.
+    pub cpu_w: f64,
+}
+
+/// The ledger and view frozen when the screen was paused.
+#[derive(Debug, Clone)]
+pub struct Paused {
+    pub ledger: Ledger,
+    pub view: View,
+}
+
 /// What the screen shows: the live accounting, or a frozen copy while paused.
 #[derive(Debug, Clone, Default)]
 pub struct View {
     pub history: History,
-    /// Per process, watts over the last interval: (GPU, CPU incl. DRAM).
-    pub split_w: HashMap<ProcKey, (f64, f64)>,
+    /// Per process, watts over the last interval by kind of device.
+    pub split_w: HashMap<ProcKey, SplitW>,
     /// Idle and unattributed watts over the last interval.
     pub idle_w: f64,
     pub unattributed_w: f64,
@@ -207,7 +222,7 @@ pub struct App {
     pub ui: UiState,
     pub view: View,
     /// A frozen copy of the ledger and view while paused (accounting goes on underneath).
-    pub paused: Option<Box<(Ledger, View)>>,
+    pub paused: Option<Box<Paused>>,
     pub notices: Vec<String>,
     /// One-line status (last export result).
     pub status: Option<String>,
@@ -235,12 +250,12 @@ impl App {
 
     /// The ledger on screen (frozen while paused).
     pub fn ledger(&self) -> &Ledger {
-        self.paused.as_ref().map_or(&self.engine.ledger, |p| &p.0)
+        self.paused.as_ref().map_or(&self.engine.ledger, |p| &p.ledger)
     }
 
     /// The derived view on screen (frozen while paused).
     pub fn shown(&self) -> &View {
-        self.paused.as_ref().map_or(&self.view, |p| &p.1)
+        self.paused.as_ref().map_or(&self.view, |p| &p.view)
     }
 
     pub fn window_s(&self) -> f64 {
@@ -303,7 +318,7 @@ impl App {
         }
         self.view.gpu_of = gpu_of;
         let ledger = &self.engine.ledger;
-        let mut split: HashMap<ProcKey, (f64, f64)> = HashMap::new();
+        let mut split: HashMap<ProcKey, SplitW> = HashMap::new();
         let (mut idle_w, mut unattr_w) = (0.0, 0.0);
         if let Some(iv) = &self.engine.last_interval
             && iv.dt_s > 0.0
@@ -317,11 +332,11 @@ impl App {
                 idle_w += de.idle_j / span;
                 unattr_w += de.unattributed_j / span;
                 for (k, j) in &de.shares {
-                    let slot = split.entry(*k).or_insert((0.0, 0.0));
+                    let slot = split.entry(*k).or_default();
                     if de.kind == DeviceKind::Gpu {
-                        slot.0 += j / span;
+                        slot.gpu_w += j / span;
                     } else {
-                        slot.1 += j / span;
+                        slot.cpu_w += j / span;
                     }
                 }
             }
@@ -376,7 +391,10 @@ impl App {
         if self.paused.is_some() {
             self.paused = None;
         } else {
-            self.paused = Some(Box::new((self.engine.ledger.clone(), self.view.clone())));
+            self.paused = Some(Box::new(Paused {
+                ledger: self.engine.ledger.clone(),
+                view: self.view.clone(),
+            }));
         }
     }
 }

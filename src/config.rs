@@ -89,21 +89,66 @@ pub fn parse(text: &str, path: Option<&Path>) -> Result<Settings, ConfigError> {
     validate(&file, path, text)
 }
 
+/// Where a config text came from, for the messages of the checks below.
+struct Check<'a> {
+    path: Option<&'a Path>,
+    text: &'a str,
+}
+
+impl Check<'_> {
+    fn bad<T>(&self, section: &str, key: &str, value: String, why: &str) -> Result<T, ConfigError> {
+        Err(ConfigError::invalid(
+            self.path, self.text, section, key, value, why,
+        ))
+    }
+}
+
+/// Check every section (in file order, so the first bad key is the one reported) and turn each into
+/// the parameters of the stage that owns it.
 fn validate(f: &ConfigFile, path: Option<&Path>, text: &str) -> Result<Settings, ConfigError> {
-    let bad = |section: &str, key: &str, value: String, why: &str| {
-        Err(ConfigError::invalid(path, text, section, key, value, why))
-    };
+    let c = Check { path, text };
+    let interval = sampling(f, &c)?;
+    let sources = sources(f, &c)?;
+    let (attribution, max_exited_processes) = attribution(f, &c)?;
+    let serve = serve(f, &c)?;
+    let ui = ui(f, &c)?;
+    let export = export(f, &c)?;
+    let idle_holder = idle_holder(f, &c)?;
+    let impact = impact(f, &c)?;
+    Ok(Settings {
+        path: path.map(Path::to_path_buf),
+        interval,
+        sources,
+        engine: EngineParams {
+            attribution,
+            idle_holder,
+            max_exited_processes,
+        },
+        impact,
+        export,
+        serve,
+        ui,
+    })
+}
+
+/// `[sampling]`: the time between samples.
+fn sampling(f: &ConfigFile, c: &Check) -> Result<Duration, ConfigError> {
     let interval = f.sampling.interval.0;
     if interval < Duration::from_millis(100) || interval > Duration::from_secs(3600) {
-        return bad(
+        return c.bad(
             "sampling",
             "interval",
             fmt_dur(interval),
             "must be between 100ms and 1h",
         );
     }
+    Ok(interval)
+}
+
+/// `[sources]` and `[cpu]`: where to read and how to estimate a CPU without a sensor.
+fn sources(f: &ConfigFile, c: &Check) -> Result<SourceConfig, ConfigError> {
     if !(0.0..=1.0).contains(&f.cpu.idle_fraction) {
-        return bad(
+        return c.bad(
             "cpu",
             "idle_fraction",
             f.cpu.idle_fraction.to_string(),
@@ -115,19 +160,35 @@ fn validate(f: &ConfigFile, path: Option<&Path>, text: &str) -> Result<Settings,
         .tdp_w
         .filter(|t| !(t.is_finite() && *t > 0.0 && *t <= 10_000.0))
     {
-        return bad(
+        return c.bad(
             "cpu",
             "tdp_w",
             t.to_string(),
             "must be a power in watts between 0 and 10000",
         );
     }
+    Ok(SourceConfig {
+        proc_root: f.sources.proc_root.clone(),
+        powercap_root: f.sources.powercap_root.clone(),
+        sysfs_root: f.sources.sysfs_root.clone(),
+        nvml: f.sources.nvml,
+        nvml_library: f.sources.nvml_library.clone(),
+        estimate: EstimateConfig {
+            tdp_w: f.cpu.tdp_w,
+            idle_fraction: f.cpu.idle_fraction,
+            model: f.cpu.model,
+        },
+    })
+}
+
+/// `[attribution]`: the idle policy, and how many exited processes to keep as rows.
+fn attribution(f: &ConfigFile, c: &Check) -> Result<(AttributionConfig, usize), ConfigError> {
     if let Some(w) = f
         .attribution
         .gpu_idle_w
         .filter(|w| !(w.is_finite() && *w >= 0.0 && *w <= 10_000.0))
     {
-        return bad(
+        return c.bad(
             "attribution",
             "gpu_idle_w",
             w.to_string(),
@@ -136,7 +197,7 @@ fn validate(f: &ConfigFile, path: Option<&Path>, text: &str) -> Result<Settings,
     }
     let frac = f.attribution.gpu_idle_fraction_of_limit;
     if !(0.0..=1.0).contains(&frac) {
-        return bad(
+        return c.bad(
             "attribution",
             "gpu_idle_fraction_of_limit",
             frac.to_string(),
@@ -145,10 +206,20 @@ fn validate(f: &ConfigFile, path: Option<&Path>, text: &str) -> Result<Settings,
     }
     if f.attribution.max_exited_processes < 2 {
         let v = f.attribution.max_exited_processes.to_string();
-        return bad("attribution", "max_exited_processes", v, "must be at least 2");
+        return c.bad("attribution", "max_exited_processes", v, "must be at least 2");
     }
+    let config = AttributionConfig {
+        charge_idle: f.attribution.charge_idle,
+        gpu_idle_w: f.attribution.gpu_idle_w,
+        gpu_idle_fraction_of_limit: frac,
+    };
+    Ok((config, f.attribution.max_exited_processes))
+}
+
+/// `[serve]`: the metrics endpoint's address and how many processes get their own series.
+fn serve(f: &ConfigFile, c: &Check) -> Result<ServeParams, ConfigError> {
     let Ok(listen) = f.serve.listen.trim().parse::<std::net::SocketAddr>() else {
-        return bad(
+        return c.bad(
             "serve",
             "listen",
             f.serve.listen.clone(),
@@ -157,45 +228,79 @@ fn validate(f: &ConfigFile, path: Option<&Path>, text: &str) -> Result<Settings,
     };
     if !(1..=10_000).contains(&f.serve.top_processes) {
         let v = f.serve.top_processes.to_string();
-        return bad("serve", "top_processes", v, "must be between 1 and 10000");
+        return c.bad("serve", "top_processes", v, "must be between 1 and 10000");
     }
+    Ok(ServeParams {
+        listen,
+        top_processes: f.serve.top_processes,
+    })
+}
+
+/// `[ui]`: the redraw cap.
+fn ui(f: &ConfigFile, c: &Check) -> Result<UiParams, ConfigError> {
     if !(0.5..=60.0).contains(&f.ui.max_fps) {
-        return bad(
+        return c.bad(
             "ui",
             "max_fps",
             f.ui.max_fps.to_string(),
             "must be between 0.5 and 60 redraws per second",
         );
     }
+    Ok(UiParams {
+        max_fps: f.ui.max_fps,
+    })
+}
+
+/// `[export]`: where summaries go, in which formats, redacted how, and how often a checkpoint.
+fn export(f: &ConfigFile, c: &Check) -> Result<ExportParams, ConfigError> {
     let cp = f.export.checkpoint.0;
     if !cp.is_zero() && cp < Duration::from_secs(1) {
-        return bad(
+        return c.bad(
             "export",
             "checkpoint",
             fmt_dur(cp),
             "must be 0s (off) or at least 1s",
         );
     }
+    Ok(ExportParams {
+        dir: f.export.dir.clone(),
+        formats: f.export.formats.clone(),
+        redactor: Redactor::new(f.export.cmdline, &f.export.redact_patterns),
+        checkpoint: Some(cp).filter(|d| !d.is_zero()),
+    })
+}
+
+/// `[idle_holder]`: when a process holding GPU memory counts as idle.
+fn idle_holder(f: &ConfigFile, c: &Check) -> Result<IdleHolderConfig, ConfigError> {
     if !(0.0..=100.0).contains(&f.idle_holder.max_sm_pct) {
-        return bad(
+        return c.bad(
             "idle_holder",
             "max_sm_pct",
             f.idle_holder.max_sm_pct.to_string(),
             "must be between 0 and 100",
         );
     }
+    Ok(IdleHolderConfig {
+        min_memory_bytes: f.idle_holder.min_memory_mib << 20,
+        max_sm_pct: f.idle_holder.max_sm_pct,
+        after_s: f.idle_holder.after.0.as_secs_f64(),
+    })
+}
+
+/// `[impact]`: the grid intensity, PUE and the figures of the equivalents.
+fn impact(f: &ConfigFile, c: &Check) -> Result<ImpactParams, ConfigError> {
     let grid = match &f.impact.grid {
         GridSpec::Number(n) => impact::resolve_grid(&n.to_string()),
-        GridSpec::Code(c) => impact::resolve_grid(c),
+        GridSpec::Code(code) => impact::resolve_grid(code),
     };
     let grid = match grid {
         Ok(g) => g,
         Err(why) => {
             let v = match &f.impact.grid {
                 GridSpec::Number(n) => n.to_string(),
-                GridSpec::Code(c) => c.clone(),
+                GridSpec::Code(code) => code.clone(),
             };
-            return bad("impact", "grid", v, &why);
+            return c.bad("impact", "grid", v, &why);
         }
     };
     let params = ImpactParams {
@@ -218,55 +323,9 @@ fn validate(f: &ConfigFile, path: Option<&Path>, text: &str) -> Result<Settings,
         } else {
             ("car_g_per_km", params.car_g_per_km.to_string())
         };
-        return bad("impact", key, value, &why);
+        return c.bad("impact", key, value, &why);
     }
-    let sources = SourceConfig {
-        proc_root: f.sources.proc_root.clone(),
-        powercap_root: f.sources.powercap_root.clone(),
-        sysfs_root: f.sources.sysfs_root.clone(),
-        nvml: f.sources.nvml,
-        nvml_library: f.sources.nvml_library.clone(),
-        estimate: EstimateConfig {
-            tdp_w: f.cpu.tdp_w,
-            idle_fraction: f.cpu.idle_fraction,
-            model: f.cpu.model,
-        },
-    };
-    let engine = EngineParams {
-        attribution: AttributionConfig {
-            charge_idle: f.attribution.charge_idle,
-            gpu_idle_w: f.attribution.gpu_idle_w,
-            gpu_idle_fraction_of_limit: frac,
-        },
-        idle_holder: IdleHolderConfig {
-            min_memory_bytes: f.idle_holder.min_memory_mib << 20,
-            max_sm_pct: f.idle_holder.max_sm_pct,
-            after_s: f.idle_holder.after.0.as_secs_f64(),
-        },
-        max_exited_processes: f.attribution.max_exited_processes,
-    };
-    let export = ExportParams {
-        dir: f.export.dir.clone(),
-        formats: f.export.formats.clone(),
-        redactor: Redactor::new(f.export.cmdline, &f.export.redact_patterns),
-        checkpoint: Some(cp).filter(|d| !d.is_zero()),
-    };
-    let serve = ServeParams {
-        listen,
-        top_processes: f.serve.top_processes,
-    };
-    Ok(Settings {
-        path: path.map(Path::to_path_buf),
-        interval,
-        sources,
-        engine,
-        impact: params,
-        export,
-        serve,
-        ui: UiParams {
-            max_fps: f.ui.max_fps,
-        },
-    })
+    Ok(params)
 }
 
 fn fmt_dur(d: Duration) -> String {

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::impact::{Equivalents, ImpactParams};
-use crate::ledger::{Ledger, ProcEntry, ProcState};
+use crate::ledger::{FoldedExited, Ledger, ProcEntry, ProcState};
 use crate::redact::Redactor;
 use crate::sample::{DeviceKind, ProcKey, Provenance};
 use crate::snapshot::rfc3339;
@@ -457,70 +457,143 @@ pub fn build(
     notices: &[String],
     opts: &SummaryOptions,
 ) -> SummaryDoc {
+    let processes = process_rows(ledger, impact, opts);
+    let scope = ScopeEnergy::of(ledger, opts);
+    let idle_holders = idle_holder_rows(ledger, impact, opts);
+    let wasted_j = sum(idle_holders.iter().map(|h| h.wasted_j));
+    let devices = device_rows(ledger, impact, &scope.by_dev, &idle_holders);
+    let started_ms = ledger.started_ms.unwrap_or(0);
+    let ended_ms = ledger.last_ms.unwrap_or(started_ms);
+    SummaryDoc {
+        schema: SCHEMA.into(),
+        kwtop_version: env!("CARGO_PKG_VERSION").into(),
+        host: host.to_string(),
+        started: rfc3339(started_ms),
+        ended: rfc3339(ended_ms),
+        started_ms,
+        ended_ms,
+        duration_s: ledger.session_s,
+        intervals: ledger.intervals,
+        scope: if opts.members.is_some() {
+            "command"
+        } else {
+            "machine"
+        }
+        .into(),
+        command: opts.command.clone(),
+        cmdline_mode: opts.redactor.mode.as_str().into(),
+        totals: totals(ledger, impact, &scope, wasted_j),
+        machine: machine(ledger, impact),
+        devices,
+        groups: groups(&processes, impact, opts.max_groups),
+        processes,
+        idle_holders,
+        method: method_notes(ledger, opts, impact),
+        notices: notices.to_vec(),
+    }
+}
+
+/// Whether `e` is in the summary's scope (the whole machine, or the command's tree).
+fn in_scope(opts: &SummaryOptions, e: &ProcEntry) -> bool {
+    opts.members.as_ref().is_none_or(|m| m.contains(&e.key))
+}
+
+/// Average power over the time a device's energy was available.
+fn avg_w(j: f64, available_s: f64) -> f64 {
+    if available_s > 0.0 { j / available_s } else { 0.0 }
+}
+
+/// The processes in scope that used energy or held GPU memory, the folded exited ones (machine
+/// scope), most energy first.
+fn process_rows(ledger: &Ledger, impact: &ImpactParams, opts: &SummaryOptions) -> Vec<ProcessSummary> {
     let red = &opts.redactor;
-    let in_scope = |e: &&ProcEntry| opts.members.as_ref().is_none_or(|m| m.contains(&e.key));
     let mut processes: Vec<ProcessSummary> = ledger
         .processes()
-        .filter(in_scope)
+        .filter(|e| in_scope(opts, e))
         .filter(|e| e.energy_j > 0.0 || e.gpu_mem_bytes.is_some() || opts.members.is_some())
         .map(|e| process_summary(ledger, impact, red, e))
         .collect();
     if opts.members.is_none() {
         for (comm, f) in ledger.folded() {
-            processes.push(ProcessSummary {
-                pid: 0,
-                starttime: 0,
-                ppid: 0,
-                user: String::new(),
-                command: comm.clone(),
-                cmdline: String::new(),
-                state: "exited".into(),
-                energy_j: f.energy_j,
-                energy_by_device_j: by_device(ledger, &f.energy_by_dev),
-                kwh: impact.kwh(f.energy_j),
-                co2e_g: impact.co2e_g(f.energy_j),
-                avg_power_w: 0.0,
-                peak_power_w: 0.0,
-                observed_s: 0.0,
-                first_seen: String::new(),
-                last_seen: String::new(),
-                gpu_mem_bytes: None,
-                idle_wasted_j: f.idle_wasted_j,
-                idle_wasted_by_device_j: by_device(ledger, &f.idle_wasted_by_dev)
-                    .into_iter()
-                    .filter(|(_, j)| *j > 0.0)
-                    .collect(),
-                tree: "(exited, folded)".into(),
-                container: None,
-                folded_count: Some(f.count),
-            });
+            processes.push(folded_summary(ledger, impact, comm, f));
         }
     }
     processes.sort_by(|a, b| b.energy_j.total_cmp(&a.energy_j).then(a.pid.cmp(&b.pid)));
+    processes
+}
 
-    let machine_j = ledger.total_energy_j();
-    let (energy_j, scope_by_dev): (f64, Vec<f64>) = match &opts.members {
-        None => (machine_j, ledger.devices.iter().map(|d| d.energy_j).collect()),
-        Some(_) => {
-            let mut by = vec![0.0; ledger.devices.len()];
-            for e in ledger.processes().filter(in_scope) {
-                for (a, b) in by.iter_mut().zip(&e.energy_by_dev) {
-                    *a += b;
+/// One row for the exited processes of one command folded together.
+fn folded_summary(ledger: &Ledger, impact: &ImpactParams, comm: &str, f: &FoldedExited) -> ProcessSummary {
+    ProcessSummary {
+        pid: 0,
+        starttime: 0,
+        ppid: 0,
+        user: String::new(),
+        command: comm.to_string(),
+        cmdline: String::new(),
+        state: "exited".into(),
+        energy_j: f.energy_j,
+        energy_by_device_j: by_device(ledger, &f.energy_by_dev),
+        kwh: impact.kwh(f.energy_j),
+        co2e_g: impact.co2e_g(f.energy_j),
+        avg_power_w: 0.0,
+        peak_power_w: 0.0,
+        observed_s: 0.0,
+        first_seen: String::new(),
+        last_seen: String::new(),
+        gpu_mem_bytes: None,
+        idle_wasted_j: f.idle_wasted_j,
+        idle_wasted_by_device_j: by_device(ledger, &f.idle_wasted_by_dev)
+            .into_iter()
+            .filter(|(_, j)| *j > 0.0)
+            .collect(),
+        tree: "(exited, folded)".into(),
+        container: None,
+        folded_count: Some(f.count),
+    }
+}
+
+/// The energy of the summary's scope: the whole machine's, or what the command's tree was charged.
+struct ScopeEnergy {
+    energy_j: f64,
+    /// Per device, in the ledger's device order.
+    by_dev: Vec<f64>,
+}
+
+impl ScopeEnergy {
+    fn of(ledger: &Ledger, opts: &SummaryOptions) -> Self {
+        match &opts.members {
+            None => ScopeEnergy {
+                energy_j: ledger.total_energy_j(),
+                by_dev: ledger.devices.iter().map(|d| d.energy_j).collect(),
+            },
+            Some(_) => {
+                let mut by = vec![0.0; ledger.devices.len()];
+                for e in ledger.processes().filter(|e| in_scope(opts, e)) {
+                    for (a, b) in by.iter_mut().zip(&e.energy_by_dev) {
+                        *a += b;
+                    }
+                }
+                ScopeEnergy {
+                    energy_j: sum(by.iter().copied()),
+                    by_dev: by,
                 }
             }
-            (sum(by.iter().copied()), by)
         }
-    };
-    let duration_s = ledger.session_s;
-    let idle_holders = idle_holder_rows(ledger, impact, opts);
-    let wasted_j = sum(idle_holders.iter().map(|h| h.wasted_j));
+    }
+}
+
+fn device_rows(
+    ledger: &Ledger,
+    impact: &ImpactParams,
+    scope_by_dev: &[f64],
+    idle_holders: &[IdleHolderSummary],
+) -> Vec<DeviceSummary> {
     let wasted_on = |id: &str| sum(idle_holders.iter().filter(|h| h.device == id).map(|h| h.wasted_j));
-    // Average power per device over the time its energy was available.
-    let avg_w = |j: f64, available_s: f64| if available_s > 0.0 { j / available_s } else { 0.0 };
-    let devices = ledger
+    ledger
         .devices
         .iter()
-        .zip(&scope_by_dev)
+        .zip(scope_by_dev)
         .map(|(d, scope_j)| DeviceSummary {
             id: d.id.clone(),
             kind: d.kind.as_str().into(),
@@ -543,72 +616,55 @@ pub fn build(
                 .then(|| d.last.estimate.as_ref().map(|e| e.tdp_source.clone()))
                 .flatten(),
         })
-        .collect();
+        .collect()
+}
+
+/// The scope's totals with their impact.
+fn totals(ledger: &Ledger, impact: &ImpactParams, scope: &ScopeEnergy, wasted_j: f64) -> TotalsOut {
+    let energy_j = scope.energy_j;
     let avg_power_w = sum(ledger
         .devices
         .iter()
-        .zip(&scope_by_dev)
+        .zip(&scope.by_dev)
         .map(|(d, j)| avg_w(*j, d.available_s)));
-    let started_ms = ledger.started_ms.unwrap_or(0);
-    let ended_ms = ledger.last_ms.unwrap_or(started_ms);
     let provenance = ledger
         .devices
         .iter()
-        .zip(&scope_by_dev)
+        .zip(&scope.by_dev)
         .filter(|(d, j)| **j > 0.0 && d.energy_j > 0.0)
         .map(|(d, _)| d.provenance)
         .max()
         .unwrap_or_else(|| ledger.provenance());
-    SummaryDoc {
-        schema: SCHEMA.into(),
-        kwtop_version: env!("CARGO_PKG_VERSION").into(),
-        host: host.to_string(),
-        started: rfc3339(started_ms),
-        ended: rfc3339(ended_ms),
-        started_ms,
-        ended_ms,
-        duration_s,
-        intervals: ledger.intervals,
-        scope: if opts.members.is_some() {
-            "command"
-        } else {
-            "machine"
-        }
-        .into(),
-        command: opts.command.clone(),
-        cmdline_mode: red.mode.as_str().into(),
-        totals: TotalsOut {
-            energy_j,
-            energy_by_device_j: by_device(ledger, &scope_by_dev),
-            kwh: impact.kwh(energy_j),
-            facility_kwh: impact.facility_kwh(energy_j),
-            co2e_g: impact.co2e_g(energy_j),
-            avg_power_w,
-            pue: impact.pue,
-            grid: GridOut {
-                g_per_kwh: impact.grid.g_per_kwh,
-                label: impact.grid.label.clone(),
-                source: impact.grid.source.clone(),
-                year: impact.grid.year,
-            },
-            equivalents: impact.equivalents(energy_j),
-            provenance: provenance.as_str().into(),
-            idle_holder_wasted_j: wasted_j,
-            idle_holder_wasted_kwh: impact.kwh(wasted_j),
+    TotalsOut {
+        energy_j,
+        energy_by_device_j: by_device(ledger, &scope.by_dev),
+        kwh: impact.kwh(energy_j),
+        facility_kwh: impact.facility_kwh(energy_j),
+        co2e_g: impact.co2e_g(energy_j),
+        avg_power_w,
+        pue: impact.pue,
+        grid: GridOut {
+            g_per_kwh: impact.grid.g_per_kwh,
+            label: impact.grid.label.clone(),
+            source: impact.grid.source.clone(),
+            year: impact.grid.year,
         },
-        machine: MachineOut {
-            energy_j: machine_j,
-            kwh: impact.kwh(machine_j),
-            co2e_g: impact.co2e_g(machine_j),
-            idle_j: sum(ledger.devices.iter().map(|d| d.idle_j)),
-            unattributed_j: sum(ledger.devices.iter().map(|d| d.unattributed_j)),
-        },
-        devices,
-        groups: groups(&processes, impact, opts.max_groups),
-        processes,
-        idle_holders,
-        method: method_notes(ledger, opts, impact),
-        notices: notices.to_vec(),
+        equivalents: impact.equivalents(energy_j),
+        provenance: provenance.as_str().into(),
+        idle_holder_wasted_j: wasted_j,
+        idle_holder_wasted_kwh: impact.kwh(wasted_j),
+    }
+}
+
+/// The whole machine over the same time (for a command's summary, beside its own totals).
+fn machine(ledger: &Ledger, impact: &ImpactParams) -> MachineOut {
+    let machine_j = ledger.total_energy_j();
+    MachineOut {
+        energy_j: machine_j,
+        kwh: impact.kwh(machine_j),
+        co2e_g: impact.co2e_g(machine_j),
+        idle_j: sum(ledger.devices.iter().map(|d| d.idle_j)),
+        unattributed_j: sum(ledger.devices.iter().map(|d| d.unattributed_j)),
     }
 }
 

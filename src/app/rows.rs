@@ -334,9 +334,9 @@ fn process_row(e: &ProcEntry, view: &super::View, any_est: &dyn Fn(&[f64], bool)
         .unwrap_or_else(|| "cpu".into());
     let running = e.state == ProcState::Running;
     if running {
-        let (g, c) = view.split_w.get(&e.key).copied().unwrap_or((0.0, 0.0));
-        row.gpu_w = view.gpu_of.contains_key(&e.key.pid).then_some(g);
-        row.cpu_w = Some(c);
+        let split = view.split_w.get(&e.key).copied().unwrap_or_default();
+        row.gpu_w = view.gpu_of.contains_key(&e.key.pid).then_some(split.gpu_w);
+        row.cpu_w = Some(split.cpu_w);
     }
     row.total_w = e.power_w;
     row.avg_w = Some(e.avg_w());

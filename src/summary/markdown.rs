@@ -53,7 +53,24 @@ fn truncate(s: &str, n: usize) -> String {
 /// Render with the `top` most energetic processes and groups.
 pub fn render(doc: &SummaryDoc, top: usize) -> String {
     let mut s = String::new();
-    let t = &doc.totals;
+    // `~` on the totals, the processes and the groups when the totals are estimated.
+    let est = if doc.totals.provenance == "estimated" {
+        "~"
+    } else {
+        ""
+    };
+    header(&mut s, doc);
+    totals(&mut s, doc, est);
+    devices(&mut s, doc);
+    processes(&mut s, doc, top, est);
+    groups(&mut s, doc, est);
+    idle_holders(&mut s, doc);
+    method(&mut s, doc);
+    s
+}
+
+/// The title and the run's (or session's) one-line facts.
+fn header(s: &mut String, doc: &SummaryDoc) {
     let title = match &doc.command {
         Some(c) => format!("kwtop run: {}", code(&truncate(&c.argv, 120))),
         None => format!("kwtop session on {}", text(&doc.host)),
@@ -86,7 +103,10 @@ pub fn render(doc: &SummaryDoc, top: usize) -> String {
             c.pid, c.status, c.tree_processes
         );
     }
-    let est = if t.provenance == "estimated" { "~" } else { "" };
+}
+
+fn totals(s: &mut String, doc: &SummaryDoc, est: &str) {
+    let t = &doc.totals;
     let _ = writeln!(s, "## Totals\n");
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(
@@ -136,7 +156,9 @@ pub fn render(doc: &SummaryDoc, top: usize) -> String {
         units::energy(t.idle_holder_wasted_j),
         t.idle_holder_wasted_kwh
     );
+}
 
+fn devices(s: &mut String, doc: &SummaryDoc) {
     let _ = writeln!(s, "\n## Devices\n");
     let scope_col = doc.scope == "command";
     let _ = writeln!(
@@ -173,7 +195,9 @@ pub fn render(doc: &SummaryDoc, top: usize) -> String {
             code(&d.status)
         );
     }
+}
 
+fn processes(s: &mut String, doc: &SummaryDoc, top: usize, est: &str) {
     let _ = writeln!(s, "\n## Top processes\n");
     if doc.processes.is_empty() {
         let _ = writeln!(s, "No process was charged any energy.");
@@ -217,7 +241,9 @@ pub fn render(doc: &SummaryDoc, top: usize) -> String {
             );
         }
     }
+}
 
+fn groups(s: &mut String, doc: &SummaryDoc, est: &str) {
     let _ = writeln!(s, "\n## Top groups\n");
     let _ = writeln!(s, "| By | Group | Processes | Energy | CO2e |");
     let _ = writeln!(s, "|---|---|---:|---:|---:|");
@@ -233,7 +259,9 @@ pub fn render(doc: &SummaryDoc, top: usize) -> String {
             );
         }
     }
+}
 
+fn idle_holders(s: &mut String, doc: &SummaryDoc) {
     let _ = writeln!(s, "\n## Idle GPU holders\n");
     if doc.idle_holders.is_empty() {
         let _ = writeln!(
@@ -269,7 +297,10 @@ pub fn render(doc: &SummaryDoc, top: usize) -> String {
             );
         }
     }
+}
 
+/// The method notes and the notices.
+fn method(s: &mut String, doc: &SummaryDoc) {
     let _ = writeln!(s, "\n## Method and provenance\n");
     for m in &doc.method {
         let _ = writeln!(s, "- {}", text(m));
@@ -286,5 +317,4 @@ pub fn render(doc: &SummaryDoc, top: usize) -> String {
             let _ = writeln!(s, "- {}", text(n));
         }
     }
-    s
 }

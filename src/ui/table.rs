@@ -164,69 +164,106 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
     };
     let (rows, hidden) = crate::app::rows::build_counted(app);
     if let Some(title) = title {
-        let mut spans = vec![
-            Span::styled("processes", t.title()),
-            Span::raw(format!(
-                "  group {}  sort {}{}",
-                app.ui.group.as_str(),
-                header_text(app.ui.sort, app),
-                t.arrow(
-                    app.ui.reverse,
-                    matches!(
-                        app.ui.sort,
-                        Column::Pid | Column::User | Column::Dev | Column::State | Column::Command
-                    )
-                ),
-            )),
-        ];
-        if !app.ui.filter.is_empty() {
-            spans.push(Span::styled(
-                format!("  filter \"{}\"", clean(&app.ui.filter, t.ascii)),
-                t.warn(),
-            ));
-        }
-        spans.push(Span::raw(format!("  {} rows", rows.len())));
-        let used: usize = spans.iter().map(Span::width).sum::<usize>() + 4;
-        if let Some(h) = hidden_text(&hidden, t, usize::from(area.width).saturating_sub(used)) {
-            spans.push(Span::styled(format!("  {h}"), t.dim()));
-        }
-        if any_est {
-            spans.push(Span::styled(
-                "  ~ = estimated (CPU model, not a sensor)",
-                t.estimated(),
-            ));
-        }
-        Paragraph::new(rule(spans, area.width, t)).render(title, buf);
+        let line = title_line(app, rows.len(), &hidden, any_est, area.width, t);
+        Paragraph::new(line).render(title, buf);
     }
-    let cols = columns(body.width, has_gpu);
-    let base_fixed: u16 = cols
-        .iter()
-        .filter(|c| **c != Column::Command)
-        .map(|c| spec(*c).0 + 1)
-        .sum();
-    let spare = body.width.saturating_sub(base_fixed + spec(Column::Command).0);
-    let state_w = if cols.contains(&Column::State) {
-        state_width(&rows, spare)
-    } else {
-        spec(Column::State).0
-    };
-    let fixed: u16 = cols
-        .iter()
-        .filter(|c| **c != Column::Command)
-        .map(|c| width_of(*c, state_w) + 1)
-        .sum();
-    let cmd_w = body.width.saturating_sub(fixed).max(1);
-    let widths: Vec<Constraint> = cols
-        .iter()
-        .map(|c| {
-            if *c == Column::Command {
-                Constraint::Length(cmd_w)
-            } else {
-                Constraint::Length(width_of(*c, state_w))
-            }
-        })
-        .collect();
-    let header = TRow::new(cols.iter().map(|c| {
+    let w = Widths::fit(body.width, has_gpu, &rows);
+    render_rows(app, &rows, &w, body, buf, t);
+}
+
+/// The rule above the table: group, sort, filter, how many rows, what is hidden, the `~` legend.
+fn title_line<'a>(
+    app: &App,
+    n_rows: usize,
+    hidden: &Hidden,
+    any_est: bool,
+    width: u16,
+    t: &Theme,
+) -> Line<'a> {
+    let mut spans = vec![
+        Span::styled("processes", t.title()),
+        Span::raw(format!(
+            "  group {}  sort {}{}",
+            app.ui.group.as_str(),
+            header_text(app.ui.sort, app),
+            t.arrow(
+                app.ui.reverse,
+                matches!(
+                    app.ui.sort,
+                    Column::Pid | Column::User | Column::Dev | Column::State | Column::Command
+                )
+            ),
+        )),
+    ];
+    if !app.ui.filter.is_empty() {
+        spans.push(Span::styled(
+            format!("  filter \"{}\"", clean(&app.ui.filter, t.ascii)),
+            t.warn(),
+        ));
+    }
+    spans.push(Span::raw(format!("  {n_rows} rows")));
+    let used: usize = spans.iter().map(Span::width).sum::<usize>() + 4;
+    if let Some(h) = hidden_text(hidden, t, usize::from(width).saturating_sub(used)) {
+        spans.push(Span::styled(format!("  {h}"), t.dim()));
+    }
+    if any_est {
+        spans.push(Span::styled(
+            "  ~ = estimated (CPU model, not a sensor)",
+            t.estimated(),
+        ));
+    }
+    rule(spans, width, t)
+}
+
+/// The columns that fit and their widths: STATE as wide as its longest text allows, COMMAND the rest.
+struct Widths {
+    cols: Vec<Column>,
+    state_w: u16,
+    cmd_w: u16,
+}
+
+impl Widths {
+    fn fit(width: u16, has_gpu: bool, rows: &[Row]) -> Self {
+        let cols = columns(width, has_gpu);
+        let base_fixed: u16 = cols
+            .iter()
+            .filter(|c| **c != Column::Command)
+            .map(|c| spec(*c).0 + 1)
+            .sum();
+        let spare = width.saturating_sub(base_fixed + spec(Column::Command).0);
+        let state_w = if cols.contains(&Column::State) {
+            state_width(rows, spare)
+        } else {
+            spec(Column::State).0
+        };
+        let fixed: u16 = cols
+            .iter()
+            .filter(|c| **c != Column::Command)
+            .map(|c| width_of(*c, state_w) + 1)
+            .sum();
+        let cmd_w = width.saturating_sub(fixed).max(1);
+        Widths { cols, state_w, cmd_w }
+    }
+
+    /// The width of column `c`.
+    fn of(&self, c: Column) -> u16 {
+        if c == Column::Command {
+            self.cmd_w
+        } else {
+            width_of(c, self.state_w)
+        }
+    }
+
+    fn constraints(&self) -> Vec<Constraint> {
+        self.cols
+            .iter()
+            .map(|c| Constraint::Length(self.of(*c)))
+            .collect()
+    }
+}
+
+fn header_row<'a>(app: &App, w: &Widths, t: &Theme) -> TRow<'a> {
+    TRow::new(w.cols.iter().map(|c| {
         let mut h = header_text(*c, app);
         if *c == app.ui.sort {
             h.push_str(t.arrow(
@@ -237,13 +274,15 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
                 ),
             ));
         }
-        let w = usize::from(width_of(*c, state_w));
+        let w = usize::from(width_of(*c, w.state_w));
         let h = if right_aligned(*c) { format!("{h:>w$}") } else { h };
         Cell::from(h)
     }))
-    .style(t.header_row());
-    let trows: Vec<TRow> = rows
-        .iter()
+    .style(t.header_row())
+}
+
+fn body_rows<'a>(app: &App, rows: &[Row], w: &Widths, t: &Theme) -> Vec<TRow<'a>> {
+    rows.iter()
         .map(|r| {
             let style = match r.kind {
                 RowKind::Idle | RowKind::Unattributed => t.dim().add_modifier(Modifier::ITALIC),
@@ -251,12 +290,8 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
                 _ if r.state == "exited" => t.dim(),
                 _ => Style::new(),
             };
-            TRow::new(cols.iter().map(|c| {
-                let w = if *c == Column::Command {
-                    usize::from(cmd_w)
-                } else {
-                    usize::from(width_of(*c, state_w))
-                };
+            TRow::new(w.cols.iter().map(|c| {
+                let w = usize::from(w.of(*c));
                 let text = fit(&clean(&cell_text(*c, r, app), t.ascii), w, t.ascii);
                 let text = if right_aligned(*c) {
                     format!("{text:>w$}")
@@ -273,13 +308,19 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             }))
             .style(style)
         })
-        .collect();
+        .collect()
+}
+
+/// The process rows under the header, and the summary rows pinned below them where there is room.
+fn render_rows(app: &App, rows: &[Row], w: &Widths, body: Rect, buf: &mut Buffer, t: &Theme) {
+    let header = header_row(app, w, t);
+    let mut trows = body_rows(app, rows, w, t);
+    let widths = w.constraints();
     // The summary rows (exited, idle, unattributed) stay pinned under the process rows, so the
     // ENERGY column visibly adds up to the session total however long the list is.
     let n_pinned = rows.iter().filter(|r| is_pinned(r.kind)).count();
     let pinned_h = u16::try_from(n_pinned).unwrap_or(0);
-    let selected = app.selected_index(&rows);
-    let mut trows = trows;
+    let selected = app.selected_index(rows);
     if body.height < pinned_h + 4 {
         let table = Table::new(trows, widths)
             .header(header)
