@@ -23,8 +23,14 @@ impl Busy {
             .arg(format!("--token={SECRET}"))
             .spawn()
             .unwrap();
-        // Let it exec and appear in /proc with its arguments.
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Wait until it has exec'd and /proc shows its arguments (at most 5 s).
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !std::fs::read(&cmdline).is_ok_and(|b| String::from_utf8_lossy(&b).contains(SECRET))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10)); // real-time: a real child process starting.
+        }
         Busy(child)
     }
     fn pid(&self) -> u32 {
