@@ -7,10 +7,9 @@
 use kwtop::attribution::Attributor;
 use kwtop::ledger::{IdleHolderConfig, Ledger};
 use kwtop::sample::{DeviceKind, Sample};
-use kwtop::testing;
+use kwtop_core::testing;
 
-#[path = "../tests/common/drm_fixture.rs"]
-mod fx;
+use kwtop_core::testing::drm as fx;
 
 fn main() {
     divan::main();

@@ -12,7 +12,7 @@ use std::io::{BufReader, BufWriter};
 use kwtop::app::{App, AppParams, Msg, ViewOptions};
 use kwtop::recording::{Header, Reader, SCHEMA, Writer};
 use kwtop::sample::{DeviceKind, ProcessReading, Sample};
-use kwtop::testing;
+use kwtop_core::testing;
 
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

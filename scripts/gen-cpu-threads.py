@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Generate assets/cpu_threads.csv: cores and threads per CPU package, by model string.
+"""Generate crates/kwtop-core/assets/cpu_threads.csv: cores and threads per CPU package, by model string.
 
     python3 scripts/gen-cpu-threads.py QUATTOR_CHECKOUT COMMIT [OUT]
 
 QUATTOR_CHECKOUT is a checkout of github.com/quattor/template-library-standard (Apache-2.0) at
 COMMIT; its hardware/cpu/<vendor>/*.pan templates give, per CPU, "model" (the /proc/cpuinfo model
 name), "cores", "max_threads" and "type" (the vendor codename). OUT defaults to
-<repo>/assets/cpu_threads.csv.
+<repo>/crates/kwtop-core/assets/cpu_threads.csv.
 
 kwtop uses the thread count to scale a package TDP to the threads a VM or container sees, and the
 codename to pick a microarchitecture. Templates without cores or max_threads are skipped, and a
@@ -28,7 +28,7 @@ def main() -> None:
     src = Path(sys.argv[1]) / "hardware" / "cpu"
     commit = sys.argv[2]
     repo = Path(__file__).resolve().parent.parent
-    out = Path(sys.argv[3]) if len(sys.argv) > 3 else repo / "assets" / "cpu_threads.csv"
+    out = Path(sys.argv[3]) if len(sys.argv) > 3 else repo / "crates" / "kwtop-core" / "assets" / "cpu_threads.csv"
     seen: dict[str, tuple[int, int, str]] = {}
     ambiguous: set[str] = set()
     for f in sorted(src.glob("*/*.pan")):

@@ -4,7 +4,7 @@
     python3 scripts/gen-grid-assets.py [DATA_DIR] [OUT_DIR]
 
 DATA_DIR defaults to ../shared/data relative to the repository root (the parent of this
-script's folder); OUT_DIR defaults to <repo>/assets/grid. Requires `pip install pycountry`.
+script's folder); OUT_DIR defaults to <repo>/crates/kwtop-core/assets/grid. Requires `pip install pycountry`.
 
 Writes:
   country.csv  iso2,iso3,country,year,g_co2e_per_kwh,source
@@ -37,7 +37,7 @@ def alpha2(iso3: str) -> str:
 def main() -> None:
     repo = Path(__file__).resolve().parent.parent
     data = Path(sys.argv[1]) if len(sys.argv) > 1 else repo.parent / "shared" / "data"
-    out = Path(sys.argv[2]) if len(sys.argv) > 2 else repo / "assets" / "grid"
+    out = Path(sys.argv[2]) if len(sys.argv) > 2 else repo / "crates" / "kwtop-core" / "assets" / "grid"
     out.mkdir(parents=True, exist_ok=True)
 
     with open(data / "carbon_intensity_by_country.csv", newline="", encoding="utf-8") as f:

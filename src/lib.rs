@@ -1,31 +1,26 @@
 //! kwtop: per-process GPU and CPU power, energy and CO2e.
 //!
-//! Data flows one way (DESIGN §1): `sources` (the only I/O on sensors) → [`sample::Sample`] →
-//! [`attribution`] (pure) → [`ledger`] → views and exports.
+//! Data flows one way (DESIGN §1): the measurement core, crate `kwtop_core` (sensors → samples →
+//! attribution → ledger → engine, impact, history, recording format), then this crate's drivers
+//! and views: the command line ([`cli`], [`config`]), the screen ([`tui`], [`app`], [`ui`]), the
+//! exporter ([`serve`]), summaries ([`summary`], [`export`]). The core's modules are re-exported
+//! here under their own names, so `kwtop::ledger` is `kwtop_core::ledger`.
+
+#[cfg(test)]
+pub(crate) use kwtop_core::testing;
+pub use kwtop_core::{
+    attribution, cgroup, engine, history, impact, ledger, recording, redact, sample, sanitize, snapshot,
+    sources, units,
+};
 
 pub mod app;
-pub mod attribution;
-pub mod cgroup;
 pub mod cli;
 pub mod config;
-pub mod engine;
 pub mod export;
-pub mod history;
-pub mod impact;
-pub mod ledger;
-pub mod recording;
-pub mod redact;
-pub mod sample;
-pub mod sanitize;
 pub mod serve;
-pub mod snapshot;
-pub mod sources;
 pub mod summary;
-#[doc(hidden)]
-pub mod testing;
 pub mod tui;
 pub mod ui;
-pub mod units;
 
 /// Wall clock now, ms since the epoch (for headers written by the CLI; samples carry their own).
 pub fn snapshot_now_ms() -> i64 {

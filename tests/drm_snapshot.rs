@@ -4,8 +4,7 @@
 //! engine time (60 % and 20 % of gfx) while kwtop measures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "common/drm_fixture.rs"]
-mod fx;
+use kwtop_core::testing::drm as fx;
 
 use std::path::Path;
 use std::process::Command;

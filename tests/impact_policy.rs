@@ -12,8 +12,8 @@ use kwtop::config::Settings;
 use kwtop::sample::{DeviceKind, DeviceReading, ProcKey, ProcessReading, Sample};
 use kwtop::serve::metrics::{Exporter, encode};
 use kwtop::summary::{self, SummaryOptions};
-use kwtop::testing;
 use kwtop::{snapshot, units};
+use kwtop_core::testing;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 

@@ -20,7 +20,7 @@ use kwtop::sample::{CpuTimes, DeviceKind, DeviceReading, ProcInfo, ProcKey};
 use kwtop::sample::{Provenance, Sample};
 use kwtop::sources::nvml::NvmlSource;
 use kwtop::sources::{CpuEnergySource, ProcSnapshot, ProcessSource, Sampler};
-use kwtop::testing;
+use kwtop_core::testing;
 use serde_json::Value;
 
 const FIXTURE_VAR: &str = "KWTOP_FAKE_NVML_FIXTURE";

@@ -9,7 +9,7 @@ use std::process::Command;
 use kwtop::engine::{Engine, EngineParams};
 use kwtop::recording::{Header, SCHEMA, Writer};
 use kwtop::sample::{DeviceKind, ProcKey, ProcessReading, Sample};
-use kwtop::testing;
+use kwtop_core::testing;
 
 fn proc(pid: u32, ticks: u64, cmd: &str) -> ProcessReading {
     testing::process(pid, 7, ticks)

@@ -15,7 +15,7 @@ use kwtop::app::{App, AppParams, Msg, ViewOptions};
 use kwtop::cgroup::CgroupInfo;
 use kwtop::recording::{Header, Reader, SCHEMA, Writer};
 use kwtop::sample::{DeviceKind, ProcInfo, ProcessReading, Sample};
-use kwtop::testing;
+use kwtop_core::testing;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;

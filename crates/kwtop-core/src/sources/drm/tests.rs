@@ -7,8 +7,7 @@ use super::*;
 use crate::attribution::{AttributionConfig, Attributor};
 use crate::sample::Sample;
 
-#[path = "../../../tests/common/drm_fixture.rs"]
-pub(super) mod fx;
+pub(super) use crate::testing::drm as fx;
 
 use fx::{Card as FxCard, add_card, amd_discrete, amdgpu_fdinfo, drm_fd, hwmon_dir, put};
 

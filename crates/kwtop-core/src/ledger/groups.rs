@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Ledger, ProcState};
 
 /// How to group processes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupBy {
     Process,

@@ -11,8 +11,8 @@
 //! proc/PID/fd/N          -> /dev/dri/renderD128, proc/PID/fdinfo/N
 //! ```
 //!
-//! Shared by the unit tests (`#[path]`) and the integration tests; std only.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Shared by the unit tests and the integration tests (`kwtop_core::testing::drm`); std only.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};

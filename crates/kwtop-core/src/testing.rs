@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+pub mod drm;
+
 use crate::sample::{
     CpuEstimate, CpuTimes, DeviceKind, DeviceReading, EnergyCounter, EstimateModel, GpuProcess, MigInstance,
     ProcInfo, ProcKey, ProcessReading, Sample,
