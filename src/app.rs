@@ -18,6 +18,7 @@ use crate::engine::{Engine, EngineParams};
 use crate::history::History;
 use crate::impact::ImpactParams;
 use crate::ledger::{GroupBy, Ledger};
+use crate::pipeline::{Pipeline, Subscriber, Tick};
 use crate::sample::{DeviceKind, ProcKey, Sample};
 
 pub use rows::{Column, Hidden, Row, RowId, RowKind};
@@ -216,7 +217,8 @@ impl Default for AppParams {
 /// The live monitor's whole state.
 #[derive(Debug, Clone)]
 pub struct App {
-    pub engine: Engine,
+    /// The session's accounting: one engine, fed by the event loop (`App::accept`).
+    pub pipeline: Pipeline,
     pub impact: ImpactParams,
     pub opts: ViewOptions,
     pub ui: UiState,
@@ -235,7 +237,7 @@ pub struct App {
 impl App {
     pub fn new(params: &AppParams, opts: ViewOptions) -> Self {
         App {
-            engine: Engine::new(&params.engine),
+            pipeline: Pipeline::new(&params.engine),
             impact: params.impact.clone(),
             opts,
             ui: UiState::default(),
@@ -248,9 +250,36 @@ impl App {
         }
     }
 
+    /// The session's engine (live, not frozen by a pause).
+    pub fn engine(&self) -> &Engine {
+        &self.pipeline.engine
+    }
+
     /// The ledger on screen (frozen while paused).
     pub fn ledger(&self) -> &Ledger {
-        self.paused.as_ref().map_or(&self.engine.ledger, |p| &p.ledger)
+        self.paused
+            .as_ref()
+            .map_or(&self.pipeline.engine.ledger, |p| &p.ledger)
+    }
+
+    /// Account one tick through the pipeline, show it to `subscribers` (the metrics endpoint, the
+    /// checkpoint, …) and refresh what the screen derives from it. Returns whether the screen
+    /// changed; a subscriber's error becomes the status line.
+    pub fn accept(&mut self, tick: Tick, subscribers: &mut [&mut dyn Subscriber]) -> bool {
+        let Tick { sample, notices } = tick;
+        let gpu_of = gpu_labels(&sample);
+        let (mut dirty, _) = self.update(Msg::Notices(notices.clone()));
+        let pushed = self.pipeline.push(Tick { sample, notices }, subscribers);
+        if pushed.accounted {
+            self.view.gpu_of = gpu_of;
+            self.refresh_view();
+            dirty |= self.paused.is_none();
+        }
+        if let Some(e) = pushed.errors.into_iter().next() {
+            self.update(Msg::Status(e));
+            dirty = true;
+        }
+        dirty
     }
 
     /// The derived view on screen (frozen while paused).
@@ -297,30 +326,25 @@ impl App {
     }
 
     fn push_sample(&mut self, s: Sample) {
-        let mut gpu_of: HashMap<u32, String> = HashMap::new();
-        for d in s.devices.iter().filter(|d| d.kind == DeviceKind::Gpu) {
-            let short = d.id.trim_start_matches("gpu");
-            for gp in &d.gpu_processes {
-                // Under MIG: GPU index / GPU instance (`0/1`).
-                let label = gp.mig.map_or_else(|| short.to_string(), |m| m.label(short));
-                gpu_of
-                    .entry(gp.pid)
-                    .and_modify(|v| {
-                        v.push(',');
-                        v.push_str(&label);
-                    })
-                    .or_insert(label);
-            }
-        }
-        if self.engine.push(s).is_none() {
-            self.view.gpu_of = gpu_of;
+        self.accept(
+            Tick {
+                sample: s,
+                notices: Vec::new(),
+            },
+            &mut [],
+        );
+    }
+
+    /// Per-process watts of the last interval, the idle and unattributed watts, and the history.
+    fn refresh_view(&mut self) {
+        if self.pipeline.seq() < 2 {
             return;
         }
-        self.view.gpu_of = gpu_of;
-        let ledger = &self.engine.ledger;
+        let engine = &self.pipeline.engine;
+        let ledger = &engine.ledger;
         let mut split: HashMap<ProcKey, SplitW> = HashMap::new();
         let (mut idle_w, mut unattr_w) = (0.0, 0.0);
-        if let Some(iv) = &self.engine.last_interval
+        if let Some(iv) = &engine.last_interval
             && iv.dt_s > 0.0
         {
             for de in &iv.devices {
@@ -392,11 +416,31 @@ impl App {
             self.paused = None;
         } else {
             self.paused = Some(Box::new(Paused {
-                ledger: self.engine.ledger.clone(),
+                ledger: self.pipeline.engine.ledger.clone(),
                 view: self.view.clone(),
             }));
         }
     }
+}
+
+/// GPU ids (`gpu0` → "0", a MIG slice → "0/1") each pid of `s` holds a context on.
+fn gpu_labels(s: &Sample) -> HashMap<u32, String> {
+    let mut gpu_of: HashMap<u32, String> = HashMap::new();
+    for d in s.devices.iter().filter(|d| d.kind == DeviceKind::Gpu) {
+        let short = d.id.trim_start_matches("gpu");
+        for gp in &d.gpu_processes {
+            // Under MIG: GPU index / GPU instance (`0/1`).
+            let label = gp.mig.map_or_else(|| short.to_string(), |m| m.label(short));
+            gpu_of
+                .entry(gp.pid)
+                .and_modify(|v| {
+                    v.push(',');
+                    v.push_str(&label);
+                })
+                .or_insert(label);
+        }
+    }
+    gpu_of
 }
 
 #[cfg(test)]

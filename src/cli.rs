@@ -8,6 +8,10 @@ mod commands;
 mod replay;
 mod run;
 mod shell;
+mod subscribers;
+
+pub use commands::LiveHooks;
+pub use subscribers::{NoticePrinter, Recorder};
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -255,8 +259,13 @@ fn summary_options(settings: &Settings) -> crate::summary::SummaryOptions {
     )
 }
 
-/// Parse arguments, run, and return the exit code.
+/// The `kwtop` command: parse the command line and the config, run, return the exit status.
 pub fn main() -> i32 {
+    main_with(LiveHooks::default())
+}
+
+/// [`main`] with `hooks` added to the live monitor (fault-injection tests: `examples/faults.rs`).
+pub fn main_with(hooks: LiveHooks) -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -294,7 +303,7 @@ pub fn main() -> i32 {
         ascii: cli.ascii,
         serve,
     };
-    exit_code(run(cli.command, &settings, live))
+    exit_code(run(cli.command, &settings, live, hooks))
 }
 
 /// The exit code of a command's result, with its message on stderr.
@@ -313,9 +322,14 @@ fn exit_code(result: Result<(), CliError>) -> i32 {
     }
 }
 
-fn run(cmd: Option<Command>, settings: &Settings, live: commands::LiveArgs) -> Result<(), CliError> {
+fn run(
+    cmd: Option<Command>,
+    settings: &Settings,
+    live: commands::LiveArgs,
+    hooks: LiveHooks,
+) -> Result<(), CliError> {
     match cmd {
-        None => commands::live(settings, live),
+        None => commands::live(settings, live, hooks),
         Some(Command::Snapshot {
             interval,
             json,

@@ -9,8 +9,8 @@
 #[cfg(test)]
 pub(crate) use kwtop_core::testing;
 pub use kwtop_core::{
-    attribution, cgroup, engine, history, impact, ledger, recording, redact, sample, sanitize, snapshot,
-    sources, units,
+    attribution, cgroup, engine, history, impact, ledger, pipeline, recording, redact, sample, sanitize,
+    snapshot, sources, units,
 };
 
 pub mod app;
@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod export;
 pub mod serve;
+pub mod signals;
 pub mod summary;
 pub mod tui;
 pub mod ui;

@@ -1,6 +1,7 @@
 //! The Prometheus exporter: `kwtop serve` and an [`Endpoint`] the live monitor can run beside it.
 //!
-//! The sampling thread owns the engine; after every tick it calls [`Endpoint::update`], which
+//! The endpoint is a subscriber of the pipeline (`crate::pipeline`): after every accounted sample,
+//! on the thread that owns the engine, [`Endpoint::update`]
 //! turns the ledger into a plain-data [`metrics::MetricsView`] and swaps it in behind a mutex
 //! (latest wins; the lock is held only to clone an `Arc`). HTTP threads encode the latest view on
 //! each scrape, so a scrape never waits for a sample and a slow client never stalls sampling.
@@ -23,12 +24,13 @@ pub mod http;
 pub mod metrics;
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, EngineParams};
 use crate::impact::ImpactParams;
+use crate::pipeline::{Frame, LiveFeed, Pipeline, Subscriber};
+use crate::signals::StopFlag;
 use crate::sources::{Sampler, SourceConfig};
 use http::{Responder, Response};
 use metrics::{Exporter, MetricsView};
@@ -153,48 +155,13 @@ impl Endpoint {
     }
 }
 
-/// A sample feed for `tui::run_with_feed` that also serves `/metrics` (`kwtop --serve`): it samples
-/// from `sources` every `interval` on its own thread like the TUI's sampler, accounts every sample in
-/// its own engine (same parameters, same arithmetic as the screen; it costs one more attribution per
-/// tick), publishes it to `endpoint`, and hands the sample on to the TUI (latest wins when the TUI
-/// is busy).
-pub fn live_feed(
-    sources: &SourceConfig,
-    engine: &EngineParams,
-    interval: Duration,
-    mut endpoint: Endpoint,
-) -> impl FnOnce(tokio::sync::mpsc::Sender<(crate::sample::Sample, Vec<String>)>) + Send + 'static {
-    use tokio::sync::mpsc::error::TrySendError;
-    let sources = sources.clone();
-    let mut engine = Engine::new(engine);
-    move |tx| {
-        let mut sampler = Sampler::from_config(&sources);
-        let start = Instant::now();
-        let mut pending: Vec<String> = Vec::new();
-        let mut n: u32 = 0;
-        loop {
-            let s = sampler.sample();
-            pending.extend(sampler.take_notices());
-            engine.push(s.clone());
-            endpoint.update(&engine);
-            match tx.try_send((s, std::mem::take(&mut pending))) {
-                Ok(()) => {}
-                Err(TrySendError::Full((_, notes))) => pending = notes,
-                Err(TrySendError::Closed(_)) => return,
-            }
-            n = n.saturating_add(1);
-            let next = start + interval * n;
-            let now = Instant::now();
-            if next > now {
-                sampler.sleep_until(next);
-            } else {
-                // Fell behind (a slow NVML call): skip the missed ticks.
-                n = u32::try_from((now - start).as_nanos() / interval.as_nanos().max(1)).unwrap_or(u32::MAX);
-            }
-            if tx.is_closed() {
-                return;
-            }
-        }
+/// The endpoint follows the pipeline: each frame's ledger becomes the view scrapes read. The live
+/// monitor subscribes it to the screen's own pipeline (`kwtop --serve`), so the screen and
+/// `/metrics` show the same accounting.
+impl Subscriber for Endpoint {
+    fn frame(&mut self, frame: &Frame<'_>) -> Result<(), String> {
+        self.update(frame.engine);
+        Ok(())
     }
 }
 
@@ -202,20 +169,6 @@ pub fn live_feed(
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ServeError(pub String);
-
-/// Set by SIGINT, SIGTERM or SIGHUP.
-fn stop_flag() -> Result<Arc<AtomicBool>, ServeError> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(&flag))
-            .map_err(|e| ServeError(format!("cannot install signal handler: {e}")))?;
-    }
-    Ok(flag)
-}
 
 /// `kwtop serve`: sample `sources` every `interval`, account with `engine` and serve `/metrics` on
 /// `params.listen` until SIGINT/SIGTERM/SIGHUP.
@@ -227,25 +180,20 @@ pub fn run(
     interval: Duration,
 ) -> Result<(), ServeError> {
     let addr = params.listen;
-    let stop = stop_flag()?;
+    let stop = StopFlag::install().map_err(ServeError)?;
     let mut endpoint = Endpoint::start(addr, params.top_processes, impact.clone()).map_err(ServeError)?;
     if let Some(w) = exposure_warning(&addr) {
         eprintln!("kwtop: {w}");
     }
     eprintln!("kwtop: serving http://{}/metrics", endpoint.local_addr());
-    let mut sampler = Sampler::from_config(sources);
-    let mut engine = Engine::new(engine);
-    let start = Instant::now();
-    let mut n: u32 = 0;
-    while !stop.load(Ordering::Relaxed) {
-        engine.push(sampler.sample());
-        endpoint.update(&engine);
-        for note in sampler.take_notices() {
-            eprintln!("kwtop: {note}");
-        }
-        n = n.saturating_add(1);
-        sampler.wait_until(start + interval * n, || stop.load(Ordering::Relaxed));
-    }
+    let mut feed = LiveFeed::new(Sampler::from_config(sources), interval);
+    let mut pipeline = Pipeline::new(engine);
+    let n = pipeline.run(
+        &mut feed,
+        &mut [&mut endpoint, &mut crate::cli::NoticePrinter],
+        &|| stop.is_set(),
+        |_| true,
+    );
     eprintln!("kwtop: stopped serving after {n} samples");
     Ok(())
 }

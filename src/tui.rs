@@ -1,10 +1,13 @@
-//! The live monitor's terminal side: setup and restore, the event loop, the sampler thread.
+//! The live monitor's terminal side: setup and restore, the event loop, the feed thread.
 //!
-//! The sampler blocks (procfs, NVML), so it runs on its own thread and hands samples over a
-//! bounded channel of one slot: when the UI is behind, the newer sample replaces the pending one
-//! (samples carry cumulative counters, so skipping one loses no energy). Terminal input is read
-//! on another thread. The loop `select!`s over samples, input and signals and redraws only when
-//! something changed, at most `fps` times a second; ratatui sends only the cells that changed.
+//! The feed blocks (procfs, NVML; or a recording's pacing), so it runs on its own thread and hands
+//! ticks over a bounded channel of one slot: live, when the UI is behind, the newer sample replaces
+//! the pending one (samples carry cumulative counters, so skipping one loses no energy); a replay
+//! waits instead, so no recorded sample is skipped. The event loop owns the session's pipeline (in
+//! the [`App`]): each tick is accounted once and shown to the screen and the subscribers — the
+//! metrics endpoint of `--serve`, the summary [`Checkpoint`]. Terminal input is read on another
+//! thread. The loop `select!`s over ticks, input and signals (`crate::signals`) and redraws only
+//! when something changed, at most `fps` times a second; ratatui sends only the cells that changed.
 //! The terminal is restored on quit, Ctrl-C, SIGTERM, SIGHUP and panic, and the session summary
 //! is written in every one of those cases: a panic in the UI loop or in the sample feed is caught,
 //! the summary of what was accounted so far is saved, and the process exits with status 101.
@@ -24,11 +27,11 @@ use tokio::sync::mpsc;
 
 use crate::app::{Action, App, AppParams, Msg, ViewOptions};
 use crate::engine::Engine;
-use crate::sample::Sample;
+use crate::pipeline::{Feed, Frame, LiveFeed, Subscriber, Tick};
 use crate::sources::{Sampler, SourceConfig};
 
-/// The sending end of the sample feed: `(sample, notices)`, one slot, latest wins.
-type SampleTx = mpsc::Sender<(Sample, Vec<String>)>;
+/// A feed that can run on the feed thread.
+pub type SendFeed = Box<dyn Feed + Send>;
 
 /// Why an export hook is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,37 +77,15 @@ pub struct Options {
     pub host: Option<String>,
     /// Write the summary this often while running; `None` = only on `e` and exit.
     pub checkpoint: Option<Duration>,
+    /// More subscribers of the session's pipeline (the metrics endpoint of `--serve`), shown every
+    /// accounted sample after the screen.
+    pub subscribers: Vec<Box<dyn Subscriber>>,
 }
 
 /// Whether colours are allowed: not with `--no-color`, nor when `NO_COLOR` is set and not empty
 /// (<https://no-color.org>).
 pub fn color_enabled(no_color_flag: bool, no_color_env: Option<&std::ffi::OsStr>) -> bool {
     !no_color_flag && no_color_env.is_none_or(|v| v.is_empty())
-}
-
-/// Test hook, not a feature: `KWTOP_TEST_PANIC_AFTER_MS=N` makes the live monitor panic N ms after
-/// it starts (in the UI loop; `sampler:N` panics in the sample feed thread instead), so end-to-end
-/// tests can check that a crash restores the terminal and still writes the session summary. Read
-/// once per run; when unset the loop only polls a future that never wakes and the feed is not wrapped.
-pub const TEST_PANIC_ENV: &str = "KWTOP_TEST_PANIC_AFTER_MS";
-
-/// Where [`TEST_PANIC_ENV`] asks for a panic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TestPanic {
-    Ui(Duration),
-    Feed(Duration),
-}
-
-fn parse_test_panic(v: &str) -> Option<TestPanic> {
-    let v = v.trim();
-    match v.strip_prefix("sampler:") {
-        Some(ms) => ms
-            .trim()
-            .parse()
-            .ok()
-            .map(|ms| TestPanic::Feed(Duration::from_millis(ms))),
-        None => v.parse().ok().map(|ms| TestPanic::Ui(Duration::from_millis(ms))),
-    }
 }
 
 /// Set when the terminal has been put into raw/alternate mode and not yet restored.
@@ -160,18 +141,19 @@ pub enum TuiError {
 /// until the user quits or a signal arrives. Returns the session's engine (the summary export also
 /// gets it through `on_export`).
 pub fn run(sources: &SourceConfig, params: &AppParams, options: Options) -> Result<Engine, TuiError> {
-    let sources = sources.clone();
-    let interval = params.interval;
-    let feed = move |tx: mpsc::Sender<(Sample, Vec<String>)>| sampler_thread(&sources, interval, &tx);
-    run_with_feed(params, options, feed)
+    let feed = LiveFeed::new(Sampler::from_config(sources), params.interval);
+    run_with_feed(params, options, Box::new(feed), false)
 }
 
-/// Run the live monitor over samples from `feed`, which runs on its own thread and sends
-/// `(sample, notices)` until the receiver is gone (live sensors, or a replayed recording).
-pub fn run_with_feed<F>(params: &AppParams, mut options: Options, feed: F) -> Result<Engine, TuiError>
-where
-    F: FnOnce(mpsc::Sender<(Sample, Vec<String>)>) + Send + 'static,
-{
+/// Run the live monitor over `feed`, which runs on its own thread until the monitor ends (live
+/// sensors, or a replayed recording). `lossless`: hand over every tick (a recording) instead of the
+/// latest (live sensors).
+pub fn run_with_feed(
+    params: &AppParams,
+    mut options: Options,
+    feed: SendFeed,
+    lossless: bool,
+) -> Result<Engine, TuiError> {
     use std::io::IsTerminal;
     if !io::stdout().is_terminal() {
         return Err(TuiError::Runtime(
@@ -190,24 +172,12 @@ where
         can_export: options.on_export.is_some(),
     };
     let mut app = App::new(params, opts);
-    let test_panic = std::env::var(TEST_PANIC_ENV)
-        .ok()
-        .as_deref()
-        .and_then(parse_test_panic);
-    let feed: Box<dyn FnOnce(SampleTx) + Send> = match test_panic {
-        Some(TestPanic::Feed(after)) => Box::new(move |tx| panicking_feed(feed, &tx, after)),
-        _ => Box::new(feed),
-    };
-    let ui_panic_at = match test_panic {
-        Some(TestPanic::Ui(after)) => Some(Instant::now() + after),
-        _ => None,
-    };
     let (guard, mut term) =
         setup_terminal().map_err(|e| TuiError::Runtime(format!("cannot set up the terminal: {e}")))?;
     // A panic unwinds to here (the panic hook has already restored the terminal and printed the
     // message): the ledger holds every interval accounted before it, so the summary is still saved.
     let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        rt.block_on(event_loop(&mut app, &mut term, &mut options, feed, ui_panic_at))
+        rt.block_on(event_loop(&mut app, &mut term, &mut options, feed, lossless))
     }));
     // ratatui's `Terminal` shows the cursor when dropped and `eprintln!`s if that fails, which
     // panics when stderr is the same hung-up terminal (a dropped SSH link): after a failed
@@ -227,10 +197,10 @@ where
                 .into(),
         );
     }
-    let saved = match options.on_export.as_mut() {
-        Some(hook) => Some(hook(&app.engine, &notices, ExportReason::Exit)),
-        None => None,
-    };
+    let saved = options
+        .on_export
+        .as_mut()
+        .map(|hook| hook(app.engine(), &notices, ExportReason::Exit));
     match &saved {
         Some(Ok(msg)) if !msg.is_empty() => note(msg),
         Some(Err(e)) => note(&format!("session summary not written: {e}")),
@@ -243,7 +213,7 @@ where
         }
         Ok(Err(e)) => Err(e),
         Ok(Ok(())) if matches!(saved, Some(Err(_))) => Err(TuiError::Exit(1)),
-        Ok(Ok(())) => Ok(app.engine),
+        Ok(Ok(())) => Ok(app.pipeline.engine),
     }
 }
 
@@ -259,63 +229,90 @@ fn note(msg: &str) {
     let _ = writeln!(io::stderr(), "kwtop: {msg}");
 }
 
-/// Test hook ([`TEST_PANIC_ENV`] `sampler:N`): run `feed` behind a forwarding thread that panics
-/// after `after`, as a sampler bug would.
-fn panicking_feed<F>(feed: F, tx: &mpsc::Sender<(Sample, Vec<String>)>, after: Duration)
-where
-    F: FnOnce(mpsc::Sender<(Sample, Vec<String>)>) + Send + 'static,
-{
-    let (inner_tx, mut inner_rx) = mpsc::channel(1);
-    std::thread::spawn(move || feed(inner_tx));
-    let deadline = Instant::now() + after;
-    while let Some(item) = inner_rx.blocking_recv() {
-        assert!(
-            Instant::now() < deadline,
-            "{TEST_PANIC_ENV}: injected panic in the sample feed (test hook)"
-        );
-        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(item) {
-            return;
+/// The periodic summary (`[export] checkpoint`) as a subscriber of the pipeline: written when the
+/// samples' own clock has advanced a period since the last one, so a `kill -9` or power loss loses
+/// at most one period. Silent when it works; a failure is reported once, and again after it
+/// recovered.
+#[derive(Debug, Clone)]
+pub struct CheckpointClock {
+    period_s: f64,
+    last_s: Option<f64>,
+    failed: bool,
+}
+
+impl CheckpointClock {
+    pub fn new(period: Duration) -> Self {
+        CheckpointClock {
+            period_s: period.as_secs_f64().max(1e-3),
+            last_s: None,
+            failed: false,
+        }
+    }
+
+    /// Whether a checkpoint is due at `mono_s` (the first sample starts the clock).
+    fn due(&mut self, mono_s: f64) -> bool {
+        let last = *self.last_s.get_or_insert(mono_s);
+        if mono_s - last >= self.period_s {
+            self.last_s = Some(mono_s);
+            return true;
+        }
+        false
+    }
+}
+
+/// A [`CheckpointClock`] with the export hook it calls, for one push.
+pub struct Checkpoint<'a> {
+    pub clock: &'a mut CheckpointClock,
+    pub hook: &'a mut ExportHook,
+}
+
+impl Subscriber for Checkpoint<'_> {
+    fn frame(&mut self, frame: &Frame<'_>) -> Result<(), String> {
+        let Some(sample) = frame.sample() else {
+            return Ok(());
+        };
+        if !self.clock.due(sample.mono_s) {
+            return Ok(());
+        }
+        match (self.hook)(frame.engine, frame.session_notices, ExportReason::Checkpoint) {
+            Ok(_) => {
+                self.clock.failed = false;
+                Ok(())
+            }
+            Err(e) if !self.clock.failed => {
+                self.clock.failed = true;
+                Err(format!("checkpoint failed: {e}"))
+            }
+            Err(_) => Ok(()),
         }
     }
 }
 
-async fn event_loop<F>(
+async fn event_loop(
     app: &mut App,
     term: &mut Terminal<CrosstermBackend<Stdout>>,
     options: &mut Options,
-    feed: F,
-    test_panic_at: Option<Instant>,
-) -> Result<(), TuiError>
-where
-    F: FnOnce(mpsc::Sender<(Sample, Vec<String>)>) + Send + 'static,
-{
-    use tokio::signal::unix::{SignalKind, signal};
-    let sig = |k| signal(k).map_err(|e| TuiError::Runtime(format!("cannot install signal handler: {e}")));
-    let mut sigterm = sig(SignalKind::terminate())?;
-    let mut sighup = sig(SignalKind::hangup())?;
-    let mut sigint = sig(SignalKind::interrupt())?;
+    mut feed: SendFeed,
+    lossless: bool,
+) -> Result<(), TuiError> {
+    let stopped = crate::signals::stopped().map_err(TuiError::Runtime)?;
+    tokio::pin!(stopped);
 
-    let (sample_tx, mut sample_rx) = mpsc::channel::<(Sample, Vec<String>)>(1);
+    let (tick_tx, mut tick_rx) = mpsc::channel::<Tick>(1);
     // A feed that panics takes the monitor down with it (its panic is re-raised here and caught
     // in `run_with_feed`), rather than leaving a screen that no longer updates in a terminal the
     // panic hook has already restored.
     let (feed_panic_tx, mut feed_panic_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
-        .name("kwtop-sampler".into())
+        .name("kwtop-feed".into())
         .spawn(move || {
-            if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| feed(sample_tx))) {
+            let run = AssertUnwindSafe(|| feed_thread(feed.as_mut(), &tick_tx, lossless));
+            if let Err(payload) = std::panic::catch_unwind(run) {
                 let _ = feed_panic_tx.send(payload);
             }
         })
         .map_err(|e| TuiError::Runtime(format!("cannot start the sampler: {e}")))?;
     let mut feed_alive = true;
-    let test_panic = async {
-        match test_panic_at {
-            Some(at) => tokio::time::sleep_until(at.into()).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(test_panic);
     let (input_tx, mut input_rx) = mpsc::channel::<Event>(64);
     std::thread::Builder::new()
         .name("kwtop-input".into())
@@ -326,12 +323,10 @@ where
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let mut samples_open = true;
-    // The first tick of a tokio interval fires at once: start one period from now.
-    let period = options.checkpoint.unwrap_or(Duration::from_secs(3600));
-    let mut checkpoint = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let checkpoints = options.checkpoint.is_some() && options.on_export.is_some();
-    let mut checkpoint_failed = false;
+    let mut checkpoint = options
+        .checkpoint
+        .filter(|_| options.on_export.is_some())
+        .map(CheckpointClock::new);
     loop {
         if dirty {
             let due = last_draw.map_or(Instant::now(), |t| t + frame);
@@ -354,11 +349,19 @@ where
         }
         let wake = last_draw.map_or(Instant::now(), |t| t + frame);
         let msg = tokio::select! {
-            s = sample_rx.recv(), if samples_open => match s {
-                Some((s, notices)) => {
-                    let (d, _) = app.update(Msg::Notices(notices));
-                    dirty |= d;
-                    Some(Msg::Sample(Box::new(s)))
+            t = tick_rx.recv(), if samples_open => match t {
+                Some(tick) => {
+                    let mut subs: Vec<&mut dyn Subscriber> =
+                        options.subscribers.iter_mut().map(|b| b.as_mut() as &mut dyn Subscriber).collect();
+                    let mut cp = match (checkpoint.as_mut(), options.on_export.as_mut()) {
+                        (Some(clock), Some(hook)) => Some(Checkpoint { clock, hook }),
+                        _ => None,
+                    };
+                    if let Some(cp) = cp.as_mut() {
+                        subs.push(cp);
+                    }
+                    dirty |= app.accept(tick, &mut subs);
+                    None
                 }
                 None => { samples_open = false; None }
             },
@@ -374,30 +377,12 @@ where
                 // The terminal is gone.
                 None => return Ok(()),
             },
-            _ = sigterm.recv() => return Ok(()),
-            _ = sighup.recv() => return Ok(()),
-            _ = sigint.recv() => return Ok(()),
+            () = &mut stopped => return Ok(()),
             () = tokio::time::sleep_until(wake.into()), if dirty => None,
             p = &mut feed_panic_rx, if feed_alive => match p {
                 Ok(payload) => std::panic::resume_unwind(payload),
                 Err(_) => { feed_alive = false; None }
             },
-            _ = checkpoint.tick(), if checkpoints => {
-                if let Some(hook) = options.on_export.as_mut() {
-                    // Silent when it works; a failure is shown once, and again after it recovered.
-                    match hook(&app.engine, &app.notices, ExportReason::Checkpoint) {
-                        Ok(_) => checkpoint_failed = false,
-                        Err(e) if !checkpoint_failed => {
-                            checkpoint_failed = true;
-                            app.update(Msg::Status(format!("checkpoint failed: {e}")));
-                            dirty = true;
-                        }
-                        Err(_) => {}
-                    }
-                }
-                None
-            },
-            () = &mut test_panic => panic!("{TEST_PANIC_ENV}: injected panic in the UI loop (test hook)"),
         };
         if let Some(msg) = msg {
             let (d, action) = app.update(msg);
@@ -407,7 +392,7 @@ where
                 Action::Quit => return Ok(()),
                 Action::Export => {
                     if let Some(hook) = options.on_export.as_mut() {
-                        let status = match hook(&app.engine, &app.notices, ExportReason::Key) {
+                        let status = match hook(app.engine(), &app.notices, ExportReason::Key) {
                             Ok(m) => m,
                             Err(e) => format!("export failed: {e}"),
                         };
@@ -420,36 +405,26 @@ where
     }
 }
 
-/// Sample on a fixed cadence until the receiver is gone. Latest wins: a sample the UI has not
-/// taken yet is replaced by the newer one, and their notices are kept.
-fn sampler_thread(
-    sources: &crate::sources::SourceConfig,
-    interval: Duration,
-    tx: &mpsc::Sender<(Sample, Vec<String>)>,
-) {
-    let mut sampler = Sampler::from_config(sources);
-    let start = Instant::now();
-    let mut pending_notices: Vec<String> = Vec::new();
-    let mut n: u32 = 0;
-    loop {
-        let s = sampler.sample();
-        pending_notices.extend(sampler.take_notices());
-        match tx.try_send((s, std::mem::take(&mut pending_notices))) {
+/// Run `feed` until it ends or the event loop is gone. Live (`lossless` false), latest wins: a tick
+/// the UI has not taken yet is replaced by the newer one, and their notices are kept. A replay waits
+/// for the UI instead.
+fn feed_thread(feed: &mut (dyn Feed + Send), tx: &mpsc::Sender<Tick>, lossless: bool) {
+    let mut pending: Vec<String> = Vec::new();
+    while let Some(mut tick) = feed.next(&|| tx.is_closed()) {
+        if lossless {
+            if tx.blocking_send(tick).is_err() {
+                return;
+            }
+            continue;
+        }
+        if !pending.is_empty() {
+            pending.append(&mut tick.notices);
+            tick.notices = std::mem::take(&mut pending);
+        }
+        match tx.try_send(tick) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full((_, notes))) => pending_notices = notes,
+            Err(mpsc::error::TrySendError::Full(t)) => pending = t.notices,
             Err(mpsc::error::TrySendError::Closed(_)) => return,
-        }
-        n = n.saturating_add(1);
-        let next = start + interval * n;
-        let now = Instant::now();
-        if next > now {
-            sampler.sleep_until(next);
-        } else {
-            // Fell behind (a slow NVML call): skip the missed ticks.
-            n = u32::try_from((now - start).as_nanos() / interval.as_nanos().max(1)).unwrap_or(u32::MAX);
-        }
-        if tx.is_closed() {
-            return;
         }
     }
 }
@@ -482,19 +457,5 @@ mod tests {
         assert!(!color_enabled(true, None));
         assert!(!color_enabled(false, Some(std::ffi::OsStr::new("1"))));
         assert!(color_enabled(false, Some(std::ffi::OsStr::new(""))));
-    }
-
-    #[test]
-    fn test_panic_hook_values() {
-        assert_eq!(
-            parse_test_panic("250"),
-            Some(TestPanic::Ui(Duration::from_millis(250)))
-        );
-        assert_eq!(
-            parse_test_panic("sampler:40"),
-            Some(TestPanic::Feed(Duration::from_millis(40)))
-        );
-        assert_eq!(parse_test_panic(""), None);
-        assert_eq!(parse_test_panic("soon"), None);
     }
 }

@@ -31,6 +31,20 @@ fn kwtop() -> &'static str {
     env!("CARGO_BIN_EXE_kwtop")
 }
 
+/// `examples/faults.rs`: the kwtop command with a panic injected where `KWTOP_FAULT` says (built
+/// here if this test run did not build it).
+fn faults() -> String {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--example", "faults"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build --example faults");
+    assert!(status.success(), "cargo build --example faults: {status}");
+    let bin = Path::new(kwtop()).parent().unwrap().join("examples/faults");
+    assert!(bin.exists(), "{}", bin.display());
+    bin.display().to_string()
+}
+
 /// A config sampling every 200 ms from /proc without NVML, exporting into `export`.
 fn config(dir: &Path, name: &str, export: &Path) -> PathBuf {
     let cfg = dir.join(format!("{name}.toml"));
@@ -82,7 +96,7 @@ enum End {
     Quit,
     CtrlCKey,
     Signal(nix::sys::signal::Signal),
-    /// `KWTOP_TEST_PANIC_AFTER_MS` with this value.
+    /// `examples/faults.rs` with `KWTOP_FAULT` set to this value.
     Panic(&'static str),
 }
 
@@ -98,24 +112,20 @@ fn every_ending_restores_the_terminal_and_saves_the_summary() {
         ("sigint", End::Signal(Signal::SIGINT), 0),
         ("sigterm", End::Signal(Signal::SIGTERM), 0),
         ("sighup", End::Signal(Signal::SIGHUP), 0),
-        ("panic", End::Panic("1500"), 101),
-        ("sampler-panic", End::Panic("sampler:1500"), 101),
+        ("panic", End::Panic("ui:1500"), 101),
+        ("sampler-panic", End::Panic("feed:1500"), 101),
     ];
     for (case, end, want_rc) in cases {
         let export = d.path().join(case);
         let cfg = config(d.path(), case, &export);
-        let env = match end {
-            End::Panic(v) => format!("KWTOP_TEST_PANIC_AFTER_MS={v} "),
-            _ => String::new(),
+        let (env, bin) = match end {
+            End::Panic(v) => (format!("KWTOP_FAULT={v} "), faults()),
+            _ => (String::new(), kwtop().to_string()),
         };
         t.type_line("clear");
         t.wait("a clear screen", T, |s| s.trim() == PROMPT);
         t.run(&["clear-history", "-t", "ends"]);
-        t.type_line(&format!(
-            "{env}{} --config {}; echo rc=$?",
-            kwtop(),
-            cfg.display()
-        ));
+        t.type_line(&format!("{env}{bin} --config {}; echo rc=$?", cfg.display()));
         t.wait(&format!("{case}: the monitor"), T, |s| s.contains("TOTAL W"));
         assert_eq!(
             t.display("#{alternate_on}"),

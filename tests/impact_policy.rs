@@ -140,7 +140,7 @@ fn snapshot_summary_and_metrics_agree_on_the_same_ledger() {
 
     let snap = snapshot::build(ledger, impact, "h", 1.0, &[]);
     let sum = summary::build(ledger, impact, "h", &[], &SummaryOptions::default());
-    let view = Exporter::new(10).update(&app.engine, impact);
+    let view = Exporter::new(10).update(app.engine(), impact);
 
     // IT energy: the same joules and kWh everywhere, equal to the sum of the devices.
     let view_j: f64 = view.devices.iter().map(|d| d.energy_j).sum();

@@ -78,7 +78,7 @@ fn pause_freezes_the_view_but_not_the_accounting() {
     let (dirty, _) = app.update(Msg::Sample(Box::new(sample(3, &[(10, 60)]))));
     assert!(!dirty, "no redraw for data while paused");
     assert_eq!(app.ledger().total_energy_j(), shown);
-    assert!(app.engine.ledger.total_energy_j() > shown);
+    assert!(app.engine().ledger.total_energy_j() > shown);
     key(&mut app, KeyCode::Char('p'));
     assert!(app.ledger().total_energy_j() > shown);
 }

@@ -4,34 +4,20 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::subscribers::{NoticePrinter, Recorder};
 use super::{CliError, emit, host_name};
 use crate::config::Settings;
-use crate::engine::Engine;
+use crate::pipeline::{LiveFeed, Pipeline, ReplayFeed};
 use crate::recording::{self, Reader, Writer};
 use crate::redact::{CmdlineMode, Redactor};
+use crate::signals::StopFlag;
 use crate::snapshot;
 use crate::sources::Sampler;
 
 fn runtime(msg: impl Into<String>) -> CliError {
     CliError::Runtime(msg.into())
-}
-
-/// Set by SIGINT, SIGTERM or SIGHUP.
-fn stop_flag() -> Result<Arc<AtomicBool>, CliError> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(&flag))
-            .map_err(|e| runtime(format!("cannot install signal handler: {e}")))?;
-    }
-    Ok(flag)
 }
 
 pub fn snapshot(
@@ -41,18 +27,16 @@ pub fn snapshot(
     top: usize,
     red: &Redactor,
 ) -> Result<(), CliError> {
-    let mut sampler = Sampler::from_config(&settings.sources);
-    let mut engine = Engine::new(&settings.engine);
-    let start = Instant::now();
-    engine.push(sampler.sample());
-    sampler.sleep_until(start + interval);
-    engine.push(sampler.sample());
-    let notices = sampler.take_notices();
-    let dt = engine
+    // Two samples `interval` apart: one accounted interval.
+    let mut feed = LiveFeed::new(Sampler::from_config(&settings.sources), interval).until(Some(interval));
+    let mut p = Pipeline::new(&settings.engine);
+    p.run(&mut feed, &mut [], &|| false, |_| true);
+    let dt = p
+        .engine
         .last_interval
         .as_ref()
         .map_or(interval.as_secs_f64(), |i| i.dt_s);
-    let mut doc = snapshot::build(&engine.ledger, &settings.impact, &host_name(), dt, &notices);
+    let mut doc = snapshot::build(&p.engine.ledger, &settings.impact, &host_name(), dt, &p.notices);
     snapshot::redact(&mut doc, red);
     if json {
         let text = serde_json::to_string_pretty(&doc).map_err(|e| runtime(e.to_string()))?;
@@ -67,7 +51,7 @@ pub struct RecordArgs {
     pub output: PathBuf,
     pub duration: Option<Duration>,
     pub interval: Duration,
-    /// Also account the samples and save the session summary at the end.
+    /// Also save the session summary at the end.
     pub summary: bool,
     /// `--note`s for the header.
     pub notes: Vec<String>,
@@ -84,14 +68,11 @@ pub fn record(settings: &Settings, args: &RecordArgs) -> Result<(), CliError> {
         notes: user_notes,
         redactor,
     } = args;
-    let (output, duration, interval) = (output.as_path(), *duration, *interval);
-    let stop = stop_flag()?;
-    // With --summary the samples are also accounted, for the session summary at the end.
-    let mut engine = summary.then(|| Engine::new(&settings.engine));
-    let mut notices = Vec::new();
+    let output = output.as_path();
+    let stop = StopFlag::install().map_err(runtime)?;
     // Private like the summaries: 0600, and never through a symlink planted at the path.
     let file = crate::export::create_private(output).map_err(|e| runtime(e.to_string()))?;
-    let mut sampler = Sampler::from_config(&settings.sources);
+    let mut feed = LiveFeed::new(Sampler::from_config(&settings.sources), *interval).until(*duration);
     let header = recording::Header {
         schema: recording::SCHEMA.into(),
         host: host_name(),
@@ -99,7 +80,8 @@ pub fn record(settings: &Settings, args: &RecordArgs) -> Result<(), CliError> {
         started_ms: crate::snapshot_now_ms(),
         interval_s: interval.as_secs_f64(),
         // What the sources are (driver, GPU models), then the user's notes; all sanitized.
-        notes: sampler
+        notes: feed
+            .sampler()
             .describe()
             .into_iter()
             .chain(user_notes.iter().map(|n| crate::sanitize::sanitize_str(n, 512)))
@@ -107,31 +89,29 @@ pub fn record(settings: &Settings, args: &RecordArgs) -> Result<(), CliError> {
         cmdline: Some(redactor.mode),
     };
     let werr = |e: std::io::Error| runtime(format!("writing {}: {e}", output.display()));
-    let mut writer = Writer::redacting(BufWriter::new(file), &header, redactor.clone()).map_err(werr)?;
-    let start = Instant::now();
-    let mut n: u32 = 0;
-    loop {
-        let sample = sampler.sample();
-        writer.write(&sample).map_err(werr)?;
-        if let Some(e) = &mut engine {
-            e.push(sample);
-        }
-        for note in sampler.take_notices() {
-            eprintln!("kwtop: {note}");
-            notices.push(note);
-        }
-        n += 1;
-        if stop.load(Ordering::Relaxed) || duration.is_some_and(|d| start.elapsed() >= d) {
-            break;
-        }
-        let next = start + interval * n;
-        let next = duration.map_or(next, |d| next.min(start + d));
-        sampler.wait_until(next, || stop.load(Ordering::Relaxed));
+    let writer = Writer::redacting(BufWriter::new(file), &header, redactor.clone()).map_err(werr)?;
+    let mut recorder = Recorder {
+        writer,
+        path: output.display().to_string(),
+    };
+    let mut p = Pipeline::new(&settings.engine);
+    let mut failed = None;
+    let n = p.run(
+        &mut feed,
+        &mut [&mut recorder, &mut NoticePrinter],
+        &|| stop.is_set(),
+        |errors| {
+            failed = errors.first().cloned();
+            false
+        },
+    );
+    if let Some(e) = failed {
+        return Err(runtime(e));
     }
     eprintln!("kwtop: recorded {n} samples to {}", output.display());
-    if let Some(e) = &engine {
+    if *summary {
         let paths = crate::export::write_session_summary(
-            &e.ledger,
+            &p.engine.ledger,
             &settings.impact,
             &crate::summary::SummaryOptions::machine(
                 redactor.clone(),
@@ -139,7 +119,7 @@ pub fn record(settings: &Settings, args: &RecordArgs) -> Result<(), CliError> {
             ),
             &settings.export,
             &header.host,
-            &notices,
+            &p.notices,
         )
         .map_err(|e| runtime(e.to_string()))?;
         let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
@@ -177,36 +157,26 @@ pub fn report(
         return emit(&crate::summary::render(&doc, format));
     }
     let mut reader = Reader::new(input).map_err(|e| runtime(format!("{}: {e}", file.display())))?;
-    let mut engine = Engine::new(&settings.engine);
-    let mut notices = Vec::new();
-    for s in reader.by_ref() {
-        match s {
-            Ok(s) => {
-                engine.push(s);
-            }
-            Err(e) => {
-                // Everything before the bad line is still accounted.
-                let msg = format!("{}: {e}; report covers the samples before it", file.display());
-                eprintln!("kwtop: {msg}");
-                notices.push(msg);
-                break;
-            }
-        }
-    }
     let host = reader.header.host.clone();
     // The recording keeps what it was written with; a stricter [export] cmdline hides more.
     let red = stricter(&settings.export.redactor, reader.header.cmdline_mode());
+    let mut p = Pipeline::new(&settings.engine);
+    // As fast as it reads; a corrupt line ends it with a notice naming the line (printed, and in
+    // the output): everything before it is accounted.
+    let mut feed = ReplayFeed::new(reader.by_ref(), None, file.display().to_string());
+    p.run(&mut feed, &mut [&mut NoticePrinter], &|| false, |_| true);
+    let notices = &p.notices;
     if let Some(format) = format {
         let opts = crate::summary::SummaryOptions::machine(red, settings.engine.attribution.charge_idle);
-        let doc = crate::summary::build(&engine.ledger, &settings.impact, &host, &notices, &opts);
+        let doc = crate::summary::build(&p.engine.ledger, &settings.impact, &host, notices, &opts);
         return emit(&crate::summary::render(&doc, format));
     }
     let mut doc = snapshot::build(
-        &engine.ledger,
+        &p.engine.ledger,
         &settings.impact,
         &host,
-        engine.ledger.session_s,
-        &notices,
+        p.engine.ledger.session_s,
+        notices,
     );
     snapshot::redact(&mut doc, &red);
     if json {
@@ -270,31 +240,45 @@ pub(super) fn summary_hook(
     })
 }
 
+/// What a caller adds to the live monitor: its feed wrapped (`wrap_feed`), more subscribers of the
+/// session's pipeline. The `kwtop` binary adds nothing; fault-injection tests (`examples/faults.rs`)
+/// add a feed or a subscriber that fails.
+#[derive(Default)]
+pub struct LiveHooks {
+    pub wrap_feed: Option<Box<dyn FnOnce(crate::tui::SendFeed) -> crate::tui::SendFeed>>,
+    pub subscribers: Vec<Box<dyn crate::pipeline::Subscriber>>,
+}
+
 /// The live monitor (`crate::tui`); the session summary is written on `e` and on exit.
-pub fn live(settings: &Settings, args: LiveArgs) -> Result<(), CliError> {
+pub fn live(settings: &Settings, args: LiveArgs, hooks: LiveHooks) -> Result<(), CliError> {
     let on_export = summary_hook(settings, host_name(), "session summary", false, CmdlineMode::Full);
-    let options = crate::tui::Options {
+    let mut options = crate::tui::Options {
         no_color: args.no_color,
         ascii: args.ascii,
         ui: settings.ui,
         on_export: Some(on_export),
         host: None,
         checkpoint: settings.export.checkpoint,
+        subscribers: hooks.subscribers,
     };
-    let app = settings.app();
     if let Some(addr) = args.serve {
+        // `--serve`: the endpoint follows the screen's own pipeline (one engine for both).
         let endpoint =
             crate::serve::Endpoint::start(addr, settings.serve.top_processes, settings.impact.clone())
                 .map_err(runtime)?;
         if let Some(w) = crate::serve::exposure_warning(&addr) {
             eprintln!("kwtop: {w}");
         }
-        let feed = crate::serve::live_feed(&settings.sources, &settings.engine, settings.interval, endpoint);
-        return crate::tui::run_with_feed(&app, options, feed)
-            .map(|_engine| ())
-            .map_err(CliError::from);
+        options.subscribers.insert(0, Box::new(endpoint));
     }
-    crate::tui::run(&settings.sources, &app, options)
+    let mut feed: crate::tui::SendFeed = Box::new(LiveFeed::new(
+        Sampler::from_config(&settings.sources),
+        settings.interval,
+    ));
+    if let Some(wrap) = hooks.wrap_feed {
+        feed = wrap(feed);
+    }
+    crate::tui::run_with_feed(&settings.app(), options, feed, false)
         .map(|_engine| ())
         .map_err(CliError::from)
 }

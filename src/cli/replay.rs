@@ -1,21 +1,18 @@
 //! `kwtop replay FILE [--speed N]`: the live monitor over a recording.
 //!
-//! A feed thread reads the recording with the same reader as `report` and hands samples to the TUI,
-//! paced by the samples' own clock divided by `speed`. A corrupt line ends the feed with a notice
+//! A [`ReplayFeed`] reads the recording with the same reader as `report` and hands every sample to
+//! the TUI, paced by the samples' own clock divided by `speed`. A corrupt line ends the feed with a notice
 //! naming the line; everything before it is shown. The summary is written only on `e`, never on exit,
 //! so browsing a recording leaves the data directory alone.
 
 use std::fs::File;
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use tokio::sync::mpsc;
+use std::path::PathBuf;
 
 use super::{CliError, commands::LiveArgs};
 use crate::config::Settings;
+use crate::pipeline::ReplayFeed;
 use crate::recording::Reader;
-use crate::sample::Sample;
 use crate::tui::Options;
 
 /// Fastest replay: 1,000,000× (a day of 1 Hz samples in well under a second of pacing).
@@ -28,41 +25,6 @@ pub fn parse_speed(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "invalid speed '{s}': a number between 0 and {MAX_SPEED}, e.g. 1, 10 or 3600"
         )),
-    }
-}
-
-/// Send every sample of `reader` to `tx`, sleeping `Δmono / speed` between them. The last sample is
-/// held back and sent with the closing notice (end of recording, or the bad line), so the notice never
-/// needs a sample of its own.
-fn feed(reader: Reader<BufReader<File>>, speed: f64, path: &Path, tx: &mpsc::Sender<(Sample, Vec<String>)>) {
-    let mut notices = vec![format!("replaying {} at {speed}× real time", path.display())];
-    let mut origin: Option<(f64, Instant)> = None;
-    let mut held: Option<Sample> = None;
-    let mut closing = "end of recording: the screen shows its totals".to_string();
-    for item in reader {
-        let s = match item {
-            Ok(s) => s,
-            Err(e) => {
-                closing = format!("{}: {e}; the replay stopped before it", path.display());
-                break;
-            }
-        };
-        let (t0, w0) = *origin.get_or_insert((s.mono_s, Instant::now()));
-        let due = w0 + Duration::from_secs_f64(((s.mono_s - t0) / speed).clamp(0.0, 86_400.0 * 365.0));
-        if let Some(prev) = held.replace(s) {
-            // Blocking send: in a replay every sample counts (a live feed may drop; a recording must not).
-            if tx.blocking_send((prev, std::mem::take(&mut notices))).is_err() {
-                return;
-            }
-        }
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
-    }
-    notices.push(closing);
-    if let Some(last) = held {
-        let _ = tx.blocking_send((last, notices));
     }
 }
 
@@ -87,22 +49,17 @@ pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -
         on_export: Some(on_export),
         host: Some(shown_host),
         checkpoint: None,
+        subscribers: Vec::new(),
     };
-    let path = file.clone();
-    crate::tui::run_with_feed(&settings.app(), options, move |tx| {
-        feed(reader, speed, &path, &tx)
-    })
-    .map(|_| ())
-    .map_err(CliError::from)
+    let feed = ReplayFeed::new(reader, Some(speed), file.display().to_string());
+    crate::tui::run_with_feed(&settings.app(), options, Box::new(feed), true)
+        .map(|_| ())
+        .map_err(CliError::from)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn empty() -> Sample {
-        crate::testing::sample_at(0.0).build()
-    }
 
     #[test]
     fn speed_parsing() {
@@ -112,46 +69,5 @@ mod tests {
         assert!(parse_speed("-2").is_err());
         assert!(parse_speed("fast").unwrap_err().contains("'fast'"));
         assert!(parse_speed("inf").is_err());
-    }
-
-    #[test]
-    fn feed_sends_every_sample_in_order_then_an_end_notice() {
-        let dir = tempfile::tempdir().expect("dir");
-        let p = dir.path().join("r.jsonl");
-        let header = crate::recording::Header {
-            schema: crate::recording::SCHEMA.into(),
-            host: "h".into(),
-            kwtop_version: "t".into(),
-            started_ms: 0,
-            interval_s: 1.0,
-            notes: vec![],
-            cmdline: None,
-        };
-        let mut w =
-            crate::recording::Writer::new(File::create(&p).expect("create"), &header).expect("header");
-        for t in 0..5 {
-            w.write(&Sample {
-                mono_s: f64::from(t),
-                ..empty()
-            })
-            .expect("write");
-        }
-        drop(w);
-        let reader = Reader::new(BufReader::new(File::open(&p).expect("open"))).expect("reader");
-        let (tx, mut rx) = mpsc::channel(16);
-        feed(reader, MAX_SPEED, &p, &tx);
-        drop(tx);
-        let mut times = Vec::new();
-        let mut last_notes = Vec::new();
-        while let Some((s, n)) = rx.blocking_recv() {
-            times.push(s.mono_s);
-            last_notes = n;
-        }
-        assert_eq!(&times[..5], &[0.0, 1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(times.len(), 5, "every sample once, none invented");
-        assert!(
-            last_notes.iter().any(|n| n.contains("end of recording")),
-            "{last_notes:?}"
-        );
     }
 }

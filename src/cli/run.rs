@@ -11,21 +11,21 @@
 //! is still a zombie, the summary is printed to stderr and saved, and kwtop exits with the command's
 //! status (128 + N when a signal killed it).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
 use super::{CliError, host_name};
 use crate::config::Settings;
-use crate::engine::Engine;
 use crate::export;
+use crate::pipeline::{Frame, LiveFeed, Pipeline, Subscriber};
 use crate::sample::{ProcKey, Sample};
+use crate::signals::Forwarder;
 use crate::sources::Sampler;
 use crate::summary::{self, CommandOut, Format};
 
@@ -129,15 +129,6 @@ pub fn exit_status(ws: WaitStatus) -> (Option<i32>, Option<i32>, i32) {
     }
 }
 
-/// Whether a SIGINT/SIGQUIT we got was most likely typed at our terminal, which then delivered it
-/// to the command too (same foreground process group): forwarding it would deliver it twice.
-fn from_terminal() -> bool {
-    let pgrp = nix::unistd::getpgrp();
-    let fg = nix::unistd::tcgetpgrp(std::io::stdin().as_fd())
-        .or_else(|_| nix::unistd::tcgetpgrp(std::io::stderr().as_fd()));
-    fg.is_ok_and(|fg| fg == pgrp)
-}
-
 /// Options of `kwtop run`.
 #[derive(Debug, Clone)]
 pub struct RunArgs {
@@ -176,33 +167,33 @@ fn has_exited(child: Pid) -> bool {
     }
 }
 
-fn push(mut s: Sample, filter: &mut TreeFilter, engine: &mut Engine) {
-    filter.update(&s);
-    filter.hand_reaped_to_root(&mut s);
-    engine.push(s);
+/// The tree filter follows the pipeline: it learns the tree from each sample and hands the CPU time
+/// of reaped orphans to the command before the sample is accounted.
+impl Subscriber for TreeFilter {
+    fn prepare(&mut self, sample: &mut Sample) {
+        self.update(sample);
+        self.hand_reaped_to_root(sample);
+    }
+
+    fn frame(&mut self, _frame: &Frame<'_>) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 pub fn run(settings: &Settings, args: &RunArgs) -> Result<(), CliError> {
     let Some((program, rest)) = args.command.split_first() else {
         return Err(runtime("no command given: kwtop run -- CMD ARGS…"));
     };
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-        signal_hook::consts::SIGQUIT,
-    ])
-    .map_err(|e| runtime(format!("cannot install signal handlers: {e}")))?;
+    let forwarder = RefCell::new(Forwarder::install().map_err(runtime)?);
     let mut notices = Vec::new();
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         notices.push(format!(
             "cannot become a child subreaper ({e}): descendants whose parent exits before them are missed"
         ));
     }
-    let mut sampler = Sampler::from_config(&settings.sources);
-    let mut engine = Engine::new(&settings.engine);
+    let mut pipeline = Pipeline::new(&settings.engine);
     // Keep the tree's exited processes as rows: folded ones cannot be told apart by tree.
-    engine.ledger.max_exited = engine.ledger.max_exited.max(100_000);
+    pipeline.engine.ledger.max_exited = pipeline.engine.ledger.max_exited.max(100_000);
 
     let child = match Command::new(program).args(rest).spawn() {
         Ok(c) => c,
@@ -219,35 +210,19 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<(), CliError> {
     // The std handle is not used to wait: statuses are collected with waitid/waitpid below.
     let mut filter = TreeFilter::new(child.id(), std::process::id());
     drop(child);
-    push(sampler.sample(), &mut filter, &mut engine);
-    let start = Instant::now();
-    let mut n: u32 = 1;
-    let poll = Duration::from_millis(20).min(args.interval);
-    loop {
-        for sig in signals.pending() {
-            let is_tty_sig = sig == signal_hook::consts::SIGINT || sig == signal_hook::consts::SIGQUIT;
-            if is_tty_sig && from_terminal() {
-                continue;
-            }
-            if let Ok(s) = Signal::try_from(sig) {
-                let _ = kill(child_pid, s);
-            }
-        }
-        if has_exited(child_pid) {
-            // Last look at the tree while the command is a zombie: its final CPU time is readable.
-            push(sampler.sample(), &mut filter, &mut engine);
-            break;
-        }
-        if start.elapsed() >= args.interval * n {
-            push(sampler.sample(), &mut filter, &mut engine);
-            reap_orphans(child_pid);
-            n += 1;
-        }
-        sampler.wait_until(Instant::now() + poll, || false);
-    }
+    // Sample on the interval until the command exits: the stop check (a few times a second) forwards
+    // signals, reaps orphans and looks for the command's exit, after which the feed takes a last
+    // sample while the command is a zombie (its final CPU time is readable) and ends.
+    let mut feed = LiveFeed::new(Sampler::from_config(&settings.sources), args.interval);
+    let stop = || {
+        forwarder.borrow_mut().forward(child_pid);
+        reap_orphans(child_pid);
+        has_exited(child_pid)
+    };
+    pipeline.run(&mut feed, &mut [&mut filter], &stop, |_| true);
     let ws = waitpid(child_pid, None).map_err(|e| runtime(format!("waiting for the command: {e}")))?;
     reap_orphans(child_pid);
-    notices.extend(sampler.take_notices());
+    notices.extend(pipeline.notices.iter().cloned());
     let (exit_code, signal, status) = exit_status(ws);
 
     let mut opts = super::summary_options(settings);
@@ -261,7 +236,13 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<(), CliError> {
         cpu_s: children_cpu_s(),
     });
     opts.members = Some(filter.members().clone());
-    let doc = summary::build(&engine.ledger, &settings.impact, &host_name(), &notices, &opts);
+    let doc = summary::build(
+        &pipeline.engine.ledger,
+        &settings.impact,
+        &host_name(),
+        &notices,
+        &opts,
+    );
 
     let format = args
         .format
@@ -428,7 +409,11 @@ mod tests {
         let pid = Pid::from_raw(5);
         assert_eq!(exit_status(WaitStatus::Exited(pid, 3)), (Some(3), None, 3));
         assert_eq!(
-            exit_status(WaitStatus::Signaled(pid, Signal::SIGKILL, false)),
+            exit_status(WaitStatus::Signaled(
+                pid,
+                nix::sys::signal::Signal::SIGKILL,
+                false
+            )),
             (None, Some(9), 137)
         );
     }

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod history;
 pub mod impact;
 pub mod ledger;
+pub mod pipeline;
 pub mod recording;
 pub mod redact;
 pub mod sample;
