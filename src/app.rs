@@ -190,8 +190,6 @@ pub struct View {
     /// Idle and unattributed watts over the last interval.
     pub idle_w: f64,
     pub unattributed_w: f64,
-    /// GPU ids (`gpu0` → "0", a MIG slice → "0/1") each pid holds a context on.
-    pub gpu_of: HashMap<u32, String>,
 }
 
 /// What the live monitor accounts with: the engine's parameters, the impact figures, and the time
@@ -267,11 +265,9 @@ impl App {
     /// changed; a subscriber's error becomes the status line.
     pub fn accept(&mut self, tick: Tick, subscribers: &mut [&mut dyn Subscriber]) -> bool {
         let Tick { sample, notices } = tick;
-        let gpu_of = gpu_labels(&sample);
         let (mut dirty, _) = self.update(Msg::Notices(notices.clone()));
         let pushed = self.pipeline.push(Tick { sample, notices }, subscribers);
         if pushed.accounted {
-            self.view.gpu_of = gpu_of;
             self.refresh_view();
             dirty |= self.paused.is_none();
         }
@@ -421,26 +417,6 @@ impl App {
             }));
         }
     }
-}
-
-/// GPU ids (`gpu0` → "0", a MIG slice → "0/1") each pid of `s` holds a context on.
-fn gpu_labels(s: &Sample) -> HashMap<u32, String> {
-    let mut gpu_of: HashMap<u32, String> = HashMap::new();
-    for d in s.devices.iter().filter(|d| d.kind == DeviceKind::Gpu) {
-        let short = d.id.trim_start_matches("gpu");
-        for gp in &d.gpu_processes {
-            // Under MIG: GPU index / GPU instance (`0/1`).
-            let label = gp.mig.map_or_else(|| short.to_string(), |m| m.label(short));
-            gpu_of
-                .entry(gp.pid)
-                .and_modify(|v| {
-                    v.push(',');
-                    v.push_str(&label);
-                })
-                .or_insert(label);
-        }
-    }
-    gpu_of
 }
 
 #[cfg(test)]

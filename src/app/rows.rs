@@ -186,10 +186,10 @@ pub fn is_kernel_thread(pid: u32, ppid: u32, cmdline: &str) -> bool {
 
 /// Why `e` is hidden by default, if it is. A GPU context holder is never hidden for having no
 /// energy yet (it is charged from its first interval on).
-pub fn hide_reason(e: &ProcEntry, view: &super::View) -> Option<HideReason> {
+pub fn hide_reason(e: &ProcEntry) -> Option<HideReason> {
     if is_kernel_thread(e.key.pid, e.ppid, &e.info.cmdline) {
         Some(HideReason::KernelThread)
-    } else if e.energy_j <= 0.0 && !view.gpu_of.contains_key(&e.key.pid) {
+    } else if e.energy_j <= 0.0 && !crate::figures::holds_gpu(e) {
         Some(HideReason::NoEnergy)
     } else {
         None
@@ -233,7 +233,7 @@ pub fn build_counted(app: &App) -> (Vec<Row>, Hidden) {
                 exited.estimated |= any_est(&e.energy_by_dev, false);
                 continue;
             }
-            if let Some(why) = hide_reason(e, view) {
+            if let Some(why) = hide_reason(e) {
                 match why {
                     HideReason::KernelThread => hidden.kernel_threads += 1,
                     HideReason::NoEnergy => hidden.no_energy += 1,
@@ -327,15 +327,13 @@ fn process_row(e: &ProcEntry, view: &super::View, any_est: &dyn Fn(&[f64], bool)
     let mut row = Row::blank(RowId::Proc(e.key), RowKind::Process);
     row.pid = e.key.pid.to_string();
     row.user = e.info.user.clone();
-    row.dev = view
-        .gpu_of
-        .get(&e.key.pid)
-        .cloned()
-        .unwrap_or_else(|| "cpu".into());
+    let gpus = crate::figures::gpu_labels(e);
+    let holds_gpu = gpus.is_some();
+    row.dev = gpus.unwrap_or_else(|| "cpu".into());
     let running = e.state == ProcState::Running;
     if running {
         let split = view.split_w.get(&e.key).copied().unwrap_or_default();
-        row.gpu_w = view.gpu_of.contains_key(&e.key.pid).then_some(split.gpu_w);
+        row.gpu_w = holds_gpu.then_some(split.gpu_w);
         row.cpu_w = Some(split.cpu_w);
     }
     row.total_w = e.power_w;

@@ -254,13 +254,12 @@ fn exited_section<'a>(f: &Fmt<'a>) -> Section<'a> {
 fn hidden_section<'a>(f: &Fmt<'a>) -> Section<'a> {
     let (app, ledger) = (f.app, f.ledger);
     let mut s = Section::new("hidden kernel threads");
-    let view = app.shown();
     let mut by = vec![0.0; ledger.devices.len()];
     let (mut n, mut j, mut w) = (0usize, 0.0, 0.0);
     // The same set the table's `hidden` row sums (exited ones too while `x` lists them).
     let kernel = ledger.processes().filter(|e| {
         (e.state == ProcState::Running || app.ui.show_exited)
-            && crate::app::rows::hide_reason(e, view) == Some(crate::app::rows::HideReason::KernelThread)
+            && crate::app::rows::hide_reason(e) == Some(crate::app::rows::HideReason::KernelThread)
     });
     for e in kernel {
         n += 1;

@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::figures;
 use crate::impact::{Equivalents, ImpactParams, J_PER_KWH};
-use crate::ledger::{Ledger, ProcEntry, ProcState, short_gpu_list};
+use crate::ledger::{Ledger, ProcEntry, short_gpu_list};
 use crate::sample::DeviceKind;
 use crate::sample::vendor_name;
 use crate::units;
@@ -144,24 +145,15 @@ pub struct MigOut {
 }
 
 /// The MIG instances a running process holds at the last sample of each GPU.
-pub fn mig_instances(ledger: &Ledger, e: &ProcEntry) -> Vec<MigOut> {
-    if e.state != ProcState::Running {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for d in &ledger.devices {
-        for gp in d.last.gpu_processes.iter().filter(|g| g.pid == e.key.pid) {
-            if let Some(m) = gp.mig {
-                out.push(MigOut {
-                    device: d.id.clone(),
-                    gpu_instance_id: m.gpu_instance_id,
-                    compute_instance_id: m.compute_instance_id,
-                    label: m.label(d.id.trim_start_matches("gpu")),
-                });
-            }
-        }
-    }
-    out
+pub fn mig_instances(e: &ProcEntry) -> Vec<MigOut> {
+    figures::mig_slices(e)
+        .map(|(device, m)| MigOut {
+            device: device.to_string(),
+            gpu_instance_id: m.gpu_instance_id,
+            compute_instance_id: m.compute_instance_id,
+            label: m.label(device.trim_start_matches("gpu")),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -200,14 +192,6 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
 
-fn state_str(e: &ProcEntry) -> &'static str {
-    match e.state {
-        ProcState::Exited => "exited",
-        ProcState::Running if e.idle.flagged => "idle-holder",
-        ProcState::Running => "running",
-    }
-}
-
 fn process_out(ledger: &Ledger, impact: &ImpactParams, e: &ProcEntry) -> ProcessOut {
     ProcessOut {
         pid: e.key.pid,
@@ -219,7 +203,7 @@ fn process_out(ledger: &Ledger, impact: &ImpactParams, e: &ProcEntry) -> Process
         power_w: e.power_w,
         avg_power_w: e.avg_w(),
         energy_j: e.energy_j,
-        energy_by_device_j: by_device(ledger, &e.energy_by_dev),
+        energy_by_device_j: figures::by_device(ledger, &e.energy_by_dev),
         gpu_util_pct: e.gpu_util_pct,
         gpu_mem_bytes: e.gpu_mem_bytes,
         gpus: e
@@ -238,29 +222,15 @@ fn process_out(ledger: &Ledger, impact: &ImpactParams, e: &ProcEntry) -> Process
             .collect(),
         co2e_g: impact.co2e_g(e.energy_j),
         equivalents: impact.equivalents(e.energy_j),
-        state: state_str(e),
+        state: figures::state(e),
         idle_for_s: e.idle.flagged.then_some(e.idle.streak_s),
         idle_gpus: e.idle.flagged_gpus().map(|g| g.device.clone()).collect(),
         idle_wasted_j: e.idle.wasted_j,
-        container: e
-            .info
-            .cgroup
-            .pod
-            .clone()
-            .or_else(|| e.info.cgroup.container.clone()),
+        container: figures::Workload::of(e).id().map(str::to_string),
         slurm_job: e.info.cgroup.slurm_job.clone(),
         folded_count: None,
-        mig_instances: mig_instances(ledger, e),
+        mig_instances: mig_instances(e),
     }
-}
-
-fn by_device(ledger: &Ledger, energy: &[f64]) -> BTreeMap<String, f64> {
-    ledger
-        .devices
-        .iter()
-        .zip(energy)
-        .map(|(d, j)| (d.id.clone(), *j))
-        .collect()
 }
 
 /// Build the document. Processes with no energy and no GPU context are left out (they sum to 0).
@@ -311,7 +281,7 @@ pub fn build(
             power_w: 0.0,
             avg_power_w: 0.0,
             energy_j: f.energy_j,
-            energy_by_device_j: by_device(ledger, &f.energy_by_dev),
+            energy_by_device_j: figures::by_device(ledger, &f.energy_by_dev),
             gpu_util_pct: None,
             gpu_mem_bytes: None,
             gpus: Vec::new(),

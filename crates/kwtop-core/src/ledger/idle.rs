@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use super::Ledger;
-use crate::sample::{DeviceKind, ProcKey, Sample};
+use crate::sample::{DeviceKind, MigInstance, ProcKey, Sample};
 
 /// When a process counts as an idle GPU holder.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,7 +49,7 @@ pub struct IdleTrack {
 }
 
 /// What one sample says about a process on one GPU.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct GpuUse {
     /// Index into [`super::Ledger::devices`].
     pub dev: usize,
@@ -57,6 +57,8 @@ pub struct GpuUse {
     pub mem_bytes: Option<u64>,
     /// Its SM share there over the interval, percent; `None` when unknown.
     pub sm_pct: Option<f64>,
+    /// The MIG slices it runs in there (empty: the whole GPU).
+    pub mig: Vec<MigInstance>,
 }
 
 /// One GPU a process holds (or held) a context on, judged on its own.
@@ -72,8 +74,23 @@ pub struct GpuHold {
     pub mem_bytes: Option<u64>,
     /// Its SM share there over the last interval, percent; `None` = unknown or no longer held.
     pub sm_pct: Option<f64>,
+    /// The MIG slices it runs in there at the latest sample (empty: the whole GPU, or not held).
+    pub mig: Vec<MigInstance>,
     /// The idle streak on this GPU; its `wasted_j` counts only energy charged on this GPU.
     pub idle: IdleTrack,
+}
+
+impl GpuHold {
+    /// How views name where it runs: the GPU index (`gpu1` → `1`), or one `GPU/instance` per MIG
+    /// slice (`0/1`).
+    pub fn labels(&self) -> Vec<String> {
+        let short = self.device.trim_start_matches("gpu");
+        if self.mig.is_empty() {
+            vec![short.to_string()]
+        } else {
+            self.mig.iter().map(|m| m.label(short)).collect()
+        }
+    }
 }
 
 /// A process's idle-holder state: judged per GPU, summarised over its GPUs.
@@ -117,6 +134,7 @@ impl IdleHolder {
                         holding: false,
                         mem_bytes: None,
                         sm_pct: None,
+                        mig: Vec::new(),
                         idle: IdleTrack::default(),
                     });
                     self.gpus.len() - 1
@@ -126,11 +144,13 @@ impl IdleHolder {
             g.holding = true;
             g.mem_bytes = u.mem_bytes;
             g.sm_pct = u.sm_pct;
+            g.mig.clone_from(&u.mig);
         }
         for g in &mut self.gpus {
             if !g.holding {
                 g.mem_bytes = None;
                 g.sm_pct = None;
+                g.mig.clear();
             }
             let charged = energy_by_dev.get(g.dev).copied().unwrap_or(0.0);
             let delta = charged - g.idle.gpu_j_seen;
@@ -235,6 +255,11 @@ impl Ledger {
                     // Compute, graphics and MPS lists can name one pid twice: merge as attribution
                     // does (max memory, max utilisation).
                     Some(u) => {
+                        if let Some(m) = gp.mig
+                            && !u.mig.contains(&m)
+                        {
+                            u.mig.push(m);
+                        }
                         u.mem_bytes = u.mem_bytes.max(gp.used_mem_bytes);
                         u.sm_pct = match (u.sm_pct, gp.sm_util_pct) {
                             (Some(a), Some(b)) => Some(a.max(b)),
@@ -245,6 +270,7 @@ impl Ledger {
                         dev: i,
                         mem_bytes: gp.used_mem_bytes,
                         sm_pct: gp.sm_util_pct,
+                        mig: gp.mig.into_iter().collect(),
                     }),
                 }
             }
