@@ -35,8 +35,8 @@ pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(15);
 /// Most connections open at once (lower when the open-files limit is low, see [`Limits::for_process`]).
 pub const MAX_CONNECTIONS: usize = 1024;
 
-/// hyper's smallest allowed read buffer (`max_buf_size` panics below it); a head over
-/// [`MAX_HEAD_BYTES`] is refused before the buffer fills.
+/// Read buffer per connection: hyper's smallest (`max_buf_size` panics below it), which holds a
+/// whole head of [`MAX_HEAD_BYTES`].
 const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// The server's bounds; [`Limits::for_process`] in production, shorter ones in tests.
