@@ -3,8 +3,9 @@
 //! The endpoint is a subscriber of the pipeline (`crate::pipeline`): after every accounted sample,
 //! on the thread that owns the engine, [`Endpoint::update`]
 //! turns the ledger into a plain-data [`metrics::MetricsView`] and swaps it in behind a mutex
-//! (latest wins; the lock is held only to clone an `Arc`). HTTP threads encode the latest view on
-//! each scrape, so a scrape never waits for a sample and a slow client never stalls sampling.
+//! (latest wins; the lock is held only to clone an `Arc`). The HTTP thread ([`http`]) encodes the
+//! latest view on each scrape, so a scrape never waits for a sample and a slow client never stalls
+//! sampling.
 //!
 //! Using it from another driver (e.g. the TUI):
 //!
@@ -44,7 +45,7 @@ pub struct ServeParams {
     pub top_processes: usize,
 }
 
-/// The latest view, shared between the sampling thread and the HTTP threads.
+/// The latest view, shared between the sampling thread and the HTTP thread.
 #[derive(Debug, Default)]
 struct Latest {
     view: Mutex<Option<Arc<MetricsView>>>,
@@ -72,7 +73,7 @@ impl Responder for Latest {
         let started = Instant::now();
         let Some(view) = self.get() else {
             let mut r = Response::new(503, "text/plain; charset=utf-8", "no sample yet\n");
-            r.headers.push("Retry-After: 1".into());
+            r.headers.push(("retry-after", "1"));
             return r;
         };
         let mut out = String::with_capacity(16 * 1024);
@@ -126,7 +127,7 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// Bind `addr` and serve on background threads, exporting `top_processes` processes one by one
+    /// Bind `addr` and serve on a background thread, exporting `top_processes` processes one by one
     /// with `impact`'s figures. Answers 503 until the first [`Endpoint::update`].
     /// Prints nothing: callers warn about non-loopback addresses with [`exposure_warning`].
     pub fn start(addr: SocketAddr, top_processes: usize, impact: ImpactParams) -> Result<Endpoint, String> {

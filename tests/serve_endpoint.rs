@@ -1,14 +1,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `kwtop serve` as a process on a loopback port, over a fixture /proc + powercap tree: hostile
 //! process names come out as valid exposition (`promtool check metrics`, from Debian's
-//! `prometheus` package), only GET /metrics and / are served, and 1,000 sequential scrapes do not
-//! grow its memory.
+//! `prometheus` package), only GET /metrics and / are served, 1,000 sequential scrapes do not
+//! grow its memory, and clients that hold connections half-open neither lock scrapes out nor stay.
 
 mod serve_support;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use kwtop::serve::http::HEAD_DEADLINE;
 
 use serve_support::{BUSY_PID, Fixture, HOSTILE_PID, Serve, Ticker, get, promtool_check, value};
 
@@ -157,6 +161,61 @@ fn a_thousand_scrapes_do_not_grow_memory() {
         after <= before + 2048,
         "RSS grew from {before} KiB to {after} KiB over 1000 scrapes"
     );
+}
+
+/// A connection that sent half a request head and waits.
+fn half_open(addr: std::net::SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
+    s
+}
+
+/// Issue 15: 100 clients holding half a request each (anyone who can reach a `--listen 0.0.0.0`
+/// endpoint) used to fill the 16 connection slots, and every scrape answered 503 until they timed out.
+#[test]
+fn issue_15_half_open_connections_do_not_lock_out_a_scrape() {
+    let fixture = Fixture::new();
+    let serve = Serve::start(&fixture.config(), "200ms");
+    let held: Vec<TcpStream> = (0..100).map(|_| half_open(serve.addr)).collect();
+    std::thread::sleep(Duration::from_millis(200)); // real-time: let kwtop accept all 100 first
+    let started = Instant::now();
+    let (status, body) = get(serve.addr, "/metrics");
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        value(&body, "kwtop_device_energy_joules_total", &[("device", "cpu0")]).is_some(),
+        "{body}"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "scrape took {took:?} beside 100 half-open connections"
+    );
+    drop(held);
+}
+
+/// A client that does not finish its request head within the head deadline is disconnected,
+/// unanswered, about then (the old server answered 408; hyper closes the connection).
+#[test]
+fn a_client_too_slow_with_its_head_is_closed_at_the_deadline() {
+    let fixture = Fixture::new();
+    let serve = Serve::start(&fixture.config(), "200ms");
+    let mut slow = half_open(serve.addr);
+    let started = Instant::now();
+    slow.set_read_timeout(Some(HEAD_DEADLINE * 3)).unwrap();
+    let mut got = Vec::new();
+    match slow.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("still open after {:?}: {e}", started.elapsed()),
+    }
+    let after = started.elapsed();
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    assert!(
+        after >= HEAD_DEADLINE - Duration::from_millis(500) && after < HEAD_DEADLINE + Duration::from_secs(3),
+        "closed after {after:?}, head deadline {HEAD_DEADLINE:?}"
+    );
+    // The server itself is fine.
+    assert_eq!(get(serve.addr, "/").0, 200);
 }
 
 /// `kwtop --serve=ADDR`: the live monitor in a real terminal (tmux) serves the same endpoint.

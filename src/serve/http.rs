@@ -1,27 +1,71 @@
-//! The smallest HTTP/1.1 server `/metrics` needs, on std sockets: `GET`/`HEAD` of `/metrics` and
-//! `/`, 404 for other paths, 405 for other methods; one request per connection (`Connection:
-//! close`), which Prometheus handles fine.
+//! The `/metrics` HTTP server: hyper's HTTP/1.1 on a tokio runtime of its own (one thread), with a
+//! routing table of two paths: `GET`/`HEAD` of `/metrics` and `/`, 404 for other paths, 405 (with
+//! `Allow`) for other methods; one request per connection (`Connection: close`), which Prometheus
+//! handles fine.
 //!
-//! Bounded on purpose: a request head is at most [`MAX_HEAD_BYTES`] and must arrive within
-//! [`HEAD_DEADLINE`] (slow senders get 408, big heads 431), a body is never read, responses are
-//! written with a timeout, and at most [`MAX_CONNECTIONS`] connections are served at once (more get
-//! 503 and are closed). Must not: read the sensors or the ledger (it asks the [`Responder`]).
+//! Bounded on purpose, so that nobody who can reach the port can blind monitoring or exhaust memory:
+//! - a request head is at most [`MAX_HEAD_BYTES`] (more gets 431, a malformed one 400) and must
+//!   arrive within [`HEAD_DEADLINE`] of connecting, or the connection is closed; a body is never read;
+//! - a connection lives at most [`CONNECTION_DEADLINE`] in all (head, answer and writing it);
+//! - at most [`Limits::max_connections`] connections are open at once. One more evicts the oldest
+//!   (closes it unanswered) instead of being refused: a legitimate scrape needs milliseconds, so
+//!   connections held half-open cost their holder the oldest slots first, and a scrape is only lost
+//!   if a whole cap's worth of connections arrives during it.
+//!
+//! Must not: read the sensors or the ledger (it asks the [`Responder`]).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::oneshot;
 
 /// Largest request line + headers accepted.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
-/// Time a client has to send its whole request head.
+/// Time a client has, from connecting, to send its whole request head.
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
-/// Time allowed for writing one response.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served concurrently.
-pub const MAX_CONNECTIONS: usize = 16;
+/// Time a connection may live in all: the head, then the answer and writing it.
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(15);
+/// Most connections open at once (lower when the open-files limit is low, see [`Limits::for_process`]).
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Read buffer per connection: hyper's smallest (`max_buf_size` panics below it), which holds a
+/// whole head of [`MAX_HEAD_BYTES`].
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// The server's bounds; [`Limits::for_process`] in production, shorter ones in tests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// See [`HEAD_DEADLINE`].
+    pub head_deadline: Duration,
+    /// See [`CONNECTION_DEADLINE`].
+    pub connection_deadline: Duration,
+    /// Connections open at once before the oldest is evicted.
+    pub max_connections: usize,
+}
+
+impl Limits {
+    /// The documented deadlines, and [`MAX_CONNECTIONS`] or half the process's open-files limit
+    /// (soft `RLIMIT_NOFILE`, often 1024), whichever is lower, so that the sensors, the terminal and
+    /// `accept` itself never run out of file descriptors because of clients.
+    pub fn for_process() -> Limits {
+        let files = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(MAX_CONNECTIONS as u64, |(soft, _hard)| soft / 2);
+        Limits {
+            head_deadline: HEAD_DEADLINE,
+            connection_deadline: CONNECTION_DEADLINE,
+            max_connections: usize::try_from(files)
+                .unwrap_or(usize::MAX)
+                .clamp(16, MAX_CONNECTIONS),
+        }
+    }
+}
 
 /// A response: status, content type, body.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,8 +73,8 @@ pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
-    /// Extra header lines (without CRLF), e.g. `Allow: GET, HEAD`.
-    pub headers: Vec<String>,
+    /// Extra headers, names in lower case (sent title-cased), e.g. `("allow", "GET, HEAD")`.
+    pub headers: Vec<(&'static str, &'static str)>,
 }
 
 impl Response {
@@ -46,6 +90,23 @@ impl Response {
     fn text(status: u16, body: &str) -> Self {
         Response::new(status, "text/plain; charset=utf-8", format!("{body}\n"))
     }
+
+    /// As hyper's response. Content-Length comes from the body; hyper leaves the body out for HEAD.
+    fn into_hyper(self) -> hyper::Response<String> {
+        let mut r = hyper::Response::new(self.body);
+        *r.status_mut() =
+            hyper::StatusCode::from_u16(self.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = r.headers_mut();
+        headers.insert(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type),
+        );
+        headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        for (name, value) in self.headers {
+            headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+        }
+        r
+    }
 }
 
 /// What answers `GET /metrics` (the rest is routed here).
@@ -53,25 +114,11 @@ pub trait Responder: Send + Sync + 'static {
     fn metrics(&self) -> Response;
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
-}
-
 const INDEX: &str = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>kwtop exporter</title></head>\n\
 <body><h1>kwtop</h1><p>Per-process GPU and CPU power, energy and CO2e for Prometheus.</p>\n\
 <p><a href=\"/metrics\">/metrics</a></p></body></html>\n";
 
-/// Route one parsed request line.
+/// Route one request by method and target (a query string is ignored).
 pub fn route(method: &str, target: &str, responder: &dyn Responder) -> Response {
     let path = target.split(['?', '#']).next().unwrap_or("");
     let page = match path {
@@ -81,126 +128,116 @@ pub fn route(method: &str, target: &str, responder: &dyn Responder) -> Response 
     };
     if method != "GET" && method != "HEAD" {
         let mut r = Response::text(405, "method not allowed: use GET");
-        r.headers.push("Allow: GET, HEAD".into());
+        r.headers.push(("allow", "GET, HEAD"));
         return r;
     }
     page.unwrap_or_else(|| responder.metrics())
 }
 
-enum Head {
-    Request { method: String, target: String },
-    Bad(Response),
+/// The open connections, oldest first, each with the sender that evicts it.
+#[derive(Debug, Default)]
+struct Open {
+    next_id: u64,
+    conns: BTreeMap<u64, oneshot::Sender<()>>,
 }
 
-/// Read the request head within the size and time bounds.
-fn read_head(stream: &mut TcpStream) -> Head {
-    let start = Instant::now();
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            buf.truncate(end);
-            break;
-        }
-        if buf.len() > MAX_HEAD_BYTES {
-            return Head::Bad(Response::text(431, "request head too large"));
-        }
-        let left = HEAD_DEADLINE.saturating_sub(start.elapsed());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return Head::Bad(Response::text(408, "request timeout"));
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return Head::Bad(Response::text(400, "incomplete request")),
-            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Head::Bad(Response::text(408, "request timeout"));
-            }
-            Err(_) => return Head::Bad(Response::text(400, "unreadable request")),
-        }
-    }
-    let line_end = buf.iter().position(|&b| b == b'\r').unwrap_or(buf.len());
-    let Ok(line) = std::str::from_utf8(&buf[..line_end]) else {
-        return Head::Bad(Response::text(400, "bad request line"));
-    };
-    let mut parts = line.split(' ');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(m), Some(t), Some(v), None)
-            if !m.is_empty() && t.starts_with('/') && v.starts_with("HTTP/1.") =>
-        {
-            Head::Request {
-                method: m.to_string(),
-                target: t.to_string(),
-            }
-        }
-        _ => Head::Bad(Response::text(400, "bad request line")),
-    }
+type OpenConns = Arc<Mutex<Open>>;
+
+/// Removes its connection from [`Open`] when the connection's task ends, however it ends.
+struct Registered {
+    id: u64,
+    open: OpenConns,
 }
 
-fn write_response(stream: &mut TcpStream, r: &Response, with_body: bool) {
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        r.status,
-        reason(r.status),
-        r.content_type,
-        r.body.len()
-    );
-    for h in &r.headers {
-        head.push_str(h);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    let ok = stream.write_all(head.as_bytes()).is_ok();
-    if ok && with_body {
-        let _ = stream.write_all(r.body.as_bytes());
-    }
-    let _ = stream.flush();
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-}
-
-fn handle(mut stream: TcpStream, responder: &dyn Responder) {
-    let (r, with_body) = match read_head(&mut stream) {
-        Head::Request { method, target } => (route(&method, &target, responder), method != "HEAD"),
-        Head::Bad(r) => (r, true),
-    };
-    write_response(&mut stream, &r, with_body);
-}
-
-/// Decrements the live-connection count when a handler thread ends (also on panic).
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
+impl Drop for Registered {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.conns.remove(&self.id);
     }
+}
+
+/// Register a new connection, evicting the oldest ones while `max` or more are open.
+fn register(open: &OpenConns, max: usize) -> (Registered, oneshot::Receiver<()>) {
+    let (tx, rx) = oneshot::channel();
+    let mut o = open.lock().unwrap_or_else(PoisonError::into_inner);
+    while o.conns.len() >= max.max(1) {
+        if let Some((_, evict)) = o.conns.pop_first() {
+            let _ = evict.send(());
+        }
+    }
+    let id = o.next_id;
+    o.next_id += 1;
+    o.conns.insert(id, tx);
+    drop(o);
+    (
+        Registered {
+            id,
+            open: Arc::clone(open),
+        },
+        rx,
+    )
+}
+
+/// Serve one connection until it is answered, fails, times out or is evicted.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    http: Arc<hyper::server::conn::http1::Builder>,
+    responder: Arc<dyn Responder>,
+    registered: Registered,
+    evicted: oneshot::Receiver<()>,
+    deadline: Duration,
+) {
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let r = route(req.method().as_str(), req.uri().path(), responder.as_ref());
+        std::future::ready(Ok::<_, Infallible>(r.into_hyper()))
+    });
+    let conn = http.serve_connection(TokioIo::new(stream), service);
+    // Errors (a client gone, a head too slow or malformed: hyper has answered what it could) end
+    // only this connection, silently: there is nobody to tell but the client.
+    tokio::select! {
+        _ = tokio::time::timeout(deadline, conn) => {}
+        _ = evicted => {}
+    }
+    drop(registered);
 }
 
 /// A running server; dropping it stops it.
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
+    stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Server {
-    /// Serve `listener` on a background thread.
+    /// Serve `listener` on a background thread with [`Limits::for_process`].
     pub fn start(listener: TcpListener, responder: Arc<dyn Responder>) -> std::io::Result<Server> {
+        Server::start_with(listener, responder, Limits::for_process())
+    }
+
+    /// Serve `listener` on a background thread within `limits`.
+    pub fn start_with(
+        listener: TcpListener,
+        responder: Arc<dyn Responder>,
+        limits: Limits,
+    ) -> std::io::Result<Server> {
         let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = Arc::clone(&stop);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        listener.set_nonblocking(true)?;
+        let listener = {
+            let _in_runtime = rt.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("kwtop-http".into())
-            .spawn(move || accept_loop(&listener, &responder, &stop2))?;
+            .spawn(move || rt.block_on(accept_loop(listener, responder, limits, stopped)))?;
         Ok(Server {
             addr,
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
         })
     }
@@ -210,11 +247,11 @@ impl Server {
         self.addr
     }
 
-    /// Stop accepting and wait for the accept thread.
+    /// Stop accepting, close every connection and wait for the server thread.
     pub fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept().
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -227,34 +264,39 @@ impl Drop for Server {
     }
 }
 
-fn accept_loop(listener: &TcpListener, responder: &Arc<dyn Responder>, stop: &AtomicBool) {
-    let live = Arc::new(AtomicUsize::new(0));
-    for conn in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(mut stream) = conn else {
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    responder: Arc<dyn Responder>,
+    limits: Limits,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.head_deadline)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_buf_size(READ_BUFFER_BYTES)
+        .keep_alive(false)
+        .title_case_headers(true);
+    let http = Arc::new(http);
+    let open = OpenConns::default();
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _peer)) = accepted else {
             // EMFILE and friends: back off instead of spinning.
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        if live.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            let slot = Slot(Arc::clone(&live));
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-            write_response(&mut stream, &Response::text(503, "too many connections"), true);
-            drop(slot);
-            continue;
-        }
-        let slot = Slot(Arc::clone(&live));
-        let responder = Arc::clone(responder);
-        let spawned = std::thread::Builder::new()
-            .name("kwtop-http-conn".into())
-            .spawn(move || {
-                let _slot = slot;
-                handle(stream, responder.as_ref());
-            });
-        if spawned.is_err() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (registered, evicted) = register(&open, limits.max_connections);
+        tokio::spawn(serve_connection(
+            stream,
+            Arc::clone(&http),
+            Arc::clone(&responder),
+            registered,
+            evicted,
+            limits.connection_deadline,
+        ));
     }
 }

@@ -1,6 +1,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::http::{self, Responder, Response};
 use super::metrics::{self, Exporter, MetricsView};
@@ -265,7 +266,7 @@ fn routes_only_get_metrics_and_index() {
     assert_eq!(http::route("GET", "/../etc/passwd", &Fixed).status, 404);
     let r = http::route("POST", "/metrics", &Fixed);
     assert_eq!(r.status, 405);
-    assert!(r.headers.iter().any(|h| h == "Allow: GET, HEAD"));
+    assert!(r.headers.contains(&("allow", "GET, HEAD")));
     assert_eq!(http::route("DELETE", "/", &Fixed).status, 405);
 }
 
@@ -277,19 +278,140 @@ fn server_answers_and_bounds_requests() {
     let ok = request(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
     assert!(ok.ends_with("\r\n\r\nm 1\n"), "{ok}");
+    for header in [
+        "Content-Type: text/plain\r\n",
+        "Content-Length: 4\r\n",
+        "Connection: close\r\n",
+    ] {
+        assert!(ok.contains(header), "{header:?} missing: {ok}");
+    }
+    let old = request(addr, b"GET /metrics?x=1 HTTP/1.0\r\n\r\n");
+    assert!(old.starts_with("HTTP/1.") && old.contains(" 200 OK\r\n"), "{old}");
     let head = request(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n");
     assert!(
         head.starts_with("HTTP/1.1 200") && head.ends_with("\r\n\r\n"),
         "{head}"
     );
+    assert!(head.contains("Content-Length: 4\r\n"), "{head}");
     assert!(request(addr, b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
-    assert!(
-        request(addr, b"PUT /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc").starts_with("HTTP/1.1 405")
-    );
+    let put = request(addr, b"PUT /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+    assert!(put.starts_with("HTTP/1.1 405"), "{put}");
+    assert!(put.contains("\r\nAllow: GET, HEAD\r\n"), "{put}");
     assert!(request(addr, b"garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
     let mut big = b"GET /metrics HTTP/1.1\r\n".to_vec();
     big.extend(std::iter::repeat_n(b'x', http::MAX_HEAD_BYTES + 2048));
     assert!(request(addr, &big).starts_with("HTTP/1.1 431"));
+    let mut many = b"GET /metrics HTTP/1.1\r\n".to_vec();
+    for i in 0..http::MAX_HEAD_BYTES / 16 {
+        many.extend(format!("X-{i:05}: abcdef\r\n").as_bytes());
+    }
+    many.extend(b"\r\n");
+    let many = request(addr, &many);
+    assert!(many.starts_with("HTTP/1.1 431"), "{many}");
+    server.shutdown();
+}
+
+/// Limits with a short head deadline and a small cap, so the bounds show within a test.
+fn tight(max_connections: usize) -> http::Limits {
+    http::Limits {
+        head_deadline: Duration::from_millis(300),
+        connection_deadline: Duration::from_secs(5),
+        max_connections,
+    }
+}
+
+/// Reads until the server closes the connection; the time that took and what came back.
+fn until_closed(s: &mut TcpStream) -> (Duration, Vec<u8>) {
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("connection still open after {:?}: {e}", start.elapsed()),
+        }
+    }
+    (start.elapsed(), got)
+}
+
+#[test]
+fn a_client_too_slow_with_its_head_is_closed_at_the_deadline() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let limits = tight(64);
+    let mut server = http::Server::start_with(listener, Arc::new(Fixed), limits).unwrap();
+    let addr = server.local_addr();
+    // Half a head, then silence.
+    let mut half = TcpStream::connect(addr).unwrap();
+    half.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
+    // A byte every 50 ms: progress does not extend the deadline.
+    let mut drip = TcpStream::connect(addr).unwrap();
+    let dripping = std::thread::spawn(move || {
+        for &b in b"GET /metrics HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if drip.write_all(&[b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50)); // real-time: a slowloris client
+        }
+        drip
+    });
+    let (after, got) = until_closed(&mut half);
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    assert!(
+        after >= Duration::from_millis(250) && after < Duration::from_secs(3),
+        "closed after {after:?}"
+    );
+    let mut drip = dripping.join().unwrap();
+    let (_, got) = until_closed(&mut drip);
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    // A prompt client is still answered.
+    assert!(request(addr, b"GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
+    server.shutdown();
+}
+
+/// Connections held half-open beyond the cap evict the oldest instead of locking scrapes out.
+#[test]
+fn half_open_connections_beyond_the_cap_evict_the_oldest_not_the_scrape() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut limits = tight(8);
+    limits.head_deadline = Duration::from_secs(60);
+    limits.connection_deadline = Duration::from_secs(60);
+    let mut server = http::Server::start_with(listener, Arc::new(Fixed), limits).unwrap();
+    let addr = server.local_addr();
+    let mut held: Vec<TcpStream> = (0..30)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    let r = request(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // The oldest were closed unanswered; the newest (cap - 1, beside the scrape) are still open.
+    let (after, got) = until_closed(&mut held[0]);
+    assert!(got.is_empty());
+    assert!(
+        after < Duration::from_secs(2),
+        "oldest closed only after {after:?}"
+    );
+    let newest = held.last_mut().unwrap();
+    newest.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let e = newest.read(&mut [0u8; 16]).unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{e}"
+    );
     server.shutdown();
 }
 
