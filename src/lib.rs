@@ -10,7 +10,7 @@
 pub(crate) use kwtop_core::testing;
 pub use kwtop_core::{
     attribution, cgroup, engine, history, impact, ledger, recording, redact, sample, sanitize, snapshot,
-    sources, units,
+    sources, units, work,
 };
 
 pub mod app;
