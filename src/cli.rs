@@ -136,15 +136,24 @@ pub enum Command {
     },
     /// Run a command and account the energy of its whole process tree, like `time`
     #[command(
-        after_help = "The summary is printed to stderr when the command exits and saved to the [export] dir;\nkwtop exits with the command's status (128+N if a signal killed it).\n\nExamples:\n  kwtop run -- python train.py --epochs 3\n  kwtop run -o energy.md -- make -j8\n  kwtop run --format json --interval 500ms -- ./bench"
+        after_help = "When the command exits, the full summary is saved to the [export] dir and a short block\n(energy, CO2e, work, where the summary went) is printed to stderr; stdout stays the command's.\nkwtop exits with the command's status (128+N if a signal killed it).\n\nWork: with --progress, lines of the command's output (split on \\n and \\r) matching REGEX\ncount units; the command may also append counts to the file named by $KWTOP_WORK_FILE\n(lines like `1200 tokens`). The summary then gives the energy per unit.\n\nExamples:\n  kwtop run -- python train.py --epochs 3\n  kwtop run --progress 'step (\\d+)' --unit step -- python train.py\n  kwtop run --progress '(\\d+)/\\d+' -- python tqdm_job.py   (tqdm bars)\n  kwtop run -o energy.md -- make -j8\n  kwtop run --report json --interval 500ms -- ./bench"
     )]
     Run {
         /// Also write the summary to this file (format from --format or the extension, else md)
         #[arg(short, long, value_name = "PATH")]
         output: Option<PathBuf>,
-        /// Summary format: md, json or csv (default md, or the -o file's extension)
+        /// Format of the -o file: md, json or csv (default: its extension, else md); without -o, as --report
         #[arg(long, value_enum)]
         format: Option<crate::summary::Format>,
+        /// What to print on stderr at the end: short (like `time`), the full summary (md, json, csv), or none
+        #[arg(long, value_enum, value_name = "WHAT")]
+        report: Option<run::Report>,
+        /// Count units of work in the command's output: lines matching REGEX; with a group, its number is the running total
+        #[arg(long, value_name = "REGEX", value_parser = parse_progress)]
+        progress: Option<crate::work::ProgressPattern>,
+        /// The unit of work counted, singular: step, token, image… (default: the work file's, else "unit")
+        #[arg(long, value_name = "NAME", value_parser = parse_unit)]
+        unit: Option<String>,
         /// Time between samples (default: [sampling] interval)
         #[arg(long, value_parser = parse_cli_duration)]
         interval: Option<Duration>,
@@ -183,6 +192,18 @@ pub enum Command {
         after_help = "Examples:\n  kwtop man > ~/.local/share/man/man1/kwtop.1\n  kwtop man | man -l -"
     )]
     Man,
+}
+
+/// `--progress REGEX`, compiled (a bad pattern is a usage error before the command starts).
+fn parse_progress(s: &str) -> Result<crate::work::ProgressPattern, String> {
+    crate::work::ProgressPattern::new(s).map_err(|e| e.to_string())
+}
+
+/// `--unit NAME`: one word, made singular.
+fn parse_unit(s: &str) -> Result<String, String> {
+    crate::work::unit_name(s).ok_or_else(|| {
+        format!("invalid unit '{s}': one word of at most 32 letters, digits, '_', '-', '.' or '/'")
+    })
 }
 
 /// `full`, `redacted` or `name`, listed for `--help` and the completions.
@@ -364,14 +385,19 @@ fn run(
         Some(Command::Run {
             output,
             format,
+            report,
+            progress,
+            unit,
             interval,
             command,
         }) => run::run(
             settings,
             &run::RunArgs {
+                report: run::Report::resolve(report, format, output.as_deref()),
                 output,
                 format,
                 interval: interval.unwrap_or(settings.interval),
+                work: run::WorkArgs { progress, unit },
                 command,
             },
         ),

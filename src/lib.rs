@@ -10,7 +10,7 @@
 pub(crate) use kwtop_core::testing;
 pub use kwtop_core::{
     attribution, cgroup, engine, figures, history, impact, ledger, pipeline, recording, redact, sample,
-    sanitize, snapshot, sources, units,
+    sanitize, snapshot, sources, units, work,
 };
 
 pub mod app;

@@ -7,6 +7,7 @@
 //! (`kwtop run`), whose totals are the sum of its members' energy. A JSON summary read back
 //! ([`parse_json`]) renders the same totals.
 
+pub mod brief;
 mod csv;
 mod holders;
 mod markdown;
@@ -20,6 +21,7 @@ use crate::ledger::{FoldedExited, Ledger, ProcEntry, ProcState};
 use crate::redact::Redactor;
 use crate::sample::{DeviceKind, ProcKey, Provenance};
 use crate::snapshot::rfc3339;
+use crate::work::{CountedWork, WorkSummary};
 
 pub use holders::IdleHolderSummary;
 use holders::idle_holder_rows;
@@ -88,6 +90,8 @@ pub struct SummaryOptions {
     pub charge_idle: bool,
     /// Groups kept per grouping in the document.
     pub max_groups: usize,
+    /// Units of work the command reported (`kwtop run --progress`, the work file).
+    pub work: Option<CountedWork>,
 }
 
 impl SummaryOptions {
@@ -100,6 +104,7 @@ impl SummaryOptions {
             command: None,
             charge_idle,
             max_groups: 20,
+            work: None,
         }
     }
 }
@@ -250,6 +255,10 @@ pub struct SummaryDoc {
     pub cmdline_mode: String,
     pub totals: TotalsOut,
     pub machine: MachineOut,
+    /// Energy per unit of work: the totals ÷ the units the command reported; absent when no work
+    /// was counted (and in summaries written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work: Option<WorkSummary>,
     pub devices: Vec<DeviceSummary>,
     /// Every process of the scope with energy or a GPU context, most energy first.
     pub processes: Vec<ProcessSummary>,
@@ -418,6 +427,14 @@ fn method_notes(ledger: &Ledger, opts: &SummaryOptions, impact: &ImpactParams) -
                 .into(),
         );
     }
+    if let Some(w) = opts.work.as_ref().filter(|w| w.counter.units() > 0) {
+        m.push(format!(
+            "Energy per unit of work: the command's whole tree energy (start-up and tear-down included) \
+             ÷ the {} counted from {}; a cumulative count that went back counts on from the total.",
+            crate::work::plural(&w.unit),
+            w.source
+        ));
+    }
     if ledger.devices.iter().any(|d| d.kind == DeviceKind::Gpu) {
         let c = &ledger.idle_config;
         m.push(format!(
@@ -464,6 +481,11 @@ pub fn build(
     let devices = device_rows(ledger, impact, &scope.by_dev, &idle_holders);
     let started_ms = ledger.started_ms.unwrap_or(0);
     let ended_ms = ledger.last_ms.unwrap_or(started_ms);
+    let totals = totals(ledger, impact, &scope, wasted_j);
+    let work = opts
+        .work
+        .as_ref()
+        .and_then(|w| w.summary(totals.energy_j, totals.co2e_g));
     SummaryDoc {
         schema: SCHEMA.into(),
         kwtop_version: env!("CARGO_PKG_VERSION").into(),
@@ -482,8 +504,9 @@ pub fn build(
         .into(),
         command: opts.command.clone(),
         cmdline_mode: opts.redactor.mode.as_str().into(),
-        totals: totals(ledger, impact, &scope, wasted_j),
+        totals,
         machine: machine(ledger, impact),
+        work,
         devices,
         groups: groups(&processes, impact, opts.max_groups),
         processes,

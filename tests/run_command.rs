@@ -52,7 +52,28 @@ fn exit_code_zero_and_three_pass_through() {
         .unwrap();
     assert_eq!(st.status.code(), Some(3));
     let err = String::from_utf8_lossy(&st.stderr);
-    assert!(err.contains("# kwtop run:"), "summary printed to stderr:\n{err}");
+    // Like `time`: a short block, not the whole summary, which is saved.
+    assert!(
+        err.starts_with("kwtop: exit 3 · "),
+        "short block on stderr:\n{err}"
+    );
+    assert!(
+        err.contains("\n  energy  ") && err.contains("\n  CO2e    "),
+        "{err}"
+    );
+    assert!(err.contains("\n  saved   "), "{err}");
+    assert!(!err.contains("# kwtop run:"), "{err}");
+    assert!(err.lines().count() <= 10, "{err}");
+    assert!(st.stdout.is_empty(), "stdout is the command's alone");
+    let st = kwtop(d.path())
+        .args(["run", "--report", "md", "--", "sh", "-c", "exit 3"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert!(
+        err.contains("# kwtop run:"),
+        "--report md prints the summary:\n{err}"
+    );
     assert!(err.contains("exit code 3"), "{err}");
 }
 

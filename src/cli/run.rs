@@ -1,5 +1,5 @@
-//! `kwtop run [-o PATH] [--format md|json|csv] [--interval D] -- CMD ARGS…`: like `time`, but for
-//! energy.
+//! `kwtop run [-o PATH] [--report short|md|json|csv|none] [--progress REGEX [--unit NAME]]
+//! [--interval D] -- CMD ARGS…`: like `time`, but for energy.
 //!
 //! Starts the command, samples every interval, and accounts the energy of its whole process tree on
 //! CPU and GPU through the same engine and ledger as everything else; [`TreeFilter`] (pure) decides
@@ -8,14 +8,18 @@
 //! handed to the command ([`TreeFilter::hand_reaped_to_root`]), never to kwtop's own row. SIGINT, SIGTERM, SIGHUP and SIGQUIT
 //! are forwarded to the command (SIGINT/SIGQUIT only when they did not come from the terminal, which
 //! already delivered them to the command). When the command exits, a last sample is taken while it
-//! is still a zombie, the summary is printed to stderr and saved, and kwtop exits with the command's
-//! status (128 + N when a signal killed it).
+//! is still a zombie, the summary is saved to the export dir (and `-o`), a short block
+//! ([`crate::summary::brief`]) or the full summary (`--report`) is printed to stderr, and kwtop
+//! exits with the command's status (128 + N when a signal killed it). Stdout stays the command's.
+//!
+//! Work: the command may report units of work (`--progress`, the `KWTOP_WORK_FILE`); [`work`]
+//! counts them beside the loop, and the summary divides the tree's energy by them.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
@@ -27,7 +31,12 @@ use crate::pipeline::{Frame, LiveFeed, Pipeline, Subscriber};
 use crate::sample::{ProcKey, Sample};
 use crate::signals::Forwarder;
 use crate::sources::Sampler;
-use crate::summary::{self, CommandOut, Format};
+use crate::summary::{self, CommandOut, Format, brief};
+
+mod output;
+mod work;
+
+pub use work::WorkArgs;
 
 /// Which processes belong to a command's tree. Pure: fed one sample at a time.
 #[derive(Debug, Clone)]
@@ -129,12 +138,49 @@ pub fn exit_status(ws: WaitStatus) -> (Option<i32>, Option<i32>, i32) {
     }
 }
 
+/// What `kwtop run` prints on stderr when the command exits (`--report`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Report {
+    /// A few lines, like `time`: energy, CO2e, work, where the summary was saved.
+    Short,
+    /// The full summary as Markdown.
+    Md,
+    /// The full summary as JSON (kwtop.summary/1).
+    Json,
+    /// The full summary as CSV (one row per process).
+    Csv,
+    /// Nothing (errors only).
+    #[value(name = "none")]
+    Quiet,
+}
+
+impl Report {
+    /// `--report`, else `--format` without `-o` (what `--format` did before `--report`), else short.
+    pub fn resolve(
+        report: Option<Report>,
+        format: Option<Format>,
+        output: Option<&std::path::Path>,
+    ) -> Report {
+        report
+            .or(match (format, output) {
+                (Some(Format::Md), None) => Some(Report::Md),
+                (Some(Format::Json), None) => Some(Report::Json),
+                (Some(Format::Csv), None) => Some(Report::Csv),
+                _ => None,
+            })
+            .unwrap_or(Report::Short)
+    }
+}
+
 /// Options of `kwtop run`.
 #[derive(Debug, Clone)]
 pub struct RunArgs {
     pub output: Option<PathBuf>,
+    /// Format of the `-o` file.
     pub format: Option<Format>,
+    pub report: Report,
     pub interval: Duration,
+    pub work: WorkArgs,
     pub command: Vec<String>,
 }
 
@@ -195,7 +241,15 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<(), CliError> {
     // Keep the tree's exited processes as rows: folded ones cannot be told apart by tree.
     pipeline.engine.ledger.max_exited = pipeline.engine.ledger.max_exited.max(100_000);
 
-    let child = match Command::new(program).args(rest).spawn() {
+    let mut cmd = Command::new(program);
+    cmd.args(rest);
+    let clock = output::Clock::new(Instant::now(), crate::snapshot_now_ms());
+    let mut tap = work::WorkTap::new(args.work.clone(), clock, &mut cmd);
+    let spawned = cmd.spawn();
+    // The command holds its ends of the pipes and terminals now; kwtop's copies must go, so the
+    // readers see the end of its output when it (and its descendants) close theirs.
+    drop(cmd);
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             let code = match e.kind() {
@@ -207,22 +261,28 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<(), CliError> {
         }
     };
     let child_pid = Pid::from_raw(i32::try_from(child.id()).map_err(|_| runtime("child pid out of range"))?);
+    tap.started(&mut child);
     // The std handle is not used to wait: statuses are collected with waitid/waitpid below.
     let mut filter = TreeFilter::new(child.id(), std::process::id());
     drop(child);
     // Sample on the interval until the command exits: the stop check (a few times a second) forwards
-    // signals, reaps orphans and looks for the command's exit, after which the feed takes a last
-    // sample while the command is a zombie (its final CPU time is readable) and ends.
+    // signals, reaps orphans, reads the work it reported and looks for the command's exit, after
+    // which the feed takes a last sample while the command is a zombie (its final CPU time is
+    // readable) and ends.
+    let tap = RefCell::new(tap);
     let mut feed = LiveFeed::new(Sampler::from_config(&settings.sources), args.interval);
     let stop = || {
         forwarder.borrow_mut().forward(child_pid);
         reap_orphans(child_pid);
+        tap.borrow_mut().poll();
         has_exited(child_pid)
     };
     pipeline.run(&mut feed, &mut [&mut filter], &stop, |_| true);
     let ws = waitpid(child_pid, None).map_err(|e| runtime(format!("waiting for the command: {e}")))?;
     reap_orphans(child_pid);
     notices.extend(pipeline.notices.iter().cloned());
+    let (work, work_notices) = tap.into_inner().finish();
+    notices.extend(work_notices);
     let (exit_code, signal, status) = exit_status(ws);
 
     let mut opts = super::summary_options(settings);
@@ -236,6 +296,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<(), CliError> {
         cpu_s: children_cpu_s(),
     });
     opts.members = Some(filter.members().clone());
+    opts.work = work;
     let doc = summary::build(
         &pipeline.engine.ledger,
         &settings.impact,
@@ -243,24 +304,10 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<(), CliError> {
         &notices,
         &opts,
     );
-
-    let format = args
-        .format
-        .or_else(|| args.output.as_deref().and_then(Format::from_path))
-        .unwrap_or(Format::Md);
-    // Like `time`: the summary goes to stderr, the command's own output stays clean. A closed
-    // terminal (SIGHUP) must not stop the files from being written.
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), summary::render(&doc, format).as_bytes());
-    if let Some(out) = &args.output {
-        match export::write_summary_to(&doc, out, format) {
-            Ok(()) => eprintln!("kwtop: summary written to {}", out.display()),
-            Err(e) => eprintln!("kwtop: {e}"),
-        }
-    }
-    match export::write_summary_files(&doc, &settings.export) {
-        Ok(paths) => eprintln!("kwtop: summary saved to {}", join_paths(&paths)),
-        Err(e) => eprintln!("kwtop: {e}"),
-    }
+    let out = save(&doc, args, settings);
+    // Like `time`: the report goes to stderr, the command's own output stays clean. A closed
+    // terminal (SIGHUP) must not stop the files from being written (they were, above).
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), report(&doc, &out, args.report).as_bytes());
     if status == 0 {
         Ok(())
     } else {
@@ -275,6 +322,50 @@ fn children_cpu_s() -> Option<f64> {
     let u = getrusage(UsageWho::RUSAGE_CHILDREN).ok()?;
     let s = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 * 1e-6;
     Some(s(u.user_time()) + s(u.system_time()))
+}
+
+/// Write the summary into the export dir and to `-o`.
+fn save(doc: &summary::SummaryDoc, args: &RunArgs, settings: &Settings) -> brief::Outputs {
+    let mut out = brief::Outputs::default();
+    if let Some(path) = &args.output {
+        let format = args
+            .format
+            .or_else(|| Format::from_path(path))
+            .unwrap_or(Format::Md);
+        match export::write_summary_to(doc, path, format) {
+            Ok(()) => out.written = Some(path.clone()),
+            Err(e) => out.problems.push(e.to_string()),
+        }
+    }
+    match export::write_summary_files(doc, &settings.export) {
+        Ok(paths) => out.saved = paths,
+        Err(e) => out.problems.push(e.to_string()),
+    }
+    out
+}
+
+/// What `--report` prints on stderr.
+fn report(doc: &summary::SummaryDoc, out: &brief::Outputs, report: Report) -> String {
+    let full = match report {
+        Report::Short => return brief::render(doc, out),
+        Report::Md => Some(Format::Md),
+        Report::Json => Some(Format::Json),
+        Report::Csv => Some(Format::Csv),
+        Report::Quiet => None,
+    };
+    let mut text = full.map(|f| summary::render(doc, f)).unwrap_or_default();
+    if full.is_some() {
+        if let Some(p) = &out.written {
+            text += &format!("kwtop: summary written to {}\n", p.display());
+        }
+        if !out.saved.is_empty() {
+            text += &format!("kwtop: summary saved to {}\n", join_paths(&out.saved));
+        }
+    }
+    for p in &out.problems {
+        text += &format!("kwtop: {p}\n");
+    }
+    text
 }
 
 fn join_paths(paths: &[PathBuf]) -> String {
@@ -402,6 +493,22 @@ mod tests {
         let mut a = s(vec![ticks(p(50, 1), 7, 30)]);
         f.hand_reaped_to_root(&mut a);
         assert_eq!(a.processes[0].child_ticks, 30);
+    }
+
+    #[test]
+    fn report_defaults_to_short_and_format_alone_still_picks_the_full_summary() {
+        let o = Some(std::path::Path::new("x.json"));
+        assert_eq!(Report::resolve(None, None, None), Report::Short);
+        assert_eq!(Report::resolve(None, Some(Format::Json), None), Report::Json);
+        assert_eq!(
+            Report::resolve(None, Some(Format::Json), o),
+            Report::Short,
+            "--format is -o's"
+        );
+        assert_eq!(
+            Report::resolve(Some(Report::Quiet), Some(Format::Md), None),
+            Report::Quiet
+        );
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //!
 //! Cells that a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) are prefixed with `'`,
 //! since command lines are untrusted. `idle_gpus` names the GPUs a process was flagged idle on
-//! (space-separated). Per-device energy follows as `energy_<device>_j` columns.
+//! (space-separated). Per-device energy follows as `energy_<device>_j` columns. When work was
+//! counted (`kwtop run --progress`, the work file), `work_*` columns follow, filled on the command's
+//! own row only: they are figures of its whole tree (energy ÷ units), not of that one process.
 
 use std::fmt::Write as _;
 
 use super::SummaryDoc;
+use crate::work::WorkSummary;
 
 /// Quote a text cell.
 fn cell(s: &str) -> String {
@@ -57,6 +60,9 @@ pub fn render(doc: &SummaryDoc) -> String {
     for d in &doc.devices {
         header.push(cell(&format!("energy_{}_j", d.id)));
     }
+    if doc.work.is_some() {
+        header.extend(WORK_COLUMNS.iter().map(|c| c.to_string()));
+    }
     let _ = writeln!(s, "{}", header.join(","));
     for p in &doc.processes {
         let mut row = vec![
@@ -97,9 +103,34 @@ pub fn render(doc: &SummaryDoc) -> String {
                     .to_string(),
             );
         }
+        if let Some(w) = &doc.work {
+            row.extend(work_cells(doc, w, p.pid));
+        }
         let _ = writeln!(s, "{}", row.join(","));
     }
     s
+}
+
+/// Columns added when work was counted: the command's whole tree per unit, on the command's row.
+const WORK_COLUMNS: [&str; 5] = [
+    "work_unit",
+    "work_units",
+    "work_j_per_unit",
+    "work_wh_per_1000_units",
+    "work_co2e_g_per_unit",
+];
+
+fn work_cells(doc: &SummaryDoc, w: &WorkSummary, pid: u32) -> Vec<String> {
+    if doc.command.as_ref().is_none_or(|c| c.pid != pid) {
+        return vec![String::new(); WORK_COLUMNS.len()];
+    }
+    vec![
+        cell(&w.unit),
+        w.units.to_string(),
+        w.j_per_unit.to_string(),
+        w.wh_per_1000_units.to_string(),
+        w.co2e_g_per_unit.to_string(),
+    ]
 }
 
 #[cfg(test)]

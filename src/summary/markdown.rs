@@ -5,8 +5,9 @@
 
 use std::fmt::Write as _;
 
-use super::SummaryDoc;
+use super::{SummaryDoc, brief};
 use crate::units;
+use crate::work::{plural, unit_for};
 
 /// A table cell holding untrusted text.
 fn code(s: &str) -> String {
@@ -116,6 +117,9 @@ fn totals(s: &mut String, doc: &SummaryDoc, est: &str) {
         kwh(t.energy_j)
     );
     let _ = writeln!(s, "| Average power | {est}{} |", units::power(t.avg_power_w));
+    if let Some(w) = &doc.work {
+        work(s, w, est);
+    }
     let _ = writeln!(
         s,
         "| Facility energy (× PUE {:.2}) | {:.6} kWh |",
@@ -155,6 +159,38 @@ fn totals(s: &mut String, doc: &SummaryDoc, est: &str) {
         "| Idle GPU holders wasted | {} ({:.6} kWh) |",
         units::energy(t.idle_holder_wasted_j),
         t.idle_holder_wasted_kwh
+    );
+}
+
+/// The work rows of the totals: what was counted, and the energy per unit.
+fn work(s: &mut String, w: &crate::work::WorkSummary, est: &str) {
+    let mut counted = format!(
+        "{} {} counted from {}",
+        brief::grouped(w.units),
+        unit_for(&w.unit, w.units as f64),
+        w.source
+    );
+    if let Some(r) = w.units_per_s {
+        let _ = write!(
+            counted,
+            " · {} {}/s between the first and the last",
+            brief::sig(r, 3),
+            plural(&w.unit)
+        );
+    }
+    if w.counter_resets > 0 {
+        let _ = write!(
+            counted,
+            " · the count restarted {} times (each restart counted on from the total)",
+            w.counter_resets
+        );
+    }
+    let _ = writeln!(s, "| Work | {} |", text(&counted));
+    let _ = writeln!(
+        s,
+        "| Energy per {} | {} |",
+        text(&w.unit),
+        text(&brief::work_figures(w, est))
     );
 }
 

@@ -354,3 +354,131 @@ fn devices_carry_vendor_and_source() {
         "{row}"
     );
 }
+
+/// The command-scope summary of pids 10 and 11 (the whole 200 J of busy energy of 4 s), with
+/// `units` steps counted 1 s apart from t = 1 s.
+fn run_doc(units: u64, notices: &[String]) -> SummaryDoc {
+    use crate::work::{CountedWork, Observation, WorkCounter, WorkSource};
+    let e = engine(5);
+    let members: HashSet<ProcKey> = [10, 11]
+        .into_iter()
+        .map(|pid| ProcKey {
+            pid,
+            starttime: 100 + u64::from(pid),
+        })
+        .collect();
+    let mut counter = WorkCounter::new();
+    for i in 1..=units {
+        counter.observe(1_700_000_000_000 + 1000 * i as i64, Observation::Total(i));
+    }
+    let opts = SummaryOptions {
+        members: Some(members),
+        command: Some(CommandOut {
+            argv: "python train.py".into(),
+            pid: 10,
+            exit_code: Some(0),
+            signal: None,
+            status: 0,
+            tree_processes: 2,
+            cpu_s: Some(2.0),
+        }),
+        work: Some(CountedWork {
+            counter,
+            unit: "step".into(),
+            source: WorkSource::Progress,
+        }),
+        ..SummaryOptions::machine(Redactor::default(), false)
+    };
+    build(&e.ledger, &ImpactParams::default(), "h", notices, &opts)
+}
+
+#[test]
+fn work_per_unit_is_the_command_energy_over_the_units() {
+    let doc = run_doc(4, &[]);
+    let w = doc.work.as_ref().expect("work counted");
+    assert_eq!((w.unit.as_str(), w.units), ("step", 4));
+    assert!(
+        (doc.totals.energy_j - 200.0).abs() < 1e-6,
+        "{}",
+        doc.totals.energy_j
+    );
+    assert!((w.j_per_unit - 50.0).abs() < 1e-9);
+    assert!((w.wh_per_1000_units - 50.0 / 3.6).abs() < 1e-9);
+    assert!((w.co2e_g_per_unit - doc.totals.co2e_g / 4.0).abs() < 1e-12);
+    assert_eq!(w.units_per_s, Some(1.0));
+    assert_eq!(w.last_unit_ms - w.first_unit_ms, 3000);
+
+    let json = render(&doc, Format::Json);
+    assert_eq!(parse_json(&json).expect("parses"), doc);
+    let md = render(&doc, Format::Md);
+    assert!(
+        md.contains("| Work | 4 steps counted from progress lines · 1.00 steps/s"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| Energy per step | 50.0 J per step · 13.9 Wh per 1,000 steps ·"),
+        "{md}"
+    );
+    assert!(
+        md.contains("Energy per unit of work: the command's whole tree energy"),
+        "{md}"
+    );
+    let csv = render(&doc, Format::Csv);
+    let mut rows = csv.lines();
+    assert!(
+        rows.next()
+            .unwrap_or("")
+            .ends_with("work_unit,work_units,work_j_per_unit,work_wh_per_1000_units,work_co2e_g_per_unit")
+    );
+    let cells: Vec<Vec<&str>> = rows.map(|r| r.split(',').collect()).collect();
+    let command = cells.iter().find(|c| c[0] == "10").expect("the command's row");
+    assert_eq!(command[command.len() - 5..command.len() - 2], ["step", "4", "50"]);
+    let worker = cells.iter().find(|c| c[0] == "11").expect("the worker's row");
+    assert!(worker[worker.len() - 5..].iter().all(|c| c.is_empty()));
+}
+
+#[test]
+fn no_work_no_work_object_and_old_summaries_parse() {
+    let doc = run_doc(0, &[]);
+    assert!(doc.work.is_none());
+    let json = render(&doc, Format::Json);
+    assert!(!json.contains("\"work\""), "absent, not null");
+    assert!(!render(&doc, Format::Md).contains("| Work |"));
+    assert!(!render(&doc, Format::Csv).contains("work_unit"));
+    assert_eq!(parse_json(&json).expect("parses").work, None);
+}
+
+#[test]
+fn brief_block_of_a_run_with_work() {
+    let notices = vec![
+        "CPU energy is estimated, not measured: no RAPL zones under /sys/class/powercap (no intel_rapl driver, a CPU without RAPL, or a VM)".to_string(),
+    ];
+    let doc = run_doc(4, &notices);
+    let out = brief::Outputs {
+        saved: ["md", "json", "csv"]
+            .iter()
+            .map(|x| std::path::PathBuf::from(format!("/data/kwtop/kwtop-h-20231114T221320Z-7.{x}")))
+            .collect(),
+        written: Some("energy.md".into()),
+        problems: vec![],
+    };
+    let text = brief::render(&doc, &out);
+    assert!(text.lines().count() <= 8, "short:\n{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn brief_block_of_a_killed_run_without_work() {
+    let mut doc = run_doc(0, &[]);
+    if let Some(c) = doc.command.as_mut() {
+        (c.exit_code, c.signal, c.status) = (None, Some(15), 143);
+    }
+    let out = brief::Outputs {
+        saved: vec![],
+        written: None,
+        problems: vec![
+            "permission denied writing /ro/x.md: choose a writable [export] dir or -o path".into(),
+        ],
+    };
+    insta::assert_snapshot!(brief::render(&doc, &out));
+}

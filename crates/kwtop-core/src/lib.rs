@@ -6,7 +6,7 @@
 //! the conservation invariant) → [`engine`] (one accounted interval at a time) → views. [`impact`]
 //! turns energy into CO2e and everyday equivalents, [`history`] keeps the charts' rings,
 //! [`recording`] is the JSONL format of `kwtop record`, [`snapshot`] the JSON read model of one
-//! moment. This crate depends on none of ratatui, crossterm, clap, prometheus-client or tokio; the
+//! moment, [`work`] counts the units of work a command reports (energy per step). This crate depends on none of ratatui, crossterm, clap, prometheus-client or tokio; the
 //! `kwtop` crate (command line, screen, exporter, summaries) builds on it.
 
 pub mod attribution;
@@ -27,3 +27,4 @@ pub mod sources;
 #[doc(hidden)]
 pub mod testing;
 pub mod units;
+pub mod work;
