@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{SummaryOptions, state_str};
+use super::SummaryOptions;
+use crate::figures;
 use crate::impact::ImpactParams;
 use crate::ledger::{Ledger, ProcEntry};
 
@@ -58,7 +59,7 @@ pub(super) fn idle_holder_rows(
                 e.key.pid,
                 &e.info.user,
                 &e.info.comm,
-                state_str(e),
+                figures::state(e),
                 &g.device,
                 g.idle.wasted_j,
             );

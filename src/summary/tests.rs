@@ -1,5 +1,7 @@
 use super::*;
 use crate::engine::{Engine, EngineParams};
+use crate::impact::ImpactParams;
+use crate::sample::DeviceKind;
 use crate::sample::{ProcessReading, Sample};
 use crate::testing;
 
