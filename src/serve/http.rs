@@ -264,7 +264,7 @@ impl Drop for Server {
     }
 }
 
-async fn accept_loop(
+pub(super) async fn accept_loop(
     listener: tokio::net::TcpListener,
     responder: Arc<dyn Responder>,
     limits: Limits,

@@ -442,3 +442,53 @@ fn endpoint_answers_503_before_the_first_update_then_metrics() {
         "{r}"
     );
 }
+
+/// The documented deadlines on tokio's paused clock: the server runs on the test's runtime, time
+/// jumps whenever every task waits, so the real 5 s and 15 s bounds are checked in microseconds and
+/// without depending on how loaded the machine is.
+#[tokio::test(start_paused = true)]
+async fn head_deadline_holds_on_the_paused_clock_and_a_scrape_is_not_delayed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, stopped) = tokio::sync::oneshot::channel();
+    let limits = http::Limits {
+        head_deadline: http::HEAD_DEADLINE,
+        connection_deadline: http::CONNECTION_DEADLINE,
+        max_connections: 8,
+    };
+    tokio::spawn(http::accept_loop(listener, Arc::new(Fixed), limits, stopped));
+
+    // Half a request head, then nothing: closed unanswered at the head deadline.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let t0 = tokio::time::Instant::now();
+    // A whole request meanwhile is answered at once (no virtual time passes for it).
+    let mut scrape = tokio::net::TcpStream::connect(addr).await.unwrap();
+    scrape
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    scrape.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(t0.elapsed() < Duration::from_millis(100), "{:?}", t0.elapsed());
+
+    let mut rest = Vec::new();
+    // Bounded, so that a missing deadline fails here instead of hanging the test.
+    let closed = tokio::time::timeout(Duration::from_secs(60), slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the half-open connection was never closed");
+    let waited = t0.elapsed();
+    assert!(
+        rest.is_empty(),
+        "a half head gets no answer: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert!(
+        waited >= http::HEAD_DEADLINE && waited < http::HEAD_DEADLINE + Duration::from_secs(1),
+        "closed after {waited:?}, deadline {:?}",
+        http::HEAD_DEADLINE
+    );
+}
