@@ -8,10 +8,8 @@ mod commands;
 mod replay;
 mod run;
 mod shell;
-mod subscribers;
 
 pub use commands::LiveHooks;
-pub use subscribers::{NoticePrinter, Recorder};
 
 use std::io::Write;
 use std::path::PathBuf;

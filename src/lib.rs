@@ -19,6 +19,7 @@ pub mod config;
 pub mod export;
 pub mod serve;
 pub mod signals;
+pub mod subscribers;
 pub mod summary;
 pub mod tui;
 pub mod ui;

@@ -191,7 +191,7 @@ pub fn run(
     let mut pipeline = Pipeline::new(engine);
     let n = pipeline.run(
         &mut feed,
-        &mut [&mut endpoint, &mut crate::cli::NoticePrinter],
+        &mut [&mut endpoint, &mut crate::subscribers::NoticePrinter],
         &|| stop.is_set(),
         |_| true,
     );

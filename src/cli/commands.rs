@@ -6,7 +6,6 @@ use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::subscribers::{NoticePrinter, Recorder};
 use super::{CliError, emit, host_name};
 use crate::config::Settings;
 use crate::pipeline::{LiveFeed, Pipeline, ReplayFeed};
@@ -15,6 +14,7 @@ use crate::redact::{CmdlineMode, Redactor};
 use crate::signals::StopFlag;
 use crate::snapshot;
 use crate::sources::Sampler;
+use crate::subscribers::{NoticePrinter, Recorder};
 
 fn runtime(msg: impl Into<String>) -> CliError {
     CliError::Runtime(msg.into())

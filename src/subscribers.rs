@@ -1,4 +1,4 @@
-//! Subscribers of the pipeline that the headless commands share: the recorder and the notice
+//! Subscribers of the pipeline that the headless commands (`cli`, `serve`) share: the recorder and the notice
 //! printer. (The metrics endpoint is `serve::Endpoint`; `run`'s tree filter is `run::TreeFilter`;
 //! the live monitor's checkpoint is `tui::Checkpoint`.)
 
