@@ -289,18 +289,50 @@ fn idle_holder(f: &ConfigFile, c: &Check) -> Result<IdleHolderConfig, ConfigErro
 
 /// `[impact]`: the grid intensity, PUE and the figures of the equivalents.
 fn impact(f: &ConfigFile, c: &Check) -> Result<ImpactParams, ConfigError> {
-    let grid = match &f.impact.grid {
-        GridSpec::Number(n) => impact::resolve_grid(&n.to_string()),
-        GridSpec::Code(code) => impact::resolve_grid(code),
+    let spec_text = |g: &GridSpec| match g {
+        GridSpec::Number(n) => n.to_string(),
+        GridSpec::Code(code) => code.clone(),
     };
-    let grid = match grid {
+    let grid = match impact::resolve_grid(&spec_text(&f.impact.grid)) {
         Ok(g) => g,
-        Err(why) => {
-            let v = match &f.impact.grid {
-                GridSpec::Number(n) => n.to_string(),
-                GridSpec::Code(code) => code.clone(),
-            };
-            return c.bad("impact", "grid", v, &why);
+        Err(why) => return c.bad("impact", "grid", spec_text(&f.impact.grid), &why),
+    };
+    let mut compare = Vec::with_capacity(f.impact.compare.len());
+    for g in &f.impact.compare {
+        match impact::resolve_grid(&spec_text(g)) {
+            Ok(g) => compare.push(g),
+            Err(why) => return c.bad("impact", "compare", spec_text(g), &why),
+        }
+    }
+    let price = match (f.impact.price_per_kwh, &f.impact.currency) {
+        (None, None) => None,
+        (None, Some(cur)) => {
+            return c.bad(
+                "impact",
+                "currency",
+                cur.clone(),
+                "currency without price_per_kwh: set both, e.g. price_per_kwh = 0.25 and currency = \"EUR\"",
+            );
+        }
+        (Some(p), None) => {
+            return c.bad(
+                "impact",
+                "price_per_kwh",
+                p.to_string(),
+                "price_per_kwh without currency: set both, e.g. price_per_kwh = 0.25 and currency = \"EUR\"",
+            );
+        }
+        (Some(per_kwh), Some(cur)) => {
+            let currency = crate::sanitize::sanitize_str(cur.trim(), 8);
+            if currency.is_empty() {
+                return c.bad(
+                    "impact",
+                    "currency",
+                    cur.clone(),
+                    "an empty currency: use a code such as EUR or USD",
+                );
+            }
+            Some(impact::Price { per_kwh, currency })
         }
     };
     let params = ImpactParams {
@@ -309,6 +341,8 @@ fn impact(f: &ConfigFile, c: &Check) -> Result<ImpactParams, ConfigError> {
         phone_charge_kwh: f.impact.phone_charge_kwh,
         household_kwh_per_year: f.impact.household_kwh_per_year,
         car_g_per_km: f.impact.car_g_per_km,
+        compare,
+        price,
     };
     if let Err(why) = params.validate() {
         let (key, value) = if !(params.pue.is_finite() && params.pue >= 1.0) {
@@ -320,8 +354,16 @@ fn impact(f: &ConfigFile, c: &Check) -> Result<ImpactParams, ConfigError> {
                 "household_kwh_per_year",
                 params.household_kwh_per_year.to_string(),
             )
-        } else {
+        } else if !(params.car_g_per_km.is_finite() && params.car_g_per_km > 0.0) {
             ("car_g_per_km", params.car_g_per_km.to_string())
+        } else {
+            (
+                "price_per_kwh",
+                params
+                    .price
+                    .as_ref()
+                    .map_or(String::new(), |p| p.per_kwh.to_string()),
+            )
         };
         return c.bad("impact", key, value, &why);
     }

@@ -24,7 +24,8 @@ use crate::work::CountedWork;
 
 pub use build::{build, compact_time};
 pub use doc::{
-    CommandOut, DeviceSummary, GridOut, GroupSummary, MachineOut, ProcessSummary, SummaryDoc, TotalsOut,
+    CommandOut, CompareOut, CostOut, DeviceSummary, GridOut, GroupSummary, MachineOut, ProcessSummary,
+    SummaryDoc, TotalsOut,
 };
 pub use holders::IdleHolderSummary;
 

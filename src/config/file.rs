@@ -159,6 +159,12 @@ pub struct Impact {
     pub phone_charge_kwh: f64,
     pub household_kwh_per_year: f64,
     pub car_g_per_km: f64,
+    /// Other grids for the summaries' comparison (same specs as `grid`).
+    pub compare: Vec<GridSpec>,
+    /// Price of a facility kWh; unset = no cost shown.
+    pub price_per_kwh: Option<f64>,
+    /// Currency of `price_per_kwh` (a code or symbol); required with it.
+    pub currency: Option<String>,
 }
 
 impl Default for Impact {
@@ -169,6 +175,9 @@ impl Default for Impact {
             phone_charge_kwh: impact::DEFAULT_PHONE_CHARGE_KWH,
             household_kwh_per_year: impact::DEFAULT_HOUSEHOLD_KWH_PER_YEAR,
             car_g_per_km: impact::DEFAULT_CAR_G_PER_KM,
+            compare: Vec::new(),
+            price_per_kwh: None,
+            currency: None,
         }
     }
 }

@@ -158,3 +158,30 @@ fn display_format() {
         "{s}"
     );
 }
+
+#[test]
+fn compare_grids_and_price_are_resolved_and_checked() {
+    let s = parse(
+        "[impact]\ngrid = \"DE\"\ncompare = [\"FR\", \"aws:us-east-1\", 100]\nprice_per_kwh = 0.3\ncurrency = \"EUR\"\n",
+        None,
+    )
+    .expect("valid");
+    let labels: Vec<&str> = s.impact.compare.iter().map(|g| g.label.as_str()).collect();
+    assert_eq!(labels, ["FR", "aws:us-east-1", "config"]);
+    assert_eq!(s.impact.compare[0], crate::impact::resolve_grid("FR").unwrap());
+    let p = s.impact.price.as_ref().expect("price");
+    assert_eq!((p.per_kwh, p.currency.as_str()), (0.3, "EUR"));
+
+    let e = err("[impact]\ncompare = [\"FR\", \"XX\"]\n");
+    let text = e.to_string();
+    assert!(
+        text.contains("impact.compare") && text.contains("XX") && text.contains("kwtop.toml:2:"),
+        "{text}"
+    );
+    let e = err("[impact]\nprice_per_kwh = 0.3\n").to_string();
+    assert!(e.contains("price_per_kwh") && e.contains("currency"), "{e}");
+    let e = err("[impact]\ncurrency = \"EUR\"\n").to_string();
+    assert!(e.contains("currency") && e.contains("price_per_kwh"), "{e}");
+    let e = err("[impact]\nprice_per_kwh = -1\ncurrency = \"EUR\"\n").to_string();
+    assert!(e.contains("price_per_kwh") && e.contains("negative"), "{e}");
+}

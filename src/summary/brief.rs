@@ -61,6 +61,17 @@ pub fn render(doc: &SummaryDoc, out: &Outputs) -> String {
     if let Some(w) = &doc.work {
         row(&mut s, "work", &work_line(w, est));
     }
+    if let Some(c) = &t.cost {
+        let mut line = format!(
+            "{est}{} at {}/kWh",
+            units::money(c.amount, &c.currency),
+            units::money(c.price_per_kwh, &c.currency)
+        );
+        if let (Some(per), Some(w)) = (c.per_unit, &doc.work) {
+            let _ = write!(line, " · {est}{} per {}", units::money(per, &c.currency), w.unit);
+        }
+        row(&mut s, "cost", &line);
+    }
     outputs(&mut s, out);
     notes(&mut s, &doc.notices);
     s

@@ -57,6 +57,7 @@ fn process_summary(ledger: &Ledger, impact: &ImpactParams, red: &Redactor, e: &P
         tree: format!("{} {}", e.tree_root.0, e.tree_root.1),
         container: figures::Workload::of(e).describe(),
         folded_count: None,
+        cost: impact.cost(e.energy_j),
     }
 }
 
@@ -200,11 +201,16 @@ pub fn build(
     let devices = device_rows(ledger, impact, &scope.by_dev, &idle_holders);
     let started_ms = ledger.started_ms.unwrap_or(0);
     let ended_ms = ledger.last_ms.unwrap_or(started_ms);
-    let totals = totals(ledger, impact, &scope, wasted_j);
+    let mut totals = totals(ledger, impact, &scope, wasted_j);
     let work = opts
         .work
         .as_ref()
         .and_then(|w| w.summary(totals.energy_j, totals.co2e_g));
+    if let (Some(cost), Some(w)) = (totals.cost.as_mut(), work.as_ref())
+        && w.units > 0
+    {
+        cost.per_unit = Some(cost.amount / w.units as f64);
+    }
     SummaryDoc {
         schema: SCHEMA.into(),
         kwtop_version: env!("CARGO_PKG_VERSION").into(),
@@ -292,6 +298,7 @@ fn folded_summary(ledger: &Ledger, impact: &ImpactParams, comm: &str, f: &Folded
         tree: "(exited, folded)".into(),
         container: None,
         folded_count: Some(f.count),
+        cost: impact.cost(f.energy_j),
     }
 }
 
@@ -385,16 +392,35 @@ fn totals(ledger: &Ledger, impact: &ImpactParams, scope: &ScopeEnergy, wasted_j:
         co2e_g: impact.co2e_g(energy_j),
         avg_power_w,
         pue: impact.pue,
-        grid: GridOut {
-            g_per_kwh: impact.grid.g_per_kwh,
-            label: impact.grid.label.clone(),
-            source: impact.grid.source.clone(),
-            year: impact.grid.year,
-        },
+        grid: grid_out(&impact.grid),
         equivalents: impact.equivalents(energy_j),
         provenance: provenance.as_str().into(),
         idle_holder_wasted_j: wasted_j,
         idle_holder_wasted_kwh: impact.kwh(wasted_j),
+        compare: impact
+            .compare(energy_j)
+            .into_iter()
+            .map(|c| CompareOut {
+                grid: grid_out(c.grid),
+                co2e_g: c.co2e_g,
+                delta_pct: c.delta_pct,
+            })
+            .collect(),
+        cost: impact.price.as_ref().map(|p| CostOut {
+            currency: p.currency.clone(),
+            price_per_kwh: p.per_kwh,
+            amount: impact.cost(energy_j).unwrap_or(0.0),
+            per_unit: None,
+        }),
+    }
+}
+
+fn grid_out(g: &crate::impact::GridIntensity) -> GridOut {
+    GridOut {
+        g_per_kwh: g.g_per_kwh,
+        label: g.label.clone(),
+        source: g.source.clone(),
+        year: g.year,
     }
 }
 

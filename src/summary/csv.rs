@@ -4,7 +4,8 @@
 //! since command lines are untrusted. `idle_gpus` names the GPUs a process was flagged idle on
 //! (space-separated). Per-device energy follows as `energy_<device>_j` columns. When work was
 //! counted (`kwtop run --progress`, the work file), `work_*` columns follow, filled on the command's
-//! own row only: they are figures of its whole tree (energy ÷ units), not of that one process.
+//! own row only: they are figures of its whole tree (energy ÷ units), not of that one process. With
+//! `[impact] price_per_kwh`, a `cost_<currency>` column gives each process's cost.
 
 use std::fmt::Write as _;
 
@@ -60,6 +61,9 @@ pub fn render(doc: &SummaryDoc) -> String {
     for d in &doc.devices {
         header.push(cell(&format!("energy_{}_j", d.id)));
     }
+    if let Some(c) = &doc.totals.cost {
+        header.push(cell(&format!("cost_{}", c.currency)));
+    }
     if doc.work.is_some() {
         header.extend(WORK_COLUMNS.iter().map(|c| c.to_string()));
     }
@@ -102,6 +106,9 @@ pub fn render(doc: &SummaryDoc) -> String {
                     .unwrap_or(0.0)
                     .to_string(),
             );
+        }
+        if doc.totals.cost.is_some() {
+            row.push(opt(p.cost));
         }
         if let Some(w) = &doc.work {
             row.extend(work_cells(doc, w, p.pid));

@@ -63,6 +63,33 @@ pub struct TotalsOut {
     pub idle_holder_wasted_j: f64,
     /// IT kWh of `idle_holder_wasted_j`.
     pub idle_holder_wasted_kwh: f64,
+    /// The same energy's CO2e on the `[impact] compare` grids; absent when none is set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compare: Vec<CompareOut>,
+    /// What the energy cost at `[impact] price_per_kwh`; absent when no price is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostOut>,
+}
+
+/// The scope's energy on another grid (`[impact] compare`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareOut {
+    pub grid: GridOut,
+    /// Facility kWh × that grid, grams.
+    pub co2e_g: f64,
+    /// Relative to the configured grid, percent (−60: 60 % less); absent when that grid is 0.
+    pub delta_pct: Option<f64>,
+}
+
+/// Cost of the scope's energy: facility kWh (IT × PUE) × the price.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostOut {
+    pub currency: String,
+    pub price_per_kwh: f64,
+    pub amount: f64,
+    /// Per unit of work, when work was counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_unit: Option<f64>,
 }
 
 /// The whole machine over the same time (equal to the totals in machine scope).
@@ -141,6 +168,9 @@ pub struct ProcessSummary {
     /// Exited processes folded together per command (pid 0) to bound memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folded_count: Option<u64>,
+    /// What its energy cost at `[impact] price_per_kwh`; absent when no price is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -144,6 +144,9 @@ fn totals(s: &mut String, doc: &SummaryDoc, est: &str) {
         "| Equivalents (facility energy; car: CO2e) | ≈ {:.2} phone charges · {:.3} household-days · {:.2} km by car |",
         t.equivalents.phone_charges, t.equivalents.household_days, t.equivalents.car_km
     );
+    if let Some(c) = &t.cost {
+        cost(s, c, doc, est);
+    }
     let _ = writeln!(s, "| Provenance | {} |", t.provenance);
     if doc.scope == "command" {
         let _ = writeln!(
@@ -160,6 +163,59 @@ fn totals(s: &mut String, doc: &SummaryDoc, est: &str) {
         units::energy(t.idle_holder_wasted_j),
         t.idle_holder_wasted_kwh
     );
+    compare(s, doc, est);
+}
+
+/// The cost rows of the totals: the scope's energy at the configured price, and per unit of work.
+fn cost(s: &mut String, c: &super::CostOut, doc: &SummaryDoc, est: &str) {
+    let _ = writeln!(
+        s,
+        "| Cost (facility kWh × {}/kWh) | {est}{} |",
+        units::money(c.price_per_kwh, &text(&c.currency)),
+        units::money(c.amount, &text(&c.currency))
+    );
+    if let (Some(per), Some(w)) = (c.per_unit, &doc.work) {
+        let _ = writeln!(
+            s,
+            "| Cost per {} | {est}{} · {} per 1,000 {} |",
+            text(&w.unit),
+            units::money(per, &text(&c.currency)),
+            units::money(per * 1000.0, &text(&c.currency)),
+            text(&plural(&w.unit))
+        );
+    }
+}
+
+/// The same energy on the `[impact] compare` grids, after the totals.
+fn compare(s: &mut String, doc: &SummaryDoc, est: &str) {
+    let t = &doc.totals;
+    if t.compare.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n### The same energy on other grids\n");
+    let _ = writeln!(s, "| grid | gCO2e/kWh | CO2e | vs {} |", text(&t.grid.label));
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    for c in &t.compare {
+        let delta = c
+            .delta_pct
+            .map_or_else(|| "—".to_string(), |d| format!("{d:+.0} %"));
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {est}{} | {delta} |",
+            text(&c.grid.label),
+            c.grid.g_per_kwh,
+            units::mass_g(c.co2e_g)
+        );
+    }
+    let sources: Vec<String> = t.compare.iter().map(|c| c.grid.source.clone()).collect();
+    let mut uniq: Vec<&String> = Vec::new();
+    for src in &sources {
+        if !uniq.contains(&src) {
+            uniq.push(src);
+        }
+    }
+    let list: Vec<String> = uniq.iter().map(|s| text(s)).collect();
+    let _ = writeln!(s, "\nSources: {}.", list.join("; "));
 }
 
 /// The work rows of the totals: what was counted, and the energy per unit.

@@ -199,6 +199,27 @@ pub struct ImpactParams {
     pub phone_charge_kwh: f64,
     pub household_kwh_per_year: f64,
     pub car_g_per_km: f64,
+    /// Other grids to show the same energy's CO2e on (`[impact] compare`), in the order given.
+    pub compare: Vec<GridIntensity>,
+    /// The price of electricity (`[impact] price_per_kwh`, `currency`); `None`: no cost shown.
+    pub price: Option<Price>,
+}
+
+/// A price of electricity: so much `currency` per facility kWh (what the meter counts: IT × PUE).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    pub per_kwh: f64,
+    /// As the user wrote it (`EUR`, `USD`, `£`), sanitized and at most 8 characters.
+    pub currency: String,
+}
+
+/// The same energy's CO2e on another grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridComparison<'a> {
+    pub grid: &'a GridIntensity,
+    pub co2e_g: f64,
+    /// Relative to the configured grid, percent (−60 = 60 % less); `None` when that grid is 0.
+    pub delta_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -217,6 +238,8 @@ impl Default for ImpactParams {
             phone_charge_kwh: DEFAULT_PHONE_CHARGE_KWH,
             household_kwh_per_year: DEFAULT_HOUSEHOLD_KWH_PER_YEAR,
             car_g_per_km: DEFAULT_CAR_G_PER_KM,
+            compare: Vec::new(),
+            price: None,
         }
     }
 }
@@ -241,6 +264,28 @@ impl ImpactParams {
     /// Grams of CO2e: facility kWh × grid gCO2e/kWh (= IT kWh × PUE × grid).
     pub fn co2e_g(&self, energy_j: f64) -> f64 {
         self.facility_kwh(energy_j) * self.grid.g_per_kwh
+    }
+
+    /// The same energy's CO2e on each `[impact] compare` grid (facility kWh × that grid), with the
+    /// difference to the configured grid.
+    pub fn compare(&self, energy_j: f64) -> Vec<GridComparison<'_>> {
+        let base = self.grid.g_per_kwh;
+        self.compare
+            .iter()
+            .map(|grid| GridComparison {
+                grid,
+                co2e_g: self.facility_kwh(energy_j) * grid.g_per_kwh,
+                delta_pct: (base > 0.0).then(|| (grid.g_per_kwh - base) / base * 100.0),
+            })
+            .collect()
+    }
+
+    /// What `energy_j` costs at `[impact] price_per_kwh`: facility kWh × price; `None` when no
+    /// price is set.
+    pub fn cost(&self, energy_j: f64) -> Option<f64> {
+        self.price
+            .as_ref()
+            .map(|p| self.facility_kwh(energy_j) * p.per_kwh)
     }
 
     /// Everyday equivalents of `energy_j`: phone charges and household-days are facility kWh over
@@ -278,6 +323,14 @@ impl ImpactParams {
             if !(v.is_finite() && v > 0.0) {
                 return Err(format!("invalid {name} {v}: must be a finite number above 0"));
             }
+        }
+        if let Some(p) = &self.price
+            && !(p.per_kwh.is_finite() && p.per_kwh >= 0.0)
+        {
+            return Err(format!(
+                "invalid price per kWh {}: must be a finite number, not negative",
+                p.per_kwh
+            ));
         }
         Ok(())
     }

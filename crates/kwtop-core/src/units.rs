@@ -53,6 +53,19 @@ pub fn mass_g(g: f64) -> String {
     }
 }
 
+/// An amount of money: two decimals from 1 on, three significant digits below (`0.00412 EUR`), so
+/// the cost of a short job is never shown as `0.00`.
+pub fn money(amount: f64, currency: &str) -> String {
+    let a = amount.abs();
+    let text = if a >= 1.0 || a == 0.0 {
+        format!("{amount:.2}")
+    } else {
+        let digits = (2 - a.log10().floor() as i32).clamp(2, 12) as usize;
+        format!("{amount:.digits$}")
+    };
+    format!("{text} {currency}")
+}
+
 /// `61.0G`, `512M`.
 pub fn bytes(b: u64) -> String {
     const GIB: f64 = (1u64 << 30) as f64;
@@ -115,5 +128,13 @@ mod tests {
         assert_eq!(bytes(61 << 30), "61.0G");
         assert_eq!(clock(3.0 * 3600.0 + 12.0 * 60.0 + 45.0), "03:12:45");
         assert_eq!(short_age(42.0 * 60.0), "42m");
+    }
+
+    #[test]
+    fn money_keeps_small_amounts_readable() {
+        assert_eq!(money(12.345, "EUR"), "12.35 EUR");
+        assert_eq!(money(0.0, "EUR"), "0.00 EUR");
+        assert_eq!(money(0.004123, "USD"), "0.00412 USD");
+        assert_eq!(money(0.25, "£"), "0.250 £");
     }
 }
