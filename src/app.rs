@@ -90,6 +90,16 @@ impl Equiv {
         }
     }
 
+    /// The session figure in the header: `4.7 phone charges`.
+    pub fn phrase(self, impact: &ImpactParams, energy_j: f64) -> String {
+        let v = self.value(impact, energy_j);
+        match self {
+            Equiv::Phone => format!("{v:.1} phone charges"),
+            Equiv::HouseholdHours => format!("{v:.1} household-hours"),
+            Equiv::CarKm => format!("{v:.1} km by car"),
+        }
+    }
+
     /// The value of `energy_j` in this unit.
     pub fn value(self, impact: &ImpactParams, energy_j: f64) -> f64 {
         let e = impact.equivalents(energy_j);

@@ -9,6 +9,7 @@
 mod chart;
 mod detail;
 mod header;
+mod items;
 mod table;
 
 use ratatui::Frame;
