@@ -8,6 +8,8 @@
 mod keys;
 pub use keys::KEYS;
 pub mod rows;
+mod signal;
+pub use signal::{Confirm, Sig, SignalError, Signals};
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -52,6 +54,12 @@ pub enum Msg {
     Resize,
     /// Result of an export, shown in the status line.
     Status(String),
+    /// What became of an [`Action::Signal`] the driver sent.
+    Signaled {
+        pid: u32,
+        signal: Sig,
+        result: Result<(), SignalError>,
+    },
 }
 
 /// What the event loop must do after an update.
@@ -62,6 +70,12 @@ pub enum Action {
     Quit,
     /// Write the session summary now (`e`).
     Export,
+    /// Send `signal` to `pid` (confirmed in the `k` prompt), then report back with
+    /// [`Msg::Signaled`].
+    Signal {
+        pid: u32,
+        signal: Sig,
+    },
 }
 
 /// The everyday equivalent shown in the table's ≈ column (`c` cycles).
@@ -121,6 +135,8 @@ pub struct ViewOptions {
     pub ascii: bool,
     /// Whether `e` writes a summary (an export hook is installed).
     pub can_export: bool,
+    /// Whether `k` may signal the listed processes (only the live monitor on this machine).
+    pub signals: Signals,
 }
 
 impl Default for ViewOptions {
@@ -130,6 +146,7 @@ impl Default for ViewOptions {
             color: true,
             ascii: false,
             can_export: false,
+            signals: Signals::default(),
         }
     }
 }
@@ -154,6 +171,8 @@ pub struct UiState {
     pub show_exited: bool,
     /// Show kernel threads and processes with no energy yet (`K`; hidden by default).
     pub show_hidden: bool,
+    /// The `k` prompt is open for this process: the next key answers it.
+    pub confirm: Option<Confirm>,
 }
 
 impl Default for UiState {
@@ -171,6 +190,7 @@ impl Default for UiState {
             equiv: Equiv::Phone,
             show_exited: false,
             show_hidden: false,
+            confirm: None,
         }
     }
 }
@@ -294,6 +314,8 @@ impl App {
                 (true, Action::None)
             }
             Msg::Key(k) => self.on_key(k),
+            // While the `k` prompt is open the selection stays where the prompt was opened.
+            Msg::Scroll(_) if self.ui.confirm.is_some() => (false, Action::None),
             Msg::Scroll(d) => {
                 self.move_selection(d as isize * 3);
                 (true, Action::None)
@@ -301,6 +323,10 @@ impl App {
             Msg::Resize => (true, Action::None),
             Msg::Status(s) => {
                 self.status = Some(crate::sanitize::sanitize_str(&s, 300));
+                (true, Action::None)
+            }
+            Msg::Signaled { pid, signal, result } => {
+                self.signaled(pid, signal, result);
                 (true, Action::None)
             }
         }

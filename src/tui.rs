@@ -22,7 +22,9 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
-use crate::app::{Action, App, AppParams, Msg, ViewOptions};
+mod signal;
+
+use crate::app::{Action, App, AppParams, Msg, Signals, ViewOptions};
 use crate::engine::Engine;
 use crate::sample::Sample;
 use crate::sources::{Sampler, SourceConfig};
@@ -74,6 +76,8 @@ pub struct Options {
     pub host: Option<String>,
     /// Write the summary this often while running; `None` = only on `e` and exit.
     pub checkpoint: Option<Duration>,
+    /// Whether `k` may signal the listed processes (off by default: replays list another time's pids).
+    pub signals: Signals,
 }
 
 /// Whether colours are allowed: not with `--no-color`, nor when `NO_COLOR` is set and not empty
@@ -188,6 +192,7 @@ where
         color: color_enabled(options.no_color, std::env::var_os("NO_COLOR").as_deref()),
         ascii: options.ascii,
         can_export: options.on_export.is_some(),
+        signals: options.signals.clone(),
     };
     let mut app = App::new(params, opts);
     let test_panic = std::env::var(TEST_PANIC_ENV)
@@ -405,6 +410,11 @@ where
             match action {
                 Action::None => {}
                 Action::Quit => return Ok(()),
+                Action::Signal { pid, signal } => {
+                    let result = signal::send(pid, signal);
+                    app.update(Msg::Signaled { pid, signal, result });
+                    dirty = true;
+                }
                 Action::Export => {
                     if let Some(hook) = options.on_export.as_mut() {
                         let status = match hook(&app.engine, &app.notices, ExportReason::Key) {

@@ -87,6 +87,7 @@ pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -
         on_export: Some(on_export),
         host: Some(shown_host),
         checkpoint: None,
+        signals: crate::app::Signals::Off("k is off in a replay: its pids are the recording's".into()),
     };
     let path = file.clone();
     crate::tui::run_with_feed(&settings.app(), options, move |tx| {
