@@ -8,6 +8,8 @@
 mod keys;
 pub use keys::KEYS;
 pub mod rows;
+mod signal;
+pub use signal::{Confirm, Sig, SignalError, Signals};
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -53,6 +55,12 @@ pub enum Msg {
     Resize,
     /// Result of an export, shown in the status line.
     Status(String),
+    /// What became of an [`Action::Signal`] the driver sent.
+    Signaled {
+        pid: u32,
+        signal: Sig,
+        result: Result<(), SignalError>,
+    },
 }
 
 /// What the event loop must do after an update.
@@ -63,6 +71,12 @@ pub enum Action {
     Quit,
     /// Write the session summary now (`e`).
     Export,
+    /// Send `signal` to `pid` (confirmed in the `k` prompt), then report back with
+    /// [`Msg::Signaled`].
+    Signal {
+        pid: u32,
+        signal: Sig,
+    },
 }
 
 /// The everyday equivalent shown in the table's ≈ column (`c` cycles).
@@ -91,6 +105,16 @@ impl Equiv {
         }
     }
 
+    /// The session figure in the header: `4.7 phone charges`.
+    pub fn phrase(self, impact: &ImpactParams, energy_j: f64) -> String {
+        let v = self.value(impact, energy_j);
+        match self {
+            Equiv::Phone => format!("{v:.1} phone charges"),
+            Equiv::HouseholdHours => format!("{v:.1} household-hours"),
+            Equiv::CarKm => format!("{v:.1} km by car"),
+        }
+    }
+
     /// The value of `energy_j` in this unit.
     pub fn value(self, impact: &ImpactParams, energy_j: f64) -> f64 {
         let e = impact.equivalents(energy_j);
@@ -112,6 +136,8 @@ pub struct ViewOptions {
     pub ascii: bool,
     /// Whether `e` writes a summary (an export hook is installed).
     pub can_export: bool,
+    /// Whether `k` may signal the listed processes (only the live monitor on this machine).
+    pub signals: Signals,
 }
 
 impl Default for ViewOptions {
@@ -121,6 +147,7 @@ impl Default for ViewOptions {
             color: true,
             ascii: false,
             can_export: false,
+            signals: Signals::default(),
         }
     }
 }
@@ -145,6 +172,8 @@ pub struct UiState {
     pub show_exited: bool,
     /// Show kernel threads and processes with no energy yet (`K`; hidden by default).
     pub show_hidden: bool,
+    /// The `k` prompt is open for this process: the next key answers it.
+    pub confirm: Option<Confirm>,
 }
 
 impl Default for UiState {
@@ -162,6 +191,7 @@ impl Default for UiState {
             equiv: Equiv::Phone,
             show_exited: false,
             show_hidden: false,
+            confirm: None,
         }
     }
 }
@@ -309,6 +339,8 @@ impl App {
                 (true, Action::None)
             }
             Msg::Key(k) => self.on_key(k),
+            // While the `k` prompt is open the selection stays where the prompt was opened.
+            Msg::Scroll(_) if self.ui.confirm.is_some() => (false, Action::None),
             Msg::Scroll(d) => {
                 self.move_selection(d as isize * 3);
                 (true, Action::None)
@@ -316,6 +348,10 @@ impl App {
             Msg::Resize => (true, Action::None),
             Msg::Status(s) => {
                 self.status = Some(crate::sanitize::sanitize_str(&s, 300));
+                (true, Action::None)
+            }
+            Msg::Signaled { pid, signal, result } => {
+                self.signaled(pid, signal, result);
                 (true, Action::None)
             }
         }

@@ -25,7 +25,9 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
-use crate::app::{Action, App, AppParams, Msg, ViewOptions};
+mod signal;
+
+use crate::app::{Action, App, AppParams, Msg, Signals, ViewOptions};
 use crate::engine::Engine;
 use crate::pipeline::{Feed, Frame, LiveFeed, Subscriber, Tick};
 use crate::sources::{Sampler, SourceConfig};
@@ -80,6 +82,8 @@ pub struct Options {
     /// More subscribers of the session's pipeline (the metrics endpoint of `--serve`), shown every
     /// accounted sample after the screen.
     pub subscribers: Vec<Box<dyn Subscriber>>,
+    /// Whether `k` may signal the listed processes (off by default: replays list another time's pids).
+    pub signals: Signals,
 }
 
 /// Whether colours are allowed: not with `--no-color`, nor when `NO_COLOR` is set and not empty
@@ -170,6 +174,7 @@ pub fn run_with_feed(
         color: color_enabled(options.no_color, std::env::var_os("NO_COLOR").as_deref()),
         ascii: options.ascii,
         can_export: options.on_export.is_some(),
+        signals: options.signals.clone(),
     };
     let mut app = App::new(params, opts);
     let (guard, mut term) =
@@ -390,6 +395,11 @@ async fn event_loop(
             match action {
                 Action::None => {}
                 Action::Quit => return Ok(()),
+                Action::Signal { pid, signal } => {
+                    let result = signal::send(pid, signal);
+                    app.update(Msg::Signaled { pid, signal, result });
+                    dirty = true;
+                }
                 Action::Export => {
                     if let Some(hook) = options.on_export.as_mut() {
                         let status = match hook(app.engine(), &app.notices, ExportReason::Key) {

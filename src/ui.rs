@@ -9,6 +9,7 @@
 mod chart;
 mod detail;
 mod header;
+mod items;
 mod table;
 
 use ratatui::Frame;
@@ -308,7 +309,9 @@ fn too_small(area: Rect, buf: &mut Buffer, theme: &Theme) {
 }
 
 fn draw_footer(app: &App, area: Rect, buf: &mut Buffer, theme: &Theme) {
-    let line = if app.ui.editing_filter {
+    let line = if let Some(c) = &app.ui.confirm {
+        prompt_line(c, usize::from(area.width), theme)
+    } else if app.ui.editing_filter {
         Line::from(vec![
             Span::styled("/ filter: ", theme.title()),
             Span::raw(clean(&app.ui.filter, theme.ascii)),
@@ -344,6 +347,29 @@ fn draw_footer(app: &App, area: Rect, buf: &mut Buffer, theme: &Theme) {
     Paragraph::new(line).render(area, buf);
 }
 
+/// The `k` prompt: "Send SIGTERM to 4242 python train.py? y/N  K/9: SIGKILL", the command cut
+/// to fit `width` (the SIGKILL hint goes first when even a short command would not fit).
+pub fn prompt_line<'a>(c: &crate::app::Confirm, width: usize, theme: &Theme) -> Line<'a> {
+    use unicode_width::UnicodeWidthStr;
+    let head = format!("Send SIGTERM to {} ", c.key.pid);
+    let ask = "? y/N";
+    let hint = "  K/9: SIGKILL";
+    let cmd = clean(&c.command, theme.ascii);
+    let room = |hint: &str| width.saturating_sub(head.width() + ask.len() + hint.len());
+    let hint = if room(hint) >= 8.min(cmd.width()) {
+        hint
+    } else {
+        ""
+    };
+    let cmd = fit(&cmd, room(hint), theme.ascii);
+    Line::from(vec![
+        Span::styled(head, theme.warn()),
+        Span::raw(cmd),
+        Span::styled(ask, theme.warn()),
+        Span::styled(hint, theme.dim()),
+    ])
+}
+
 /// A centred box of at most `w`×`h` inside `area`, cleared and bordered; returns its inside.
 pub fn popup(area: Rect, w: u16, h: u16, title: &str, buf: &mut Buffer, theme: &Theme) -> Rect {
     let w = w.min(area.width);
@@ -374,6 +400,39 @@ mod tests {
         let small = layout(Rect::new(0, 0, 60, 15), 3).unwrap_or_else(|| panic!("fits"));
         assert!(small.chart.is_none());
         assert!(small.table.height >= 8);
+    }
+
+    fn text(l: &Line) -> String {
+        l.spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn prompt_names_pid_and_command_and_fits() {
+        let c = crate::app::Confirm {
+            key: crate::sample::ProcKey {
+                pid: 4242,
+                starttime: 7,
+            },
+            command: "python train.py".into(),
+        };
+        let t = Theme::new(false, false);
+        assert_eq!(
+            text(&prompt_line(&c, 80, &t)),
+            "Send SIGTERM to 4242 python train.py? y/N  K/9: SIGKILL"
+        );
+        let long = crate::app::Confirm {
+            command: format!("python train.py {}\u{1b}[2J", "--x ".repeat(40)),
+            ..c.clone()
+        };
+        for w in [40usize, 60, 80, 200] {
+            let s = text(&prompt_line(&long, w, &t));
+            assert!(unicode_width::UnicodeWidthStr::width(s.as_str()) <= w, "{w}: {s}");
+            assert!(s.starts_with("Send SIGTERM to 4242 python"), "{s}");
+            assert!(s.contains("? y/N"), "{s}");
+            assert!(!s.contains('\u{1b}'), "{s}");
+        }
+        assert!(text(&prompt_line(&long, 80, &t)).ends_with("…? y/N  K/9: SIGKILL"));
+        assert!(!text(&prompt_line(&long, 40, &t)).contains("SIGKILL"));
     }
 
     #[test]

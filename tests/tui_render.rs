@@ -275,6 +275,7 @@ fn app_from(name: &str, color: bool, ascii: bool) -> App {
             color,
             ascii,
             can_export: true,
+            ..ViewOptions::default()
         },
     );
     for s in reader.by_ref() {
@@ -555,6 +556,7 @@ fn device_strip_names_vendor_and_source() {
             color: false,
             ascii: false,
             can_export: true,
+            ..ViewOptions::default()
         },
     );
     let train = info("train", "python train.py", "ana", "/user.slice", None);
@@ -600,4 +602,88 @@ fn device_strip_names_vendor_and_source() {
         .find(|l| l.starts_with("CPU0"))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(cpu_line.contains("measured (RAPL powercap)"), "{cpu_line}");
+}
+
+/// The rows of a screen as text.
+fn lines(term: &Terminal<TestBackend>) -> Vec<String> {
+    let buf = term.backend().buffer();
+    buf.content()
+        .chunks(usize::from(buf.area.width))
+        .map(|row| row.iter().map(|c| c.symbol()).collect())
+        .collect()
+}
+
+/// The line of the table's column headings.
+fn heading(term: &Terminal<TestBackend>) -> String {
+    lines(term)
+        .into_iter()
+        .find(|l| l.trim_start().starts_with("PID "))
+        .unwrap_or_else(|| panic!("no table heading in\n{}", lines(term).join("\n")))
+}
+
+/// Issue 15 items 1 and 2 on the GPU node (built with `kwtop::testing`): the columns kept by
+/// priority at 80, 120 and 160 columns (the equivalent switched to household-hours with `c`), the
+/// header shortened by whole items, `i` on the idle holder and the `k` prompt naming it.
+#[test]
+fn issue_15_columns_by_priority_and_the_signal_prompt() {
+    let mut app = App::new(
+        &AppParams::default(),
+        ViewOptions {
+            host: "gpu01".into(),
+            color: true,
+            ascii: false,
+            can_export: true,
+            signals: kwtop::app::Signals::Live { own_pid: 999_999 },
+        },
+    );
+    for s in gpu_samples() {
+        app.update(Msg::Sample(Box::new(s)));
+    }
+    key(&mut app, KeyCode::Char('c'));
+    key(&mut app, KeyCode::Char('i'));
+    let rows = app.rows();
+    assert_eq!(
+        app.selected_index(&rows).map(|i| rows[i].pid.as_str()),
+        Some("5151"),
+        "i selects the idle holder"
+    );
+
+    let at80 = heading(&screen(&app, 80, 24));
+    for col in ["GPU W", "TOTAL W", "ENERGY", "CO2e", "STATE", "COMMAND"] {
+        assert!(at80.contains(col), "80: {col} in {at80}");
+    }
+    assert!(!at80.contains("USER") && !at80.contains("AVG W"), "{at80}");
+    let at120 = heading(&screen(&app, 120, 40));
+    assert!(at120.contains("HOME h") && at120.contains("CPU W"), "{at120}");
+    let at160 = heading(&screen(&app, 160, 50));
+    for col in ["USER", "DEV", "AVG W", "GPU MEM", "HOME h"] {
+        assert!(at160.contains(col), "160: {col} in {at160}");
+    }
+
+    // The header: every word shown at any width is a whole word of the widest header.
+    let words = |w: u16| -> Vec<String> {
+        lines(&screen(&app, w, 40))[..2]
+            .iter()
+            .flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    };
+    let all = words(300);
+    assert!(all.contains(&"household-hours".to_string()), "c: {all:?}");
+    for w in 60..=300u16 {
+        for word in words(w) {
+            assert!(all.contains(&word), "{w} columns: cut word {word:?}");
+        }
+    }
+
+    key(&mut app, KeyCode::Char('k'));
+    for (w, h) in [(80, 24), (120, 40), (160, 50)] {
+        let term = screen(&app, w, h);
+        let footer = lines(&term).pop().unwrap_or_default();
+        assert!(
+            footer.starts_with("Send SIGTERM to 5151 /opt/conda/bin/python"),
+            "{footer}"
+        );
+        assert!(footer.contains("? y/N  K/9: SIGKILL"), "{footer}");
+        insta::assert_snapshot!(format!("issue15_gpu_{w}x{h}"), term.backend());
+    }
 }

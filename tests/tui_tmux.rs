@@ -40,6 +40,11 @@ impl std::ops::Deref for Session {
 
 impl Session {
     fn start() -> Session {
+        Session::named("e2e")
+    }
+
+    /// A session on its own tmux server `name` (tests run in parallel in one process).
+    fn named(name: &str) -> Session {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("kwtop.toml");
         let export = dir.path().join("summaries");
@@ -57,7 +62,7 @@ impl Session {
             .spawn()
             .unwrap();
         Session {
-            t: Tmux::shell("e2e", 160, 45, PROMPT),
+            t: Tmux::shell(name, 160, 45, PROMPT),
             busy,
             _dir: dir,
             config,
@@ -152,4 +157,84 @@ fn live_monitor_in_tmux() {
         .unwrap();
     assert!(ok.success());
     t.wait("prompt after SIGTERM", prompt_back);
+}
+
+/// Wait (polling) until `child` has ended, or fail.
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the process did not end");
+        std::thread::sleep(Duration::from_millis(50)); // real-time: a real process ending.
+    }
+}
+
+/// Issue 15 item 2: `k` on a real process asks first naming it, any other key cancels (it lives
+/// on), `y` sends SIGTERM (seen in its wait status) and the status line says so; `k` on kwtop's
+/// own row is refused.
+#[test]
+#[ignore = "needs tmux"]
+fn k_asks_then_signals_the_selected_process() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_kwtop"));
+    let t = Session::named("e2e-k");
+    // `sleep 1000` under a name no other process has, to find it with the filter.
+    let name = format!("kwtop-victim-{}", std::process::id());
+    let mut victim = Command::new("sleep")
+        .arg0(&name)
+        .arg("1000")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = victim.id();
+    t.start_kwtop(&bin);
+    t.wait("kwtop", |s| s.contains("TOTAL W"));
+    // A sleeping process has no energy yet, so its row is hidden until K.
+    t.keys(&["K"]);
+    t.keys(&["/"]);
+    t.keys(&["-l", &name]);
+    t.keys(&["Enter"]);
+    t.wait("the victim's row", |s| {
+        s.contains(&format!("filter \"{name}\"")) && s.contains(&format!("{name} 1000"))
+    });
+    t.keys(&["Down"]);
+    let prompt = format!("Send SIGTERM to {pid} {name} 1000? y/N  K/9: SIGKILL");
+    t.keys(&["k"]);
+    t.wait("the prompt", |s| s.contains(&prompt));
+    t.keys(&["n"]);
+    t.wait("cancelled", |s| {
+        s.contains(&format!("cancelled: {pid} not signalled"))
+    });
+    assert!(victim.try_wait().unwrap().is_none(), "cancel leaves it running");
+
+    t.keys(&["k"]);
+    t.wait("the prompt again", |s| s.contains(&prompt));
+    t.keys(&["y"]);
+    t.wait("the status line", |s| {
+        s.contains(&format!("sent SIGTERM to {pid} ({name} 1000)"))
+    });
+    let status = wait_exit(&mut victim);
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+
+    // kwtop's own row (found by its config path; another test may run a kwtop too): refused.
+    let me = t.kwtop_pid().expect("kwtop's pid under the shell");
+    let config = t.config.display().to_string();
+    // Esc clears the filter (sent alone: `Esc /` together would read as Alt-/).
+    t.keys(&["Escape"]);
+    t.wait("the filter cleared", |s| !s.contains("filter \""));
+    t.keys(&["/"]);
+    t.keys(&["-l", &config]);
+    t.keys(&["Enter"]);
+    t.wait("kwtop's own row", |s| {
+        s.contains(&format!("filter \"{config}\"")) && s.contains(&format!("{me} "))
+    });
+    t.keys(&["Down", "k"]);
+    let s = t.wait("the refusal", |s| {
+        s.contains(&format!("refused: {me} is kwtop itself"))
+    });
+    assert!(!s.contains("Send SIGTERM"), "{s}");
+    t.keys(&["q"]);
+    t.wait("prompt after q", prompt_back);
 }

@@ -1,5 +1,6 @@
-//! Key bindings of the live monitor: vim-style and arrow keys both work; the help overlay (`?`)
-//! and the footer list them from [`KEYS`]. Pure: a key changes UI state or returns an [`Action`].
+//! Key bindings of the live monitor: vim-style and arrow keys both work, except that `k` asks to
+//! signal the selected process (as in htop) rather than moving up; the help overlay (`?`) lists
+//! them from [`KEYS`]. Pure: a key changes UI state or returns an [`Action`].
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -9,9 +10,12 @@ use crate::ledger::GroupBy;
 /// (keys, what they do) for the help overlay.
 pub const KEYS: &[(&str, &str)] = &[
     ("q  Ctrl-C", "quit (the session summary is written on exit)"),
-    ("j k  Down Up", "select a row"),
+    ("j  Down Up", "select a row (k signals, it does not move up)"),
     ("PgDn PgUp  Home End G", "page, first, last row"),
     ("Enter  l", "detail view of the selected row (Esc closes)"),
+    ("k  F9", "send SIGTERM to the selected process (y confirms)"),
+    ("k then K or 9", "send SIGKILL instead; any other key cancels"),
+    ("i", "select the next idle GPU holder"),
     ("s >  <", "sort by the next / previous column"),
     ("r", "reverse the sort order"),
     ("/", "filter by command, user or pid (Enter keeps, Esc clears)"),
@@ -34,6 +38,9 @@ impl App {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         if ctrl && matches!(k.code, KeyCode::Char('c') | KeyCode::Char('C')) {
             return (false, Action::Quit);
+        }
+        if self.ui.confirm.is_some() {
+            return self.confirm_key(k);
         }
         if self.ui.editing_filter {
             return (self.filter_key(k), Action::None);
@@ -60,7 +67,9 @@ impl App {
             }
             KeyCode::Char('?') | KeyCode::Char('h') | KeyCode::F(1) => self.ui.help = true,
             KeyCode::Down | KeyCode::Char('j') => self.move_selection(1),
-            KeyCode::Up | KeyCode::Char('k') => self.move_selection(-1),
+            KeyCode::Up => self.move_selection(-1),
+            KeyCode::Char('k') | KeyCode::F(9) => self.ask_signal(),
+            KeyCode::Char('i') => self.next_idle_holder(),
             KeyCode::PageDown => self.move_selection(page),
             KeyCode::PageUp => self.move_selection(-page),
             KeyCode::Char('d') if ctrl => self.move_selection(page / 2),

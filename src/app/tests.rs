@@ -301,3 +301,6 @@ fn filter_and_grouping_work_with_hidden_rows() {
     );
     assert_sums_to_total(&app);
 }
+
+/// `k`, the signal prompt, and `i` (issue 15 item 2).
+mod signal;

@@ -249,6 +249,22 @@ pub struct LiveHooks {
     pub subscribers: Vec<Box<dyn crate::pipeline::Subscriber>>,
 }
 
+/// Whether `k` may signal the processes the live monitor lists: only when they come from this
+/// pid namespace's `/proc` (with another root, say a host's /proc mounted in a container, the
+/// same number can name another process here).
+fn live_signals(proc_root: &std::path::Path) -> crate::app::Signals {
+    if proc_root == std::path::Path::new("/proc") {
+        crate::app::Signals::Live {
+            own_pid: std::process::id(),
+        }
+    } else {
+        crate::app::Signals::Off(format!(
+            "k is off: processes are read from {} ([sources] proc_root), not this pid namespace's /proc",
+            crate::sanitize::sanitize_str(&proc_root.display().to_string(), 80)
+        ))
+    }
+}
+
 /// The live monitor (`crate::tui`); the session summary is written on `e` and on exit.
 pub fn live(settings: &Settings, args: LiveArgs, hooks: LiveHooks) -> Result<(), CliError> {
     let on_export = summary_hook(settings, host_name(), "session summary", false, CmdlineMode::Full);
@@ -260,6 +276,7 @@ pub fn live(settings: &Settings, args: LiveArgs, hooks: LiveHooks) -> Result<(),
         host: None,
         checkpoint: settings.export.checkpoint,
         subscribers: hooks.subscribers,
+        signals: live_signals(&settings.sources.proc_root),
     };
     if let Some(addr) = args.serve {
         // `--serve`: the endpoint follows the screen's own pipeline (one engine for both).

@@ -1,5 +1,7 @@
 //! Header (host, grid, PUE, session time and totals, alerts) and the device strip (one line per
 //! GPU and CPU domain: W / limit gauge, utilisation, memory, temperature, energy, provenance).
+//! The header is made of [`items`]: narrower, it drops whole items, least important first, and
+//! never cuts a word.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -7,6 +9,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
+use super::items::{self, Item, KEEP};
 use super::{Theme, clean, fit};
 use crate::app::App;
 use crate::ledger::DeviceTotals;
@@ -14,41 +17,167 @@ use crate::sample::{DeviceKind, Provenance};
 use crate::units;
 
 pub(super) fn draw_header(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
-    let ledger = app.ledger();
-    let sep = t.sep();
-    let energy = ledger.total_energy_j();
-    let est = if ledger.provenance() == Provenance::Estimated {
+    let width = usize::from(area.width);
+    let lines = if area.height >= 2 {
+        vec![
+            items::fit(&line1_items(app, t), width),
+            items::fit(&line2_items(app, t), width),
+        ]
+    } else {
+        vec![items::fit(&one_line_items(app, t), width)]
+    };
+    Paragraph::new(lines).render(area, buf);
+}
+
+/// `~` when the session total comes (in part) from an estimate.
+fn est_mark(app: &App) -> &'static str {
+    if app.ledger().provenance() == Provenance::Estimated {
         "~"
     } else {
         ""
-    };
-    let n_gpu = ledger
-        .devices
-        .iter()
-        .filter(|d| d.kind == DeviceKind::Gpu)
-        .count();
-    let n_cpu = ledger
-        .devices
-        .iter()
-        .filter(|d| d.kind == DeviceKind::Cpu)
-        .count();
-    let devs = match (n_gpu, n_cpu) {
+    }
+}
+
+/// The first header line: kwtop, host, session clock, grid, PUE, devices. Narrower, it drops the
+/// grid's year, then the device count (the strip below lists them), PUE, the grid's label.
+fn line1_items<'a>(app: &App, t: &Theme) -> Vec<Item<'a>> {
+    let ledger = app.ledger();
+    let sep = t.sep();
+    let count = |k: DeviceKind| ledger.devices.iter().filter(|d| d.kind == k).count();
+    let devs = match (count(DeviceKind::Gpu), count(DeviceKind::Cpu)) {
         (0, c) => format!("{c} CPU pkg"),
         (g, c) => format!("{g} GPU + {c} CPU pkg"),
     };
     let grid = &app.impact.grid;
-    let year = grid.year.map(|y| format!(" ({y})")).unwrap_or_default();
-    let grid_text = format!(
-        "grid {} {:.0} g/kWh{year}",
-        clean(&grid.label, t.ascii),
-        grid.g_per_kwh
-    );
-    let clock = units::clock(ledger.session_s);
-    let holders = ledger.idle_holders().count();
-    let mut alerts: Vec<Span> = Vec::new();
-    if app.paused.is_some() {
-        alerts.push(Span::styled(" PAUSED ", t.warn()));
+    let label = clean(&grid.label, t.ascii);
+    let g = grid.g_per_kwh;
+    let full = format!("grid {label} {g:.0} g/kWh");
+    let grid_item = match grid.year {
+        Some(y) => Item::new(sep, 1, vec![Span::raw(format!("{full} ({y})"))]).or(4, vec![Span::raw(full)]),
+        None => Item::new(sep, 4, vec![Span::raw(full)]),
     }
+    .or(6, vec![Span::raw(format!("grid {g:.0} g/kWh"))]);
+    vec![
+        Item::new("", KEEP, vec![Span::styled("kwtop", t.title())]),
+        Item::new(
+            sep,
+            KEEP,
+            vec![Span::styled(
+                fit(&clean(&app.opts.host, t.ascii), 24, t.ascii),
+                t.title(),
+            )],
+        ),
+        Item::new(sep, 7, vec![Span::raw(units::clock(ledger.session_s))]),
+        grid_item,
+        Item::new(sep, 3, vec![Span::raw(format!("PUE {:.2}", app.impact.pue))]),
+        Item::new(sep, 2, vec![Span::raw(devs)]),
+    ]
+}
+
+/// The second header line: session kWh (IT energy, so the rows add up to it), facility kWh where
+/// PUE is not 1, CO2e and the everyday equivalent (both include PUE; `c` picks which), the power
+/// now, and the alerts. Narrower, it drops the idle holders' detail, the facility figure, the
+/// equivalent, the power now and CO2e, in that order; PAUSED always stays.
+fn line2_items<'a>(app: &App, t: &Theme) -> Vec<Item<'a>> {
+    let ledger = app.ledger();
+    let sep = t.sep();
+    let est = est_mark(app);
+    let energy = ledger.total_energy_j();
+    let mut items = vec![Item::new(
+        "",
+        KEEP,
+        vec![
+            Span::raw(format!("session {est}")),
+            Span::styled(format!("{:.3} kWh", app.impact.kwh(energy)), t.title()),
+        ],
+    )];
+    if let Some(pue) = app.impact.facility_differs() {
+        items.push(Item::new(
+            sep,
+            2,
+            vec![Span::raw(format!(
+                "facility {est}{:.3} kWh at PUE {pue:.2}",
+                app.impact.facility_kwh(energy)
+            ))],
+        ));
+    }
+    items.push(Item::new(
+        sep,
+        8,
+        vec![Span::styled(
+            format!("{est}{} CO2e", units::mass_g(app.impact.co2e_g(energy))),
+            t.title(),
+        )],
+    ));
+    items.push(Item::new(
+        sep,
+        3,
+        vec![Span::raw(format!(
+            "{} {}",
+            t.approx(),
+            app.ui.equiv.phrase(&app.impact, energy)
+        ))],
+    ));
+    items.push(Item::new(
+        sep,
+        5,
+        vec![Span::raw(format!(
+            "now {est}{}",
+            units::power(ledger.total_power_w())
+        ))],
+    ));
+    items.extend(alerts(app, t));
+    items
+}
+
+/// The header on one line (short terminals): host, clock, kWh, CO2e, power, alerts.
+fn one_line_items<'a>(app: &App, t: &Theme) -> Vec<Item<'a>> {
+    let ledger = app.ledger();
+    let est = est_mark(app);
+    let energy = ledger.total_energy_j();
+    let mut items = vec![
+        Item::new("", KEEP, vec![Span::styled("kwtop", t.title())]),
+        Item::new(
+            " ",
+            KEEP,
+            vec![Span::raw(fit(&clean(&app.opts.host, t.ascii), 16, t.ascii))],
+        ),
+        Item::new(" ", 4, vec![Span::raw(units::clock(ledger.session_s))]),
+        Item::new(
+            " ",
+            KEEP,
+            vec![Span::raw(format!("{est}{:.3} kWh", app.impact.kwh(energy)))],
+        ),
+        Item::new(
+            " ",
+            8,
+            vec![Span::raw(format!(
+                "{est}{} CO2e",
+                units::mass_g(app.impact.co2e_g(energy))
+            ))],
+        ),
+        Item::new(
+            " ",
+            5,
+            vec![Span::raw(format!(
+                "{est}{}",
+                units::power(ledger.total_power_w())
+            ))],
+        ),
+    ];
+    items.extend(alerts(app, t));
+    items
+}
+
+/// PAUSED (always shown), the idle holders (`⚠ 1 idle holder on gpu1 (8.2 Wh while idle)`, shorter
+/// when narrow) and the devices that are not available.
+fn alerts<'a>(app: &App, t: &Theme) -> Vec<Item<'a>> {
+    let ledger = app.ledger();
+    let mut items = Vec::new();
+    if app.paused.is_some() {
+        items.push(Item::new("  ", KEEP, vec![Span::styled("PAUSED", t.warn())]));
+    }
+    let holders = ledger.idle_holders().count();
     if holders > 0 {
         // The GPUs they idle on, in device order.
         let on: Vec<&str> = ledger
@@ -62,80 +191,35 @@ pub(super) fn draw_header(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             })
             .map(|(_, d)| d.id.as_str())
             .collect();
-        alerts.push(Span::styled(
-            format!(
-                "{} {holders} idle holder{} on {} ({} while idle)",
-                t.alert(),
-                if holders == 1 { "" } else { "s" },
-                crate::ledger::short_gpu_list(on),
-                units::energy(ledger.idle_holder_wasted_j())
-            ),
-            t.warn(),
-        ));
+        let what = format!(
+            "{} {holders} idle holder{}",
+            t.alert(),
+            if holders == 1 { "" } else { "s" }
+        );
+        let on = format!("{what} on {}", crate::ledger::short_gpu_list(on));
+        let wasted = units::energy(ledger.idle_holder_wasted_j());
+        items.push(
+            Item::new(
+                "  ",
+                1,
+                vec![Span::styled(format!("{on} ({wasted} while idle)"), t.warn())],
+            )
+            .or(4, vec![Span::styled(on, t.warn())])
+            .or(9, vec![Span::styled(what, t.warn())]),
+        );
     }
     let unavailable = ledger.devices.iter().filter(|d| d.status.is_some()).count();
     if unavailable > 0 {
-        alerts.push(Span::styled(
-            format!(" {} {unavailable} device N/A", t.alert()),
-            t.bad(),
+        items.push(Item::new(
+            "  ",
+            9,
+            vec![Span::styled(
+                format!("{} {unavailable} device N/A", t.alert()),
+                t.bad(),
+            )],
         ));
     }
-    let equiv = app.impact.equivalents(energy);
-    if area.height >= 2 {
-        let line1 = Line::from(vec![
-            Span::styled("kwtop", t.title()),
-            Span::raw(sep),
-            Span::styled(clean(&app.opts.host, t.ascii), t.title()),
-            Span::raw(sep),
-            Span::raw(clock),
-            Span::raw(sep),
-            Span::raw(grid_text),
-            Span::raw(sep),
-            Span::raw(format!("PUE {:.2}", app.impact.pue)),
-            Span::raw(sep),
-            Span::raw(devs),
-        ]);
-        // kWh is IT energy (the devices' own, so the rows add up to it); CO2e and the equivalents
-        // include PUE, and the facility energy is shown beside it when PUE is not 1.
-        let mut line2 = vec![
-            Span::raw(format!("session {est}")),
-            Span::styled(format!("{:.3} kWh", app.impact.kwh(energy)), t.title()),
-            Span::raw(sep),
-        ];
-        if let Some(pue) = app.impact.facility_differs() {
-            line2.push(Span::raw(format!(
-                "facility {est}{:.3} kWh at PUE {pue:.2}",
-                app.impact.facility_kwh(energy)
-            )));
-            line2.push(Span::raw(sep));
-        }
-        line2.extend([
-            Span::styled(
-                format!("{est}{} CO2e", units::mass_g(app.impact.co2e_g(energy))),
-                t.title(),
-            ),
-            Span::raw(sep),
-            Span::raw(format!("{} {:.1} phone charges", t.approx(), equiv.phone_charges)),
-            Span::raw(sep),
-            Span::raw(format!("now {est}{}", units::power(ledger.total_power_w()))),
-            Span::raw("  "),
-        ]);
-        line2.extend(alerts);
-        Paragraph::new(vec![line1, Line::from(line2)]).render(area, buf);
-    } else {
-        let mut line = vec![
-            Span::styled("kwtop ", t.title()),
-            Span::raw(fit(&clean(&app.opts.host, t.ascii), 16, t.ascii)),
-            Span::raw(format!(
-                " {clock} {est}{:.3} kWh {est}{} CO2e {est}{} ",
-                app.impact.kwh(energy),
-                units::mass_g(app.impact.co2e_g(energy)),
-                units::power(ledger.total_power_w()),
-            )),
-        ];
-        line.extend(alerts);
-        Paragraph::new(Line::from(line)).render(area, buf);
-    }
+    items
 }
 
 pub(super) fn draw_devices(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {

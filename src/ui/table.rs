@@ -1,5 +1,7 @@
-//! The process table: columns chosen by priority to fit the width, the sort column marked, idle
-//! holders highlighted, `~` on estimated values, and the idle/unattributed rows last.
+//! The process table: columns chosen by priority to fit the width ([`columns`]), the sort column
+//! marked, idle holders highlighted, `~` on estimated values, and the idle/unattributed rows last.
+
+mod columns;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -12,69 +14,7 @@ use crate::app::{App, Column, Hidden, Row, RowKind};
 use crate::ledger::GroupBy;
 use crate::sample::{DeviceKind, Provenance};
 use crate::units;
-
-/// Column width (cells) and priority (lower = kept longer when the terminal is narrow).
-fn spec(c: Column) -> (u16, u8) {
-    match c {
-        Column::Pid => (7, 0),
-        Column::User => (8, 4),
-        Column::Dev => (4, 11),
-        Column::GpuW => (7, 6),
-        Column::CpuW => (7, 7),
-        Column::TotalW => (8, 1),
-        Column::AvgW => (7, 12),
-        Column::Energy => (10, 3),
-        Column::Co2e => (8, 8),
-        Column::Equiv => (7, 13),
-        Column::GpuPct => (4, 9),
-        Column::GpuMem => (7, 10),
-        Column::State => (8, 5),
-        Column::Command => (14, 2),
-    }
-}
-
-/// Width of the STATE column: 8 cells, wider (up to 16, taken from the command column, which keeps
-/// at least its minimum) when a row says `IDLE 42m gpu1`. `spare`: the command column's cells
-/// beyond its minimum.
-fn state_width(rows: &[Row], spare: u16) -> u16 {
-    let base = spec(Column::State).0;
-    let longest = rows
-        .iter()
-        .map(|r| unicode_width::UnicodeWidthStr::width(r.state.as_str()))
-        .max()
-        .unwrap_or(0);
-    u16::try_from(longest)
-        .unwrap_or(u16::MAX)
-        .clamp(base, 16)
-        .min(base + spare)
-}
-
-/// Width of column `c` (the STATE column's from [`state_width`]).
-fn width_of(c: Column, state_w: u16) -> u16 {
-    if c == Column::State { state_w } else { spec(c).0 }
-}
-
-/// Columns that fit in `width`, in display order.
-pub fn columns(width: u16, has_gpu: bool) -> Vec<Column> {
-    let mut by_prio: Vec<Column> = Column::ALL
-        .iter()
-        .copied()
-        .filter(|c| has_gpu || !matches!(c, Column::GpuW | Column::GpuPct | Column::GpuMem | Column::Dev))
-        .collect();
-    by_prio.sort_by_key(|c| spec(*c).1);
-    // The command gets a quarter of the width (14..40 cells) before the optional columns.
-    let cmd_reserve = (width / 4).clamp(spec(Column::Command).0, 40);
-    let mut used: u16 = cmd_reserve.saturating_sub(spec(Column::Command).0);
-    let mut keep = Vec::new();
-    for c in by_prio {
-        let w = spec(c).0 + 1;
-        if used + w <= width {
-            used += w;
-            keep.push(c);
-        }
-    }
-    Column::ALL.iter().copied().filter(|c| keep.contains(c)).collect()
-}
+use columns::Widths;
 
 fn header_text(c: Column, app: &App) -> String {
     match c {
@@ -167,7 +107,7 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
         let line = title_line(app, rows.len(), &hidden, any_est, area.width, t);
         Paragraph::new(line).render(title, buf);
     }
-    let w = Widths::fit(body.width, has_gpu, &rows);
+    let w = Widths::fit(body.width, has_gpu, columns::state_width(&rows));
     render_rows(app, &rows, &w, body, buf, t);
 }
 
@@ -215,53 +155,6 @@ fn title_line<'a>(
     rule(spans, width, t)
 }
 
-/// The columns that fit and their widths: STATE as wide as its longest text allows, COMMAND the rest.
-struct Widths {
-    cols: Vec<Column>,
-    state_w: u16,
-    cmd_w: u16,
-}
-
-impl Widths {
-    fn fit(width: u16, has_gpu: bool, rows: &[Row]) -> Self {
-        let cols = columns(width, has_gpu);
-        let base_fixed: u16 = cols
-            .iter()
-            .filter(|c| **c != Column::Command)
-            .map(|c| spec(*c).0 + 1)
-            .sum();
-        let spare = width.saturating_sub(base_fixed + spec(Column::Command).0);
-        let state_w = if cols.contains(&Column::State) {
-            state_width(rows, spare)
-        } else {
-            spec(Column::State).0
-        };
-        let fixed: u16 = cols
-            .iter()
-            .filter(|c| **c != Column::Command)
-            .map(|c| width_of(*c, state_w) + 1)
-            .sum();
-        let cmd_w = width.saturating_sub(fixed).max(1);
-        Widths { cols, state_w, cmd_w }
-    }
-
-    /// The width of column `c`.
-    fn of(&self, c: Column) -> u16 {
-        if c == Column::Command {
-            self.cmd_w
-        } else {
-            width_of(c, self.state_w)
-        }
-    }
-
-    fn constraints(&self) -> Vec<Constraint> {
-        self.cols
-            .iter()
-            .map(|c| Constraint::Length(self.of(*c)))
-            .collect()
-    }
-}
-
 fn header_row<'a>(app: &App, w: &Widths, t: &Theme) -> TRow<'a> {
     TRow::new(w.cols.iter().map(|c| {
         let mut h = header_text(*c, app);
@@ -274,7 +167,7 @@ fn header_row<'a>(app: &App, w: &Widths, t: &Theme) -> TRow<'a> {
                 ),
             ));
         }
-        let w = usize::from(width_of(*c, w.state_w));
+        let w = usize::from(w.of(*c));
         let h = if right_aligned(*c) { format!("{h:>w$}") } else { h };
         Cell::from(h)
     }))
@@ -315,7 +208,7 @@ fn body_rows<'a>(app: &App, rows: &[Row], w: &Widths, t: &Theme) -> Vec<TRow<'a>
 fn render_rows(app: &App, rows: &[Row], w: &Widths, body: Rect, buf: &mut Buffer, t: &Theme) {
     let header = header_row(app, w, t);
     let mut trows = body_rows(app, rows, w, t);
-    let widths = w.constraints();
+    let widths: Vec<Constraint> = w.cols.iter().map(|c| Constraint::Length(w.of(*c))).collect();
     // The summary rows (exited, idle, unattributed) stay pinned under the process rows, so the
     // ENERGY column visibly adds up to the session total however long the list is.
     let n_pinned = rows.iter().filter(|r| is_pinned(r.kind)).count();
@@ -377,20 +270,5 @@ fn hidden_text(h: &Hidden, t: &Theme, room: usize) -> Option<String> {
         Some(long)
     } else {
         Some(format!("{n} hidden {sep} K"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn narrow_tables_keep_the_essentials() {
-        let c = columns(60, true);
-        assert!(c.contains(&Column::Pid) && c.contains(&Column::TotalW) && c.contains(&Column::Command));
-        assert!(!c.contains(&Column::Equiv));
-        let wide = columns(250, true);
-        assert_eq!(wide.len(), Column::ALL.len());
-        assert!(!columns(250, false).contains(&Column::GpuW));
     }
 }
