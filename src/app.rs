@@ -79,39 +79,49 @@ pub enum Action {
     },
 }
 
-/// The everyday equivalent shown in the table's ≈ column (`c` cycles).
+/// The everyday equivalent shown in the table's ≈ column and the header (`c` cycles); the cost
+/// joins them when `[impact] price_per_kwh` is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Equiv {
     Phone,
     HouseholdHours,
     CarKm,
+    /// Facility kWh × `[impact] price_per_kwh`.
+    Cost,
 }
 
 impl Equiv {
-    pub fn next(self) -> Equiv {
+    /// The next choice; the cost only when a price is set.
+    pub fn next(self, impact: &ImpactParams) -> Equiv {
         match self {
             Equiv::Phone => Equiv::HouseholdHours,
             Equiv::HouseholdHours => Equiv::CarKm,
-            Equiv::CarKm => Equiv::Phone,
+            Equiv::CarKm if impact.price.is_some() => Equiv::Cost,
+            Equiv::CarKm | Equiv::Cost => Equiv::Phone,
         }
     }
 
-    /// Column header.
-    pub fn header(self) -> &'static str {
+    /// Column header (the cost's is its currency).
+    pub fn header(self, impact: &ImpactParams) -> String {
         match self {
-            Equiv::Phone => "PHONE",
-            Equiv::HouseholdHours => "HOME h",
-            Equiv::CarKm => "CAR km",
+            Equiv::Phone => "PHONE".into(),
+            Equiv::HouseholdHours => "HOME h".into(),
+            Equiv::CarKm => "CAR km".into(),
+            Equiv::Cost => impact
+                .price
+                .as_ref()
+                .map_or_else(|| "COST".into(), |p| p.currency.chars().take(7).collect()),
         }
     }
 
-    /// The session figure in the header: `4.7 phone charges`.
+    /// The session figure in the header: `4.7 phone charges`, `0.42 EUR`.
     pub fn phrase(self, impact: &ImpactParams, energy_j: f64) -> String {
         let v = self.value(impact, energy_j);
         match self {
             Equiv::Phone => format!("{v:.1} phone charges"),
             Equiv::HouseholdHours => format!("{v:.1} household-hours"),
             Equiv::CarKm => format!("{v:.1} km by car"),
+            Equiv::Cost => crate::units::money(v, impact.price.as_ref().map_or("", |p| &p.currency)),
         }
     }
 
@@ -122,6 +132,7 @@ impl Equiv {
             Equiv::Phone => e.phone_charges,
             Equiv::HouseholdHours => e.household_days * 24.0,
             Equiv::CarKm => e.car_km,
+            Equiv::Cost => impact.cost(energy_j).unwrap_or(0.0),
         }
     }
 }

@@ -24,7 +24,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("x", "exited processes: one row each / one summary row"),
     ("K", "hide / show kernel threads and 0 J processes"),
     ("w  W", "history window longer / shorter"),
-    ("c", "equivalent column: phone charges, household hours, car km"),
+    (
+        "c",
+        "equivalent: phone charges, household hours, car km, cost (with a price)",
+    ),
     ("p  Space", "pause the display (accounting continues)"),
     ("e", "export the session summary now"),
     ("?  h", "this help"),
@@ -107,7 +110,7 @@ impl App {
                 self.ui.window = (self.ui.window + 1).min(WINDOWS_S.len() - 1);
             }
             KeyCode::Char('W') | KeyCode::Char('-') => self.ui.window = self.ui.window.saturating_sub(1),
-            KeyCode::Char('c') => self.ui.equiv = self.ui.equiv.next(),
+            KeyCode::Char('c') => self.ui.equiv = self.ui.equiv.next(&self.impact),
             KeyCode::Char('p') | KeyCode::Char(' ') => self.toggle_pause(),
             KeyCode::Char('e') => {
                 if self.opts.can_export {

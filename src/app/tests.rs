@@ -304,3 +304,32 @@ fn filter_and_grouping_work_with_hidden_rows() {
 
 /// `k`, the signal prompt, and `i` (issue 15 item 2).
 mod signal;
+
+#[test]
+fn c_cycles_the_equivalents_and_the_cost_only_with_a_price() {
+    let mut app = app_with(3, &[(10, 50)]);
+    let mut seen = vec![app.ui.equiv];
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Char('c'));
+        seen.push(app.ui.equiv);
+    }
+    assert_eq!(
+        seen,
+        [Equiv::Phone, Equiv::HouseholdHours, Equiv::CarKm, Equiv::Phone],
+        "no cost without a price"
+    );
+
+    app.impact.price = Some(crate::impact::Price {
+        per_kwh: 0.5,
+        currency: "EUR".into(),
+    });
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Char('c'));
+    }
+    assert_eq!(app.ui.equiv, Equiv::Cost);
+    assert_eq!(app.ui.equiv.header(&app.impact), "EUR");
+    // 3.6 MJ is 1 kWh: 0.50 EUR at PUE 1.
+    assert_eq!(app.ui.equiv.phrase(&app.impact, 3.6e6), "0.50 EUR");
+    key(&mut app, KeyCode::Char('c'));
+    assert_eq!(app.ui.equiv, Equiv::Phone);
+}

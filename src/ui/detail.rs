@@ -68,10 +68,16 @@ impl<'a> Fmt<'a> {
             .facility_differs()
             .map(|p| format!(" (facility {m}{} at PUE {p:.2})", units::energy(j * p)))
             .unwrap_or_default();
+        let cost = impact
+            .price
+            .as_ref()
+            .zip(impact.cost(j))
+            .map(|(p, c)| format!(", {m}{}", units::money(c, &p.currency)))
+            .unwrap_or_default();
         self.kv(
             "impact",
             format!(
-                "{m}{} CO2e {} {m}{:.2} phone charges, {m}{:.2} household-days, {m}{:.1} km by car{pue}",
+                "{m}{} CO2e {} {m}{:.2} phone charges, {m}{:.2} household-days, {m}{:.1} km by car{cost}{pue}",
                 units::mass_g(impact.co2e_g(j)),
                 self.t.approx(),
                 e.phone_charges,

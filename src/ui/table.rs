@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row as TRow, StatefulWidget, Table, TableState, Widget};
 
 use super::{Theme, clean, fit, rule};
-use crate::app::{App, Column, Hidden, Row, RowKind};
+use crate::app::{App, Column, Equiv, Hidden, Row, RowKind};
 use crate::ledger::GroupBy;
 use crate::sample::{DeviceKind, Provenance};
 use crate::units;
@@ -32,7 +32,7 @@ fn header_text(c: Column, app: &App) -> String {
         Column::AvgW => "AVG W".into(),
         Column::Energy => "ENERGY".into(),
         Column::Co2e => "CO2e".into(),
-        Column::Equiv => app.ui.equiv.header().into(),
+        Column::Equiv => app.ui.equiv.header(&app.impact),
         Column::GpuPct => "GPU%".into(),
         Column::GpuMem => "GPU MEM".into(),
         Column::State => "STATE".into(),
@@ -73,11 +73,15 @@ fn cell_text(c: Column, r: &Row, app: &App) -> String {
             t(r.estimated),
             units::mass_g(app.impact.co2e_g(r.energy_j))
         ),
-        Column::Equiv => format!(
-            "{}{}",
-            t(r.estimated),
-            num(app.ui.equiv.value(&app.impact, r.energy_j))
-        ),
+        Column::Equiv => {
+            let v = app.ui.equiv.value(&app.impact, r.energy_j);
+            let text = match app.ui.equiv {
+                // The currency is in the column's header.
+                Equiv::Cost => units::money(v, "").trim_end().to_string(),
+                _ => num(v),
+            };
+            format!("{}{text}", t(r.estimated))
+        }
         Column::GpuPct => r.gpu_pct.map_or_else(|| "-".into(), |p| format!("{p:.0}")),
         Column::GpuMem => r.gpu_mem.map_or_else(|| "-".into(), units::bytes),
         Column::State => r.state.clone(),
