@@ -328,8 +328,8 @@ fn c_cycles_the_equivalents_and_the_cost_only_with_a_price() {
     }
     assert_eq!(app.ui.equiv, Equiv::Cost);
     assert_eq!(app.ui.equiv.header(&app.impact), "EUR");
-    // 3.6 MJ is 1 kWh: 0.50 EUR at PUE 1.
-    assert_eq!(app.ui.equiv.phrase(&app.impact, 3.6e6), "0.50 EUR");
+    // 3.6 MJ is 1 kWh: 0.5 EUR at PUE 1, three significant digits below 1.
+    assert_eq!(app.ui.equiv.phrase(&app.impact, 3.6e6), "0.500 EUR");
     key(&mut app, KeyCode::Char('c'));
     assert_eq!(app.ui.equiv, Equiv::Phone);
 }
