@@ -16,20 +16,22 @@
 use std::io::{self, Stdout, Write};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event, MouseEventKind};
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
 use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 use crossterm::{cursor, execute};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
-use tokio::sync::mpsc;
 
+mod event_loop;
 mod signal;
 
-use crate::app::{Action, App, AppParams, Msg, Signals, ViewOptions};
+pub use event_loop::{Checkpoint, CheckpointClock};
+
+use crate::app::{App, AppParams, Signals, ViewOptions};
 use crate::engine::Engine;
-use crate::pipeline::{Feed, Frame, LiveFeed, Subscriber, Tick};
+use crate::pipeline::{Feed, LiveFeed, Subscriber};
 use crate::sources::{Sampler, SourceConfig};
 
 /// A feed that can run on the feed thread.
@@ -182,7 +184,13 @@ pub fn run_with_feed(
     // A panic unwinds to here (the panic hook has already restored the terminal and printed the
     // message): the ledger holds every interval accounted before it, so the summary is still saved.
     let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        rt.block_on(event_loop(&mut app, &mut term, &mut options, feed, lossless))
+        rt.block_on(event_loop::event_loop(
+            &mut app,
+            &mut term,
+            &mut options,
+            feed,
+            lossless,
+        ))
     }));
     // ratatui's `Terminal` shows the cursor when dropped and `eprintln!`s if that fails, which
     // panics when stderr is the same hung-up terminal (a dropped SSH link): after a failed
@@ -232,229 +240,6 @@ fn terminal_gone(e: &io::Error) -> bool {
 /// `eprintln!` would panic there.
 fn note(msg: &str) {
     let _ = writeln!(io::stderr(), "kwtop: {msg}");
-}
-
-/// The periodic summary (`[export] checkpoint`) as a subscriber of the pipeline: written when the
-/// samples' own clock has advanced a period since the last one, so a `kill -9` or power loss loses
-/// at most one period. Silent when it works; a failure is reported once, and again after it
-/// recovered.
-#[derive(Debug, Clone)]
-pub struct CheckpointClock {
-    period_s: f64,
-    last_s: Option<f64>,
-    failed: bool,
-}
-
-impl CheckpointClock {
-    pub fn new(period: Duration) -> Self {
-        CheckpointClock {
-            period_s: period.as_secs_f64().max(1e-3),
-            last_s: None,
-            failed: false,
-        }
-    }
-
-    /// Whether a checkpoint is due at `mono_s` (the first sample starts the clock).
-    fn due(&mut self, mono_s: f64) -> bool {
-        let last = *self.last_s.get_or_insert(mono_s);
-        if mono_s - last >= self.period_s {
-            self.last_s = Some(mono_s);
-            return true;
-        }
-        false
-    }
-}
-
-/// A [`CheckpointClock`] with the export hook it calls, for one push.
-pub struct Checkpoint<'a> {
-    pub clock: &'a mut CheckpointClock,
-    pub hook: &'a mut ExportHook,
-}
-
-impl Subscriber for Checkpoint<'_> {
-    fn frame(&mut self, frame: &Frame<'_>) -> Result<(), String> {
-        let Some(sample) = frame.sample() else {
-            return Ok(());
-        };
-        if !self.clock.due(sample.mono_s) {
-            return Ok(());
-        }
-        match (self.hook)(frame.engine, frame.session_notices, ExportReason::Checkpoint) {
-            Ok(_) => {
-                self.clock.failed = false;
-                Ok(())
-            }
-            Err(e) if !self.clock.failed => {
-                self.clock.failed = true;
-                Err(format!("checkpoint failed: {e}"))
-            }
-            Err(_) => Ok(()),
-        }
-    }
-}
-
-async fn event_loop(
-    app: &mut App,
-    term: &mut Terminal<CrosstermBackend<Stdout>>,
-    options: &mut Options,
-    mut feed: SendFeed,
-    lossless: bool,
-) -> Result<(), TuiError> {
-    let stopped = crate::signals::stopped().map_err(TuiError::Runtime)?;
-    tokio::pin!(stopped);
-
-    let (tick_tx, mut tick_rx) = mpsc::channel::<Tick>(1);
-    // A feed that panics takes the monitor down with it (its panic is re-raised here and caught
-    // in `run_with_feed`), rather than leaving a screen that no longer updates in a terminal the
-    // panic hook has already restored.
-    let (feed_panic_tx, mut feed_panic_rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("kwtop-feed".into())
-        .spawn(move || {
-            let run = AssertUnwindSafe(|| feed_thread(feed.as_mut(), &tick_tx, lossless));
-            if let Err(payload) = std::panic::catch_unwind(run) {
-                let _ = feed_panic_tx.send(payload);
-            }
-        })
-        .map_err(|e| TuiError::Runtime(format!("cannot start the sampler: {e}")))?;
-    let mut feed_alive = true;
-    let (input_tx, mut input_rx) = mpsc::channel::<Event>(64);
-    std::thread::Builder::new()
-        .name("kwtop-input".into())
-        .spawn(move || input_thread(&input_tx))
-        .map_err(|e| TuiError::Runtime(format!("cannot start the input reader: {e}")))?;
-
-    let frame = Duration::from_secs_f64(1.0 / options.ui.max_fps.clamp(0.5, 60.0));
-    let mut dirty = true;
-    let mut last_draw: Option<Instant> = None;
-    let mut samples_open = true;
-    let mut checkpoint = options
-        .checkpoint
-        .filter(|_| options.on_export.is_some())
-        .map(CheckpointClock::new);
-    loop {
-        if dirty {
-            let due = last_draw.map_or(Instant::now(), |t| t + frame);
-            if Instant::now() >= due {
-                let size = match term.size() {
-                    Ok(size) => size,
-                    Err(e) if terminal_gone(&e) => return Ok(()),
-                    Err(e) => return Err(TuiError::Runtime(format!("terminal: {e}"))),
-                };
-                app.page_rows = crate::ui::table_rows(size.into(), app.ledger().devices.len()).max(1);
-                match term.draw(|f| crate::ui::render(app, f)) {
-                    Ok(_) => {}
-                    // Hung up (SSH link dropped) before its SIGHUP was handled: end as on SIGHUP.
-                    Err(e) if terminal_gone(&e) => return Ok(()),
-                    Err(e) => return Err(TuiError::Runtime(format!("cannot draw: {e}"))),
-                }
-                last_draw = Some(Instant::now());
-                dirty = false;
-            }
-        }
-        let wake = last_draw.map_or(Instant::now(), |t| t + frame);
-        let msg = tokio::select! {
-            t = tick_rx.recv(), if samples_open => match t {
-                Some(tick) => {
-                    let mut subs: Vec<&mut dyn Subscriber> =
-                        options.subscribers.iter_mut().map(|b| b.as_mut() as &mut dyn Subscriber).collect();
-                    let mut cp = match (checkpoint.as_mut(), options.on_export.as_mut()) {
-                        (Some(clock), Some(hook)) => Some(Checkpoint { clock, hook }),
-                        _ => None,
-                    };
-                    if let Some(cp) = cp.as_mut() {
-                        subs.push(cp);
-                    }
-                    dirty |= app.accept(tick, &mut subs);
-                    None
-                }
-                None => { samples_open = false; None }
-            },
-            ev = input_rx.recv() => match ev {
-                Some(Event::Key(k)) => Some(Msg::Key(k)),
-                Some(Event::Mouse(m)) => match m.kind {
-                    MouseEventKind::ScrollDown => Some(Msg::Scroll(1)),
-                    MouseEventKind::ScrollUp => Some(Msg::Scroll(-1)),
-                    _ => None,
-                },
-                Some(Event::Resize(..)) => Some(Msg::Resize),
-                Some(_) => None,
-                // The terminal is gone.
-                None => return Ok(()),
-            },
-            () = &mut stopped => return Ok(()),
-            () = tokio::time::sleep_until(wake.into()), if dirty => None,
-            p = &mut feed_panic_rx, if feed_alive => match p {
-                Ok(payload) => std::panic::resume_unwind(payload),
-                Err(_) => { feed_alive = false; None }
-            },
-        };
-        if let Some(msg) = msg {
-            let (d, action) = app.update(msg);
-            dirty |= d;
-            match action {
-                Action::None => {}
-                Action::Quit => return Ok(()),
-                Action::Signal { pid, signal } => {
-                    let result = signal::send(pid, signal);
-                    app.update(Msg::Signaled { pid, signal, result });
-                    dirty = true;
-                }
-                Action::Export => {
-                    if let Some(hook) = options.on_export.as_mut() {
-                        let status = match hook(app.engine(), &app.notices, ExportReason::Key) {
-                            Ok(m) => m,
-                            Err(e) => format!("export failed: {e}"),
-                        };
-                        app.update(Msg::Status(status));
-                        dirty = true;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Run `feed` until it ends or the event loop is gone. Live (`lossless` false), latest wins: a tick
-/// the UI has not taken yet is replaced by the newer one, and their notices are kept. A replay waits
-/// for the UI instead.
-fn feed_thread(feed: &mut (dyn Feed + Send), tx: &mpsc::Sender<Tick>, lossless: bool) {
-    let mut pending: Vec<String> = Vec::new();
-    while let Some(mut tick) = feed.next(&|| tx.is_closed()) {
-        if lossless {
-            if tx.blocking_send(tick).is_err() {
-                return;
-            }
-            continue;
-        }
-        if !pending.is_empty() {
-            pending.append(&mut tick.notices);
-            tick.notices = std::mem::take(&mut pending);
-        }
-        match tx.try_send(tick) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(t)) => pending = t.notices,
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
-        }
-    }
-}
-
-fn input_thread(tx: &mpsc::Sender<Event>) {
-    loop {
-        match event::read() {
-            Ok(ev) => {
-                if let Event::Mouse(m) = &ev
-                    && !matches!(m.kind, MouseEventKind::ScrollDown | MouseEventKind::ScrollUp)
-                {
-                    continue;
-                }
-                if tx.blocking_send(ev).is_err() {
-                    return;
-                }
-            }
-            Err(_) => return,
-        }
-    }
 }
 
 #[cfg(test)]
