@@ -5,9 +5,8 @@
 //! naming the line; everything before it is shown. The summary is written only on `e`, never on exit,
 //! so browsing a recording leaves the data directory alone.
 
-use std::fs::File;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::io::BufRead;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -34,7 +33,7 @@ pub fn parse_speed(s: &str) -> Result<f64, String> {
 /// Send every sample of `reader` to `tx`, sleeping `Δmono / speed` between them. The last sample is
 /// held back and sent with the closing notice (end of recording, or the bad line), so the notice never
 /// needs a sample of its own.
-fn feed(reader: Reader<BufReader<File>>, speed: f64, path: &Path, tx: &mpsc::Sender<(Sample, Vec<String>)>) {
+fn feed(reader: Reader<impl BufRead>, speed: f64, path: &Path, tx: &mpsc::Sender<(Sample, Vec<String>)>) {
     let mut notices = vec![format!("replaying {} at {speed}× real time", path.display())];
     let mut origin: Option<(f64, Instant)> = None;
     let mut held: Option<Sample> = None;
@@ -66,11 +65,9 @@ fn feed(reader: Reader<BufReader<File>>, speed: f64, path: &Path, tx: &mpsc::Sen
     }
 }
 
-pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -> Result<(), CliError> {
-    let f =
-        File::open(file).map_err(|e| CliError::Runtime(format!("cannot open {}: {e}", file.display())))?;
-    let reader =
-        Reader::new(BufReader::new(f)).map_err(|e| CliError::Runtime(format!("{}: {e}", file.display())))?;
+pub fn replay(settings: &Settings, file: &Path, speed: f64, live: LiveArgs) -> Result<(), CliError> {
+    let input = super::commands::open_recording(file)?;
+    let reader = Reader::new(input).map_err(|e| CliError::Runtime(format!("{}: {e}", file.display())))?;
     let host = crate::sanitize::sanitize_str(&reader.header.host, 64);
     let shown_host = format!("{host} (replay)");
     let on_export = super::commands::summary_hook(
@@ -88,7 +85,7 @@ pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -
         host: Some(shown_host),
         checkpoint: None,
     };
-    let path = file.clone();
+    let path = file.to_path_buf();
     crate::tui::run_with_feed(&settings.app(), options, move |tx| {
         feed(reader, speed, &path, &tx)
     })
@@ -98,6 +95,8 @@ pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
+
     use super::*;
 
     fn empty() -> Sample {
@@ -116,42 +115,50 @@ mod tests {
 
     #[test]
     fn feed_sends_every_sample_in_order_then_an_end_notice() {
-        let dir = tempfile::tempdir().expect("dir");
-        let p = dir.path().join("r.jsonl");
-        let header = crate::recording::Header {
-            schema: crate::recording::SCHEMA.into(),
-            host: "h".into(),
-            kwtop_version: "t".into(),
-            started_ms: 0,
-            interval_s: 1.0,
-            notes: vec![],
-            cmdline: None,
-        };
-        let mut w =
-            crate::recording::Writer::new(File::create(&p).expect("create"), &header).expect("header");
-        for t in 0..5 {
-            w.write(&Sample {
-                mono_s: f64::from(t),
-                ..empty()
-            })
-            .expect("write");
+        // Plain and compressed recordings, opened as `replay` opens them.
+        for name in ["r.jsonl", "r.jsonl.zst", "r.jsonl.gz"] {
+            let dir = tempfile::tempdir().expect("dir");
+            let p = dir.path().join(name);
+            let header = crate::recording::Header {
+                schema: crate::recording::SCHEMA.into(),
+                host: "h".into(),
+                kwtop_version: "t".into(),
+                started_ms: 0,
+                interval_s: 1.0,
+                notes: vec![],
+                cmdline: None,
+            };
+            let options = crate::recording::WriterOptions {
+                compression: crate::recording::Compression::for_path(&p),
+                ..Default::default()
+            };
+            let file = File::create(&p).expect("create");
+            let mut w = crate::recording::Writer::with_options(file, &header, options).expect("header");
+            for t in 0..5 {
+                w.write(&Sample {
+                    mono_s: f64::from(t),
+                    ..empty()
+                })
+                .expect("write");
+            }
+            w.finish().expect("finish");
+            let reader =
+                Reader::new(super::super::commands::open_recording(&p).expect("open")).expect("reader");
+            let (tx, mut rx) = mpsc::channel(16);
+            feed(reader, MAX_SPEED, &p, &tx);
+            drop(tx);
+            let mut times = Vec::new();
+            let mut last_notes = Vec::new();
+            while let Some((s, n)) = rx.blocking_recv() {
+                times.push(s.mono_s);
+                last_notes = n;
+            }
+            assert_eq!(&times[..5], &[0.0, 1.0, 2.0, 3.0, 4.0], "{name}");
+            assert_eq!(times.len(), 5, "{name}: every sample once, none invented");
+            assert!(
+                last_notes.iter().any(|n| n.contains("end of recording")),
+                "{name}: {last_notes:?}"
+            );
         }
-        drop(w);
-        let reader = Reader::new(BufReader::new(File::open(&p).expect("open"))).expect("reader");
-        let (tx, mut rx) = mpsc::channel(16);
-        feed(reader, MAX_SPEED, &p, &tx);
-        drop(tx);
-        let mut times = Vec::new();
-        let mut last_notes = Vec::new();
-        while let Some((s, n)) = rx.blocking_recv() {
-            times.push(s.mono_s);
-            last_notes = n;
-        }
-        assert_eq!(&times[..5], &[0.0, 1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(times.len(), 5, "every sample once, none invented");
-        assert!(
-            last_notes.iter().any(|n| n.contains("end of recording")),
-            "{last_notes:?}"
-        );
     }
 }

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 pub mod drm;
+pub mod host;
 
 use crate::sample::{
     CpuEstimate, CpuTimes, DeviceKind, DeviceReading, EnergyCounter, EstimateModel, GpuProcess, MigInstance,
