@@ -6,11 +6,12 @@
 //!   process as `{pid, st, ppid, cpu, child, info}` and every device reading. It holds every
 //!   process's static facts (command, user, cgroup), so reading can start at it.
 //! - A **delta** sample has the same `t`, `wall_ms`, `uptime_s`, `tps` and `cpu`, and a `delta`
-//!   object with what changed since the previous sample (see [`delta`](self) for "changed"): the
-//!   processes that are new or changed, only with the fields that changed; `gone`, the `[pid, st]` of
-//!   those that left; `dev`, per changed device the fields set and unset. A process or device left out
-//!   is as it was. Cumulative counters are written as values, never as increments: no counter is lost
-//!   and a delta cannot drift.
+//!   object with what changed since the previous sample (`recording/delta.rs` defines "changed"):
+//!   `ticks`, the processes whose only change is their CPU ticks, as (position in the previous
+//!   sample, ticks gained) pairs; `procs`, the new processes whole and the other changed ones with
+//!   only the fields that changed; `gone`, the `[pid, st]` of those that left; `dev`, per changed
+//!   device the fields set and unset. A process or device left out is as it was. Increments are
+//!   integers on integers, so every counter reads back exactly; everything else is written as values.
 //!
 //! The first sample is full, then one every `full_every` (60 by default), and whenever a delta
 //! cannot say the sample exactly. A reader rejects a delta before any full sample, and a delta that
@@ -409,6 +410,8 @@ impl<R: BufRead> Iterator for Reader<R> {
 
 #[cfg(test)]
 mod delta_tests;
+#[cfg(test)]
+mod roundtrip_tests;
 #[cfg(test)]
 mod size_tests;
 #[cfg(test)]

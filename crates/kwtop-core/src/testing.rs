@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 pub mod drm;
 pub mod host;
+pub mod procfs;
 
 use crate::sample::{
     CpuEstimate, CpuTimes, DeviceKind, DeviceReading, EnergyCounter, EstimateModel, GpuProcess, MigInstance,

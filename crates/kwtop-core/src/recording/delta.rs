@@ -1,13 +1,19 @@
 //! Delta samples: what changed since the previous sample, computed by the writer and applied by the
 //! reader to the same [`Prev`] state, so both ends agree on every field.
 //!
-//! "Changed", per process `(pid, starttime)`: present now and not before → new, written whole with its
-//! position when it is not at the end; present in both → written with only the fields among `ppid`,
-//! `cpu` (utime + stime), `child` (cutime + cstime) and `info` (compared by value) that differ, or
-//! left out when none does; present before and not now → listed in `gone`. Per device (same ids in the
-//! same order as before): the top-level JSON fields whose value differs are set, the ones no longer
-//! written are unset. Anything a delta cannot say exactly (a repeated process, processes that kept
-//! their identity but changed order, a device list that changed) makes the writer write a full sample.
+//! "Changed", per process `(pid, starttime)`:
+//! - present now and not before: new, written whole (`ppid`, `cpu`, `child` when not 0, `info`),
+//!   with its position `at` unless it is among the new processes that end the list;
+//! - present in both: compared field by field on `ppid`, `cpu` (utime + stime), `child` (cutime +
+//!   cstime) and `info` (by value: an exec changes comm and command line under the same identity).
+//!   None differs: left out. Only `cpu` differs: a `ticks` pair (position before, ticks gained, which
+//!   may be negative). Otherwise: an entry with the fields that differ, `cpu` as its new value;
+//! - present before and not now: listed in `gone`.
+//!
+//! Per device (same ids in the same order as before): the top-level JSON fields whose value differs
+//! are set, the ones no longer written are unset. Anything a delta cannot say exactly (a process
+//! listed twice, processes that kept their identity but changed order, a device list that changed)
+//! makes the writer write a full sample.
 //!
 //! Must not: do I/O, or guess: a delta that does not fit the previous sample is an error.
 
