@@ -1,6 +1,8 @@
 //! Cost of one tick after the sources: attribution of a sample pair + ledger update, at 100, 1,000
 //! and 10,000 processes on 2 CPU packages, 2 DRAM domains and 2 GPUs. Target: ≤ 1 ms at 1,000.
-//! Also the DRM fdinfo read per tick (issue 14 item 3) on a fixture /proc and sysfs tree.
+//! Also the DRM fdinfo read per tick (issue 14 item 3) on a fixture /proc and sysfs tree, and the
+//! process read per tick through the real procfs source on a fixture /proc of 100 and 1,000
+//! processes in the kernel's file formats (issue 12; `kwtop_core::testing::procfs`).
 //! Run: `cargo bench --bench tick`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -111,5 +113,35 @@ fn drm_holder_full_scan(bencher: divan::Bencher, n: usize) {
     bencher.bench_local(|| {
         t += kwtop::sources::drm::fdinfo::RESCAN_S;
         divan::black_box(src.read_at(t));
+    });
+}
+
+/// A /proc fixture of `n` processes and the procfs source over it. `ProcFs::new` reads nothing.
+fn procfs_fixture(n: usize) -> (tempfile::TempDir, kwtop::sources::procfs::ProcFs) {
+    let dir = tempfile::tempdir().unwrap();
+    testing::procfs::host(dir.path(), n, 0);
+    let src = kwtop::sources::procfs::ProcFs::new(dir.path().to_path_buf());
+    (dir, src)
+}
+
+/// A steady tick of the process source: `/proc/stat`, `/proc/uptime`, the listing of /proc and every
+/// `/proc/PID/stat` (each process's facts were read on the first tick and are shared after).
+#[divan::bench(args = [100, 1_000])]
+fn procfs_tick(bencher: divan::Bencher, n: usize) {
+    use kwtop::sources::ProcessSource;
+    let (_dir, mut src) = procfs_fixture(n);
+    assert_eq!(src.read().processes.len(), n);
+    bencher.bench_local(|| divan::black_box(src.read()));
+}
+
+/// The first tick of a new source: also every process's `status`, `cmdline` and `cgroup`, and the
+/// user names of their uids.
+#[divan::bench(args = [1_000])]
+fn procfs_first_read(bencher: divan::Bencher, n: usize) {
+    use kwtop::sources::ProcessSource;
+    let (dir, _) = procfs_fixture(n);
+    bencher.bench_local(|| {
+        let mut src = kwtop::sources::procfs::ProcFs::new(dir.path().to_path_buf());
+        divan::black_box(src.read())
     });
 }

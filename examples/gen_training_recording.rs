@@ -429,5 +429,5 @@ fn main() {
     for t in 0..=seconds {
         w.write(&node.sample(t)).expect("write sample");
     }
-    w.into_inner().flush().expect("flush");
+    w.finish().expect("finish").flush().expect("flush");
 }

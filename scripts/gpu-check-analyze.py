@@ -35,7 +35,10 @@ def load_json(path):
 
 
 def read_recording(path):
-    """Header and samples of a kwtop.recording/1 file."""
+    """Header and samples of a kwtop.recording/1 or /2 file. In version 2 a delta sample lists only
+    what changed since the previous sample; its devices are rebuilt here from the previous sample's
+    (`dev`: per position, the fields set and unset), so every sample returned has all its devices.
+    Processes are not rebuilt: this analysis reads only devices."""
     with open(path, encoding="utf-8") as f:
         lines = [ln for ln in f if ln.strip()]
     if not lines:
@@ -44,11 +47,23 @@ def read_recording(path):
     samples = []
     for n, ln in enumerate(lines[1:], start=2):
         try:
-            samples.append(json.loads(ln))
+            s = json.loads(ln)
         except json.JSONDecodeError:
             # A recorder killed mid-line loses at most its last line.
             print(f"note: {path} line {n} is not JSON; using the {len(samples)} samples before it")
             break
+        delta = s.get("delta")
+        if delta is not None:
+            if not samples:
+                raise ValueError(f"{path} line {n}: a delta sample before any full sample")
+            devices = [dict(d) for d in samples[-1]["devices"]]
+            for patch in delta.get("dev", []):
+                d = devices[patch["i"]]
+                for k in patch.get("unset", []):
+                    d.pop(k, None)
+                d.update(patch.get("set", {}))
+            s["devices"] = devices
+        samples.append(s)
     return header, samples
 
 

@@ -84,10 +84,11 @@ pub enum Command {
     },
     /// Record samples as JSON lines for replay and reports
     #[command(
-        after_help = "Examples:\n  kwtop record -o run.jsonl --duration 1h\n  kwtop record -o run.jsonl   (until Ctrl-C)"
+        after_help = "Examples:\n  kwtop record -o run.jsonl --duration 1h\n  kwtop record -o run.jsonl   (until Ctrl-C)\n  kwtop record -o month.jsonl.zst   (compressed: about 1 MB an hour at 400 processes)"
     )]
     Record {
-        /// Output file (JSON lines, schema kwtop.recording/1)
+        /// Output file (JSON lines, schema kwtop.recording/2); compressed with zstd when it ends in .zst,
+        /// with gzip when it ends in .gz
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
         /// Stop after this long (default: until Ctrl-C or SIGTERM)
@@ -105,13 +106,18 @@ pub enum Command {
         /// Command lines written: full, redacted (secret values as ***) or name (default: [export] cmdline)
         #[arg(long, value_name = "MODE", value_parser = cmdline_mode_parser())]
         cmdline: Option<CmdlineMode>,
+        /// Write every process in full every N samples (and first); in between only what changed. 1
+        /// writes every sample in full
+        #[arg(long, value_name = "N", default_value_t = crate::recording::DEFAULT_FULL_EVERY,
+              value_parser = clap::value_parser!(u32).range(1..=86_400))]
+        full_every: u32,
     },
     /// Show the live monitor over a recording
     #[command(
         after_help = "Examples:\n  kwtop replay run.jsonl\n  kwtop replay run.jsonl --speed 60   (a minute per second)"
     )]
     Replay {
-        /// A recording made by `kwtop record`
+        /// A recording made by `kwtop record` (plain, .zst or .gz)
         file: PathBuf,
         /// Recording seconds per wall-clock second
         #[arg(long, default_value = "1", value_parser = replay::parse_speed)]
@@ -120,7 +126,8 @@ pub enum Command {
     /// Account a recording and print what it adds up to
     #[command(after_help = "Examples:\n  kwtop report run.jsonl\n  kwtop report run.jsonl --json")]
     Report {
-        /// A recording made by `kwtop record`, or a JSON summary (kwtop.summary/1) to re-render
+        /// A recording made by `kwtop record` (plain, .zst or .gz), or a JSON summary (kwtop.summary/1) to
+        /// re-render
         file: PathBuf,
         /// Print the kwtop.snapshot/1 JSON document of the whole recording
         #[arg(long, conflicts_with = "format")]
@@ -362,6 +369,7 @@ fn run(
             summary,
             notes,
             cmdline,
+            full_every,
         }) => commands::record(
             settings,
             &commands::RecordArgs {
@@ -371,6 +379,7 @@ fn run(
                 summary,
                 notes,
                 redactor: redactor(settings, cmdline),
+                full_every,
             },
         ),
         Some(Command::Replay { file, speed }) => replay::replay(settings, &file, speed, live),

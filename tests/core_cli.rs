@@ -186,21 +186,16 @@ fn advancing_and_wrapping_rapl_counter_is_measured_within_one_percent() {
     // Map the first read back to the writer's running total, then check that every later read is a
     // total the writer really reached (each wrap counts `max − prev + cur`, 1 µJ short of the
     // writer's modulus max + 1).
-    let text = std::fs::read_to_string(&rec).unwrap();
+    // Read through the recording reader: delta samples hold only the devices that changed.
+    let reader =
+        kwtop::recording::Reader::new(std::io::BufReader::new(std::fs::File::open(&rec).unwrap())).unwrap();
     let mut reads = Vec::new();
-    for line in text.lines().skip(1) {
-        let v: Value = serde_json::from_str(line).unwrap();
-        let dev = v["devices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["id"] == "cpu0")
-            .unwrap();
-        assert!(
-            dev["energy"]["wrap_uj"].is_null(),
-            "unwrapped by the sampler: {dev}"
-        );
-        reads.push(dev["energy"]["value_uj"].as_u64().unwrap());
+    for s in reader {
+        let s = s.unwrap();
+        let dev = s.devices.iter().find(|d| d.id == "cpu0").unwrap();
+        let energy = dev.energy.unwrap();
+        assert!(energy.wrap_uj.is_none(), "unwrapped by the sampler: {dev:?}");
+        reads.push(energy.value_uj);
     }
     let t0 = log.iter().find(|(v, _)| *v == reads[0]).unwrap().1;
     let mut totals = Vec::new();

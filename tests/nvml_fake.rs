@@ -1033,17 +1033,18 @@ fn gpu_check_analyzer_on_a_synthetic_results_folder() {
     std::fs::write(out.join("snapshot-mid.json"), &mid.stdout).expect("snapshot-mid.json");
     // The "independent" counter readings are the recording's own, at its sample times.
     let poll = |scale: f64| {
-        let text = std::fs::read_to_string(&rec).expect("recording");
+        // Through the recording reader: delta samples hold only what changed.
+        let file = std::fs::File::open(&rec).expect("recording");
+        let reader = kwtop::recording::Reader::new(std::io::BufReader::new(file)).expect("header");
         let mut csv = String::from("wall_ms,index,energy_mj,power_mw\n");
         let mut first = None;
-        for line in text.lines().skip(1) {
-            let s: Value = serde_json::from_str(line).expect("sample");
-            let g = &s["devices"][0];
-            let mj = g["energy"]["value_uj"].as_f64().expect("counter") / 1000.0;
+        for s in reader {
+            let s = s.expect("sample");
+            let mj = s.devices[0].energy.expect("counter").value_uj as f64 / 1000.0;
             let base = *first.get_or_insert(mj);
             csv.push_str(&format!(
                 "{},0,{},400000\n",
-                s["wall_ms"],
+                s.wall_ms,
                 base + (mj - base) * scale
             ));
         }

@@ -93,7 +93,9 @@ fn mode(path: &Path) -> u32 {
 fn recorded_cmdline(text: &str, pid: u32) -> String {
     for line in text.lines().skip(1) {
         let v: Value = serde_json::from_str(line).unwrap();
-        for p in v["procs"].as_array().unwrap() {
+        // Full samples list every process, delta samples the new and changed ones.
+        let procs = v["procs"].as_array().or(v["delta"]["procs"].as_array());
+        for p in procs.into_iter().flatten() {
             if p["pid"].as_u64() == Some(u64::from(pid)) && p["info"].is_object() {
                 return p["info"]["cmdline"].as_str().unwrap().to_string();
             }

@@ -233,7 +233,7 @@ fn write_recording(host: &str, interval_s: f64, samples: &[Sample]) -> Vec<u8> {
     for s in samples {
         w.write(s).unwrap();
     }
-    w.into_inner()
+    w.finish().unwrap()
 }
 
 #[test]

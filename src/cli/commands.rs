@@ -2,7 +2,7 @@
 //! wait with `Sampler::wait_until`, which keeps reading the energy counters so none wraps unseen.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -57,6 +57,8 @@ pub struct RecordArgs {
     pub notes: Vec<String>,
     /// Command lines in the recording (and its summary) pass through this.
     pub redactor: Redactor,
+    /// A full sample every this many (`--full-every`).
+    pub full_every: u32,
 }
 
 pub fn record(settings: &Settings, args: &RecordArgs) -> Result<(), CliError> {
@@ -67,6 +69,7 @@ pub fn record(settings: &Settings, args: &RecordArgs) -> Result<(), CliError> {
         summary,
         notes: user_notes,
         redactor,
+        full_every,
     } = args;
     let output = output.as_path();
     let stop = StopFlag::install().map_err(runtime)?;
@@ -89,7 +92,7 @@ pub fn record(settings: &Settings, args: &RecordArgs) -> Result<(), CliError> {
         cmdline: Some(redactor.mode),
     };
     let werr = |e: std::io::Error| runtime(format!("writing {}: {e}", output.display()));
-    let writer = Writer::redacting(BufWriter::new(file), &header, redactor.clone()).map_err(werr)?;
+    let writer = open_writer(file, output, &header, redactor, *full_every).map_err(werr)?;
     let mut recorder = Recorder {
         writer,
         path: output.display().to_string(),
@@ -108,6 +111,8 @@ pub fn record(settings: &Settings, args: &RecordArgs) -> Result<(), CliError> {
     if let Some(e) = failed {
         return Err(runtime(e));
     }
+    // Ends the last zstd frame (gzip member); a killed recorder leaves every flushed sample readable.
+    recorder.writer.finish().map_err(werr)?;
     eprintln!("kwtop: recorded {n} samples to {}", output.display());
     if *summary {
         let paths = crate::export::write_session_summary(
@@ -128,6 +133,28 @@ pub fn record(settings: &Settings, args: &RecordArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The recording writer for `output`: compressed as its name says (`.zst`, `.gz`).
+fn open_writer(
+    file: File,
+    output: &Path,
+    header: &recording::Header,
+    redactor: &Redactor,
+    full_every: u32,
+) -> std::io::Result<Writer<BufWriter<File>>> {
+    let options = recording::WriterOptions {
+        full_every,
+        compression: recording::Compression::for_path(output),
+        redactor: Some(redactor.clone()),
+    };
+    Writer::with_options(BufWriter::new(file), header, options)
+}
+
+/// Open a recording (or summary) for reading, undoing zstd or gzip when its bytes say so.
+pub(super) fn open_recording(file: &Path) -> Result<Box<dyn std::io::BufRead + Send>, CliError> {
+    let f = File::open(file).map_err(|e| runtime(format!("cannot open {}: {e}", file.display())))?;
+    recording::decompressing(f).map_err(|e| runtime(format!("cannot read {}: {e}", file.display())))
+}
+
 pub fn report(
     settings: &Settings,
     file: &Path,
@@ -135,9 +162,8 @@ pub fn report(
     format: Option<crate::summary::Format>,
     top: usize,
 ) -> Result<(), CliError> {
-    use std::io::{BufRead, Read};
-    let f = File::open(file).map_err(|e| runtime(format!("cannot open {}: {e}", file.display())))?;
-    let mut input = BufReader::new(f);
+    use std::io::Read;
+    let mut input = open_recording(file)?;
     let head = input
         .fill_buf()
         .map_err(|e| runtime(format!("cannot read {}: {e}", file.display())))?;

@@ -5,9 +5,7 @@
 //! naming the line; everything before it is shown. The summary is written only on `e`, never on exit,
 //! so browsing a recording leaves the data directory alone.
 
-use std::fs::File;
-use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::Path;
 
 use super::{CliError, commands::LiveArgs};
 use crate::config::Settings;
@@ -28,11 +26,9 @@ pub fn parse_speed(s: &str) -> Result<f64, String> {
     }
 }
 
-pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -> Result<(), CliError> {
-    let f =
-        File::open(file).map_err(|e| CliError::Runtime(format!("cannot open {}: {e}", file.display())))?;
-    let reader =
-        Reader::new(BufReader::new(f)).map_err(|e| CliError::Runtime(format!("{}: {e}", file.display())))?;
+pub fn replay(settings: &Settings, file: &Path, speed: f64, live: LiveArgs) -> Result<(), CliError> {
+    let input = super::commands::open_recording(file)?;
+    let reader = Reader::new(input).map_err(|e| CliError::Runtime(format!("{}: {e}", file.display())))?;
     let host = crate::sanitize::sanitize_str(&reader.header.host, 64);
     let shown_host = format!("{host} (replay)");
     let on_export = super::commands::summary_hook(

@@ -19,17 +19,30 @@ pub const MAX_CGROUP_PATH_CHARS: usize = 512;
 const SHORT_ID_LEN: usize = 12;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// (Serialized into recordings: empty fields are left out and read back as empty.)
 pub struct CgroupInfo {
     /// the cgroup v2 path (line `0::/path`), or the first v1 path found when there is no v2 line; already sanitized
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub path: String,
     /// short container id (first 12 hex chars) for docker / containerd / cri-o / podman / libpod
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     /// Kubernetes pod UID (dashes restored, e.g. "1f2e...-..."), when the path is under kubepods
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
     /// Slurm job id from `job_<id>` in the path
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm_job: Option<String>,
     /// systemd unit (e.g. "nginx.service", "session-3.scope") when the path has one as its last .service/.scope component and nothing more specific matched
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+}
+
+impl CgroupInfo {
+    /// No cgroup known (a kernel thread, an unreadable `/proc/PID/cgroup`).
+    pub fn is_empty(&self) -> bool {
+        *self == CgroupInfo::default()
+    }
 }
 
 /// Parses `/proc/PID/cgroup` content. Lines are `hierarchy-id:controllers:path`;

@@ -293,13 +293,15 @@ pub fn vendor_name(vendor: Option<&str>, name: &str) -> String {
 pub struct ProcInfo {
     /// `comm`, sanitized.
     pub comm: String,
-    /// Command line joined with spaces, sanitized (empty for kernel threads).
+    /// Command line joined with spaces, sanitized (empty for kernel threads; then left out of
+    /// recordings).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cmdline: String,
     /// User name, or the numeric uid when it has no name.
     pub user: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "CgroupInfo::is_empty")]
     pub cgroup: CgroupInfo,
 }
 

@@ -9,6 +9,8 @@
 use std::sync::Arc;
 
 pub mod drm;
+pub mod host;
+pub mod procfs;
 
 use crate::sample::{
     CpuEstimate, CpuTimes, DeviceKind, DeviceReading, EnergyCounter, EstimateModel, GpuProcess, MigInstance,

@@ -38,7 +38,7 @@ fn write(samples: &[Sample]) -> Vec<u8> {
     for s in samples {
         w.write(s).expect("write");
     }
-    w.into_inner()
+    w.finish().expect("finish")
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn a_redacting_writer_hides_secrets_and_says_so_in_the_header() {
         let red = Redactor::new(mode, &crate::redact::default_patterns());
         let mut w = Writer::redacting(Vec::new(), &header(), red).expect("header");
         w.write(&s).expect("write");
-        let bytes = w.into_inner();
+        let bytes = w.finish().expect("finish");
         let text = String::from_utf8_lossy(&bytes);
         assert_eq!(
             text.contains("SECRET1"),
