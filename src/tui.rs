@@ -80,6 +80,9 @@ pub struct Options {
     /// More subscribers of the session's pipeline (the metrics endpoint of `--serve`), shown every
     /// accounted sample after the screen.
     pub subscribers: Vec<Box<dyn Subscriber>>,
+    /// The work meter's figures (`--progress-log`, `--work-metric`), shown in the header and the
+    /// detail view; the meter itself is one of `subscribers`.
+    pub work: Option<crate::workmeter::WorkBoard>,
 }
 
 /// Whether colours are allowed: not with `--no-color`, nor when `NO_COLOR` is set and not empty
@@ -172,6 +175,7 @@ pub fn run_with_feed(
         can_export: options.on_export.is_some(),
     };
     let mut app = App::new(params, opts);
+    app.work = options.work.clone();
     let (guard, mut term) =
         setup_terminal().map_err(|e| TuiError::Runtime(format!("cannot set up the terminal: {e}")))?;
     // A panic unwinds to here (the panic hook has already restored the terminal and printed the

@@ -10,6 +10,7 @@ mod chart;
 mod detail;
 mod header;
 mod table;
+mod work;
 
 use ratatui::Frame;
 use ratatui::buffer::Buffer;

@@ -50,6 +50,7 @@ pub fn replay(settings: &Settings, file: &PathBuf, speed: f64, live: LiveArgs) -
         host: Some(shown_host),
         checkpoint: None,
         subscribers: Vec::new(),
+        work: None,
     };
     let feed = ReplayFeed::new(reader, Some(speed), file.display().to_string());
     crate::tui::run_with_feed(&settings.app(), options, Box::new(feed), true)

@@ -120,6 +120,7 @@ pub(super) fn draw_header(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
             Span::raw(format!("now {est}{}", units::power(ledger.total_power_w()))),
             Span::raw("  "),
         ]);
+        line2.extend(super::work::header_spans(app, t, area.width, &line2));
         line2.extend(alerts);
         Paragraph::new(vec![line1, Line::from(line2)]).render(area, buf);
     } else {
@@ -133,6 +134,7 @@ pub(super) fn draw_header(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
                 units::power(ledger.total_power_w()),
             )),
         ];
+        line.extend(super::work::header_spans(app, t, area.width, &line));
         line.extend(alerts);
         Paragraph::new(Line::from(line)).render(area, buf);
     }

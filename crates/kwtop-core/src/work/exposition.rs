@@ -11,7 +11,7 @@
 //! Written here rather than taken from a crate: `prometheus-parse` 0.2.5 (last released December
 //! 2023) reads names as `\w+`, so it silently drops every `vllm:` series, and splits label values
 //! on `,`; the other parsers on crates.io are LGPL or unreleased sketches. This reads only what
-//! kwtop needs, and is fuzzed with the rest of the parsers.
+//! kwtop needs; property tests feed it arbitrary text (never a panic) and round-trip selectors.
 
 use std::fmt;
 
@@ -188,8 +188,11 @@ impl Selector {
     }
 }
 
+/// One sample line: its metric name, labels and value.
+pub type SampleLine = (String, Vec<(String, String)>, f64);
+
 /// One sample line: name, labels, value (`None` for a line that is not a sample).
-pub fn parse_sample(line: &str) -> Option<(String, Vec<(String, String)>, f64)> {
+pub fn parse_sample(line: &str) -> Option<SampleLine> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return None;
@@ -313,6 +316,32 @@ mod tests {
         assert_eq!(s.to_string(), r#"tokens_total{model="a\"b",engine="0"}"#);
         for bad in ["", "9lives", "x{", "x{a=b}", "x y", "x{a=\"1\"} z"] {
             assert!(Selector::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn arbitrary_pages_never_panic(page in "[ -~\n\t{}\"\\=,#:]{0,300}", cut in 0usize..400) {
+            let sel = Selector::parse("vllm:generation_tokens_total").unwrap();
+            let _ = read_count(&page, &sel);
+            let mut mangled = VLLM.to_string();
+            mangled.insert_str(cut.min(VLLM.len()), &page);
+            let _ = read_count(&mangled, &sel);
+            let _ = Selector::parse(&page);
+        }
+
+        #[test]
+        fn selectors_round_trip(name in "[a-zA-Z_:][a-zA-Z0-9_:]{0,20}",
+                                labels in proptest::collection::vec(("[a-z_][a-z0-9_]{0,8}", "[ -~\n]{0,12}"), 0..4)) {
+            let sel = Selector { name, labels };
+            prop_assert_eq!(Selector::parse(&sel.to_string()), Ok(sel.clone()));
+            let line = format!("{sel} 42");
+            let (n, l, v) = parse_sample(&line).unwrap();
+            prop_assert_eq!((n, l, v), (sel.name, sel.labels, 42.0));
         }
     }
 }

@@ -307,13 +307,10 @@ impl LiveWork {
         self.counter.observe(at_ms, obs);
     }
 
-    /// One line of the work-file format; returns whether it was valid.
+    /// One line of the work-file format; returns whether it was valid. The unit a line names is
+    /// kept by the counter ([`WorkCounter::unit`]); [`LiveWork::set_unit`] shows it.
     pub fn observe_work_line(&mut self, at_ms: i64, line: &[u8]) -> bool {
-        let ok = self.counter.observe_work_line(at_ms, line);
-        if let Some(u) = self.counter.unit() {
-            self.unit = u.to_string();
-        }
-        ok
+        self.counter.observe_work_line(at_ms, line)
     }
 
     /// The scope spent `j` joules over the interval that ended now (before this sample's answer

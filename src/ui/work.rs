@@ -1,0 +1,251 @@
+//! Energy per unit of work on screen (`--progress-log`, `--work-metric`): one compact header item
+//! (`412 steps · 3.1/s · 41 J/step`) and a section at the end of the detail view. Both map the
+//! work meter's [`WorkView`]; nothing is computed here but the wording. Last-minute figures are
+//! preferred in the header (the screen is live), session ones where there are none yet.
+
+use ratatui::text::{Line, Span};
+
+use super::{Theme, clean};
+use crate::app::App;
+use crate::units;
+use crate::work::live::{Rate, WorkFigures};
+use crate::work::unit_for;
+use crate::workmeter::WorkView;
+
+/// `412`, `12.3k`, `4.56M`.
+fn count(n: u64) -> String {
+    let f = n as f64;
+    if n < 10_000 {
+        n.to_string()
+    } else if f < 1e6 {
+        format!("{:.1}k", f / 1e3)
+    } else if f < 1e9 {
+        format!("{:.2}M", f / 1e6)
+    } else {
+        format!("{:.2}G", f / 1e9)
+    }
+}
+
+/// Joules per unit with the precision small values need: `41 J`, `2.35 J`, `48.0 mJ`, `1.2 kWh`.
+pub fn joules(j: f64) -> String {
+    let a = j.abs();
+    if !j.is_finite() {
+        "N/A".into()
+    } else if a >= 3600.0 {
+        units::energy(j)
+    } else if a >= 100.0 {
+        format!("{j:.0} J")
+    } else if a >= 10.0 {
+        format!("{j:.1} J")
+    } else if a >= 1.0 {
+        format!("{j:.2} J")
+    } else if a >= 1e-3 {
+        format!("{:.1} mJ", j * 1e3)
+    } else {
+        format!("{:.3} mJ", j * 1e3)
+    }
+}
+
+/// Grams with the precision small values need: `4.6 g`, `0.38 mg`.
+fn grams(g: f64) -> String {
+    if g >= 1.0 || !g.is_finite() {
+        units::mass_g(g)
+    } else if g >= 1e-3 {
+        format!("{:.1} mg", g * 1e3)
+    } else {
+        format!("{:.3} mg", g * 1e3)
+    }
+}
+
+/// Watt-hours with the precision small values need: `0.625 Wh`, `11.9 Wh`, `1.20 kWh`.
+fn watt_hours(wh: f64) -> String {
+    let a = wh.abs();
+    if a >= 1000.0 || !wh.is_finite() {
+        units::energy(wh * 3600.0)
+    } else if a >= 10.0 {
+        format!("{wh:.1} Wh")
+    } else if a >= 1.0 {
+        format!("{wh:.2} Wh")
+    } else {
+        format!("{wh:.3} Wh")
+    }
+}
+
+/// `3.1/s`, `250/s`.
+fn per_s(r: f64) -> String {
+    if r >= 100.0 {
+        format!("{r:.0}/s")
+    } else {
+        format!("{r:.1}/s")
+    }
+}
+
+/// `last 1m`, `last 42s`.
+fn span(r: &Rate) -> String {
+    format!("last {}", units::short_age(r.span_s.round()))
+}
+
+/// The figures the header shows: the last minute when it counted a unit, else the session.
+fn live_rate(f: &WorkFigures) -> Option<&Rate> {
+    f.recent.as_ref().filter(|r| r.units > 0).or(f.session.as_ref())
+}
+
+fn tilde(f: &WorkFigures) -> &'static str {
+    if f.estimated { "~" } else { "" }
+}
+
+/// The header item, as wide as `room` allows (the whole item, else J per unit alone); nothing
+/// without a work meter. `line` is what the header line holds so far.
+pub(super) fn header_spans(app: &App, t: &Theme, width: u16, line: &[Span<'_>]) -> Vec<Span<'static>> {
+    let Some(v) = app.work.as_ref().and_then(|b| b.get()) else {
+        return Vec::new();
+    };
+    let used: usize = line.iter().map(Span::width).sum();
+    let room = usize::from(width).saturating_sub(used);
+    let f = &v.figures;
+    let unit = clean(&f.unit, t.ascii);
+    if !f.started {
+        return vec![Span::styled(format!("{unit}: waiting  "), t.dim())];
+    }
+    let rate = live_rate(f);
+    let j = rate.and_then(|r| r.j_per_unit).map_or_else(
+        || format!("- J/{unit}"),
+        |j| format!("{}{}/{unit}", tilde(f), joules(j)),
+    );
+    let full = format!(
+        "{} {}{}{}{j}",
+        count(f.units),
+        unit_for(&unit, f.units as f64),
+        t.sep(),
+        rate.map_or_else(String::new, |r| format!("{}{}", per_s(r.per_s), t.sep())),
+    );
+    let gap = f
+        .gap
+        .as_ref()
+        .map(|g| format!(" gap {}", units::short_age(g.for_s)));
+    let gap_w = gap.as_ref().map_or(0, |g| g.chars().count());
+    let text = if full.chars().count() + gap_w + 2 <= room {
+        full
+    } else {
+        j
+    };
+    let mut out = vec![Span::styled(text, t.title())];
+    if let Some(g) = gap {
+        out.push(Span::styled(g, t.warn()));
+    }
+    out.push(Span::raw("  "));
+    out
+}
+
+fn kv(k: &str, v: String, t: &Theme) -> Line<'static> {
+    Line::from(vec![Span::styled(format!("{k:<12}"), t.title()), Span::raw(v)])
+}
+
+/// The detail view's work section: nothing without a work meter.
+pub(super) fn detail_lines(app: &App, t: &Theme) -> Vec<Line<'static>> {
+    match app.work.as_ref().and_then(|b| b.get()) {
+        Some(v) => section(&v, t),
+        None => Vec::new(),
+    }
+}
+
+/// The spans to show: the last minute (when the session is longer), then the session.
+fn spans_of(f: &WorkFigures) -> Vec<(String, &Rate)> {
+    let mut out = Vec::new();
+    if let Some(r) = &f.recent
+        && f.session.as_ref().is_none_or(|s| s.span_s > r.span_s)
+    {
+        out.push((span(r), r));
+    }
+    if let Some(s) = &f.session {
+        out.push(("session".to_string(), s));
+    }
+    out
+}
+
+fn section(v: &WorkView, t: &Theme) -> Vec<Line<'static>> {
+    let f = &v.figures;
+    let unit = clean(&f.unit, t.ascii);
+    let units = crate::work::plural(&unit);
+    let m = tilde(f);
+    let mut lines = vec![
+        Line::raw(""),
+        Line::styled(
+            format!("work: {units} from {}", clean(&v.source, t.ascii)),
+            t.title(),
+        ),
+    ];
+    if !f.started {
+        lines.push(kv("units", "waiting for the first answer".into(), t));
+    } else {
+        let restarts = match f.resets {
+            0 => String::new(),
+            1 => "; 1 restart".into(),
+            n => format!("; {n} restarts"),
+        };
+        lines.push(kv(
+            "units",
+            format!(
+                "{} {} this session (the source says {}{restarts})",
+                f.units,
+                unit_for(&unit, f.units as f64),
+                f.reported
+            ),
+            t,
+        ));
+        lines.push(kv(
+            "energy",
+            format!(
+                "{m}{} since counting began, {}",
+                units::energy(f.energy_j),
+                clean(&f.scope, t.ascii)
+            ),
+            t,
+        ));
+        let spans = spans_of(f);
+        let mut per: Vec<String> = spans
+            .iter()
+            .map(|(which, r)| match r.j_per_unit {
+                Some(j) => format!("{m}{} {which}", joules(j)),
+                None => format!("no {units} {which}"),
+            })
+            .collect();
+        if let Some(wh) = f.wh_per_1000 {
+            per.push(format!("{m}{} per 1,000", watt_hours(wh)));
+        }
+        if let Some(g) = f.co2e_g_per_unit {
+            per.push(format!("{m}{} CO2e", grams(g)));
+        }
+        if !per.is_empty() {
+            lines.push(kv(&format!("per {unit}"), per.join(t.sep()), t));
+        }
+        let rates: Vec<String> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, (which, r))| match i {
+                0 => format!("{} {units}/s {which}", per_s(r.per_s).trim_end_matches("/s")),
+                _ => format!("{} {which}", per_s(r.per_s)),
+            })
+            .collect();
+        if !rates.is_empty() {
+            lines.push(kv("rate", rates.join(t.sep()), t));
+        }
+    }
+    if let Some(g) = &f.gap {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<12}", "gap"), t.warn()),
+            Span::styled(
+                format!(
+                    "no answer for {}: {} (figures as of the last answer)",
+                    units::short_age(g.for_s),
+                    clean(&g.why, t.ascii)
+                ),
+                t.warn(),
+            ),
+        ]));
+    }
+    for n in &v.notes {
+        lines.push(Line::styled(clean(n, t.ascii), t.dim()));
+    }
+    lines
+}
