@@ -218,13 +218,14 @@ impl WorkMeter {
         self.board.clone()
     }
 
-    /// Look for the log's writers or the port's listeners when due; say what changed.
-    fn rescope(&mut self, now_s: f64, msgs: &mut Vec<String>) {
+    /// Look for the log's writers or the port's listeners when due; say what changed. Returns
+    /// whether roots were added.
+    fn rescope(&mut self, now_s: f64, msgs: &mut Vec<String>) -> bool {
         let Some(finder) = &self.finder else {
-            return;
+            return false;
         };
         if self.next_scan_s.is_some_and(|t| now_s < t) {
-            return;
+            return false;
         }
         self.next_scan_s = Some(now_s + RESCAN_S);
         let (found, what) = match finder {
@@ -237,8 +238,15 @@ impl WorkMeter {
                 format!("no process of this machine listens on port {port}"),
             ),
         };
+        // A writer or listener already in the trees (a child that inherited the descriptor) adds
+        // nothing.
         let known = self.scope.roots();
-        let new: Vec<u32> = found.pids.into_iter().filter(|p| !known.contains(p)).collect();
+        let tree = self.tree.as_ref();
+        let new: Vec<u32> = found
+            .pids
+            .into_iter()
+            .filter(|p| !known.contains(p) && !tree.is_some_and(|t| t.has_pid(*p)))
+            .collect();
         if new.is_empty() {
             if matches!(self.scope, Scope::Machine) && found.unreadable > 0 && !self.said_unreadable {
                 self.said_unreadable = true;
@@ -248,7 +256,7 @@ impl WorkMeter {
                     found.unreadable
                 ));
             }
-            return;
+            return false;
         }
         match (&mut self.scope, finder) {
             (Scope::Writers { pids, .. } | Scope::Listener { pids, .. }, _) => {
@@ -278,6 +286,7 @@ impl WorkMeter {
                 }
             }
         }
+        true
     }
 
     fn poll(&mut self, at_ms: i64) -> Poll {
@@ -310,8 +319,13 @@ impl Subscriber for WorkMeter {
         };
         let now_s = frame.ledger().session_s;
         let mut msgs = Vec::new();
-        self.rescope(now_s, &mut msgs);
         if let Some(t) = &mut self.tree {
+            t.update(sample);
+        }
+        // New roots join the trees in this sample already.
+        if self.rescope(now_s, &mut msgs)
+            && let Some(t) = &mut self.tree
+        {
             t.update(sample);
         }
         // The interval that ended now, before this sample's answer: counting starts after it.

@@ -26,48 +26,54 @@ fn count(n: u64) -> String {
     }
 }
 
-/// Joules per unit with the precision small values need: `41 J`, `2.35 J`, `48.0 mJ`, `1.2 kWh`.
+/// Joules per unit with the precision small values need: `41 J`, `2.35 J`, `415 mJ`, `48.0 mJ`,
+/// `3.77 mJ`, `1.20 kWh`.
 pub fn joules(j: f64) -> String {
     let a = j.abs();
     if !j.is_finite() {
         "N/A".into()
     } else if a >= 3600.0 {
         units::energy(j)
-    } else if a >= 100.0 {
-        format!("{j:.0} J")
-    } else if a >= 10.0 {
-        format!("{j:.1} J")
     } else if a >= 1.0 {
-        format!("{j:.2} J")
-    } else if a >= 1e-3 {
-        format!("{:.1} mJ", j * 1e3)
+        format!("{} J", sig3(j))
     } else {
-        format!("{:.3} mJ", j * 1e3)
+        format!("{} mJ", sig3(j * 1e3))
     }
 }
 
-/// Grams with the precision small values need: `4.6 g`, `0.38 mg`.
-fn grams(g: f64) -> String {
+/// Three significant digits (at most three decimals): `415`, `48.0`, `3.77`, `0.012`.
+fn sig3(v: f64) -> String {
+    let a = v.abs();
+    if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Grams with the precision small values need: `4.6 g`, `1.50 mg`, `296 µg` (`ug` in ASCII).
+fn grams(g: f64, ascii: bool) -> String {
     if g >= 1.0 || !g.is_finite() {
         units::mass_g(g)
     } else if g >= 1e-3 {
-        format!("{:.1} mg", g * 1e3)
+        format!("{} mg", sig3(g * 1e3))
     } else {
-        format!("{:.3} mg", g * 1e3)
+        format!("{} {}g", sig3(g * 1e6), if ascii { "u" } else { "µ" })
     }
 }
 
-/// Watt-hours with the precision small values need: `0.625 Wh`, `11.9 Wh`, `1.20 kWh`.
+/// Watt-hours with the precision small values need: `11.9 Wh`, `0.625 Wh`, `1.05 mWh`, `1.20 kWh`.
 fn watt_hours(wh: f64) -> String {
-    let a = wh.abs();
-    if a >= 1000.0 || !wh.is_finite() {
+    if wh.abs() >= 1000.0 || !wh.is_finite() {
         units::energy(wh * 3600.0)
-    } else if a >= 10.0 {
-        format!("{wh:.1} Wh")
-    } else if a >= 1.0 {
-        format!("{wh:.2} Wh")
+    } else if wh.abs() >= 0.1 {
+        format!("{} Wh", sig3(wh))
     } else {
-        format!("{wh:.3} Wh")
+        format!("{} mWh", sig3(wh * 1e3))
     }
 }
 
@@ -214,7 +220,7 @@ fn section(v: &WorkView, t: &Theme) -> Vec<Line<'static>> {
             per.push(format!("{m}{} per 1,000", watt_hours(wh)));
         }
         if let Some(g) = f.co2e_g_per_unit {
-            per.push(format!("{m}{} CO2e", grams(g)));
+            per.push(format!("{m}{} CO2e", grams(g, t.ascii)));
         }
         if !per.is_empty() {
             lines.push(kv(&format!("per {unit}"), per.join(t.sep()), t));
@@ -248,4 +254,29 @@ fn section(v: &WorkView, t: &Theme) -> Vec<Line<'static>> {
         lines.push(Line::styled(clean(n, t.ascii), t.dim()));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_per_unit_figures_keep_three_digits() {
+        assert_eq!(joules(41.04), "41.0 J");
+        assert_eq!(joules(2.345), "2.35 J");
+        assert_eq!(joules(0.4151), "415 mJ");
+        assert_eq!(joules(0.003767), "3.77 mJ");
+        assert_eq!(joules(7200.0), "2.0 Wh");
+        assert_eq!(joules(f64::NAN), "N/A");
+        assert_eq!(grams(4.6, false), "4.6 g");
+        assert_eq!(grams(0.000296, false), "296 µg");
+        assert_eq!(grams(0.0015, false), "1.50 mg");
+        assert_eq!(grams(0.00000105, true), "1.05 ug");
+        assert_eq!(watt_hours(11.94), "11.9 Wh");
+        assert_eq!(watt_hours(0.625), "0.625 Wh");
+        assert_eq!(watt_hours(0.00105), "1.05 mWh");
+        assert_eq!(count(412), "412");
+        assert_eq!(count(19_600), "19.6k");
+        assert_eq!(count(4_560_000), "4.56M");
+    }
 }

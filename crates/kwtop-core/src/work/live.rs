@@ -43,7 +43,14 @@ pub enum Scope {
 impl Scope {
     /// How the screen names it: `tree of 4242`, `writers of train.log`, `whole machine`.
     pub fn label(&self) -> String {
-        let pids = |p: &[u32]| p.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        // At most three pids, then how many more.
+        let pids = |p: &[u32]| {
+            let mut s = p.iter().take(3).map(u32::to_string).collect::<Vec<_>>().join(",");
+            if p.len() > 3 {
+                s.push_str(&format!(" +{}", p.len() - 3));
+            }
+            s
+        };
         match self {
             Scope::Tree { pid } => format!("tree of {pid}"),
             Scope::Writers { file, pids: p } => format!("writers of {file} ({})", pids(p)),
@@ -99,6 +106,11 @@ impl ProcTree {
 
     pub fn contains(&self, key: &ProcKey) -> bool {
         self.members.contains(key)
+    }
+
+    /// Whether a process with this pid was a member in the latest sample.
+    pub fn has_pid(&self, pid: u32) -> bool {
+        self.prev_pids.contains(&pid)
     }
 
     /// Members in the latest sample.

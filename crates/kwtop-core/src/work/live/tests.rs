@@ -74,6 +74,26 @@ fn a_tree_follows_children_in_any_order_orphans_and_not_a_reused_pid() {
     t.update(&s);
     assert!(!t.contains(&key(10, 99)), "a reused root pid is someone else");
     assert!(t.contains(&key(13, 7)));
+    assert!(t.has_pid(13) && !t.has_pid(10));
+}
+
+#[test]
+fn scope_labels() {
+    assert_eq!(Scope::Tree { pid: 7 }.label(), "tree of 7");
+    let w = Scope::Writers {
+        file: "train.log".into(),
+        pids: vec![1, 2, 3, 4, 5],
+    };
+    assert_eq!(w.label(), "writers of train.log (1,2,3 +2)");
+    let l = Scope::Listener {
+        port: 8000,
+        pids: vec![811],
+    };
+    assert_eq!(
+        (l.label().as_str(), l.kind()),
+        ("tree of 811 (listening on :8000)", "listener")
+    );
+    assert_eq!(Scope::Machine.label(), "whole machine");
 }
 
 #[test]
