@@ -260,6 +260,8 @@ impl WorkMeter {
         }
         match (&mut self.scope, finder) {
             (Scope::Writers { pids, .. } | Scope::Listener { pids, .. }, _) => {
+                // The label names the roots still running.
+                pids.retain(|p| tree.is_some_and(|t| t.has_pid(*p)));
                 pids.extend(&new);
                 if let Some(t) = &mut self.tree {
                     t.add_roots(new);

@@ -106,7 +106,7 @@ mod tests {
         );
         assert!(t.contains("kwtop_work_up{unit=\"token\"} 1.0\n"), "{t}");
         let g = text(Some(figures(true)));
-        assert!(!g.contains("kwtop_work_units_total"), "{g}");
+        assert!(!g.contains("kwtop_work_units_total{"), "{g}");
         assert!(g.contains("kwtop_work_energy_joules_total{unit=\"token\",scope=\"listener\"} 3000.5\n"));
         assert!(g.contains("kwtop_work_up{unit=\"token\"} 0.0\n"), "{g}");
         assert!(!text(None).contains("kwtop_work"));
