@@ -271,6 +271,8 @@ pub struct App {
     pub interval_s: f64,
     /// Table rows that fit on screen at the last render, for PgUp/PgDn.
     pub page_rows: usize,
+    /// Energy per unit of work (`--progress-log`, `--work-metric`): the work meter's figures.
+    pub work: Option<crate::workmeter::WorkBoard>,
 }
 
 impl App {
@@ -286,6 +288,7 @@ impl App {
             status: None,
             interval_s: params.interval.as_secs_f64(),
             page_rows: 10,
+            work: None,
         }
     }
 

@@ -9,7 +9,10 @@ mod replay;
 mod run;
 mod shell;
 
+mod workflags;
+
 pub use commands::LiveHooks;
+pub use workflags::WorkFlags;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,6 +34,10 @@ Examples:
   kwtop report run.jsonl --format md the session summary of a recording (md, json or csv)
   kwtop run -- python train.py       the energy of one command's process tree, like `time`
   kwtop serve                        Prometheus metrics on http://127.0.0.1:9875/metrics
+  kwtop --progress-log train.log --progress 'step (\\d+)' --unit step
+                                     live monitor with energy per step of a training log
+  kwtop --work-metric http://127.0.0.1:8000/metrics#vllm:generation_tokens_total
+                                     live monitor with energy per token of a vLLM server
   kwtop --config ./kwtop.toml snapshot
   kwtop completions bash > ~/.local/share/bash-completion/completions/kwtop
   kwtop man > ~/.local/share/man/man1/kwtop.1
@@ -58,6 +65,8 @@ pub struct Cli {
         default_missing_value = ""
     )]
     pub serve: Option<String>,
+    #[command(flatten)]
+    pub work: WorkFlags,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -173,7 +182,7 @@ pub enum Command {
     },
     /// Serve Prometheus metrics (GET /metrics) until Ctrl-C or SIGTERM, without the live monitor
     #[command(
-        after_help = "Loopback (127.0.0.1:9875, [serve] listen) unless told otherwise; another address exposes\nprocess names and users to its network and prints a warning.\n\nExamples:\n  kwtop serve\n  kwtop serve --listen 127.0.0.1:9100 --interval 5s\n  curl -s localhost:9875/metrics | grep kwtop_process_power_watts"
+        after_help = "Loopback (127.0.0.1:9875, [serve] listen) unless told otherwise; another address exposes\nprocess names and users to its network and prints a warning.\n\nExamples:\n  kwtop serve\n  kwtop serve --listen 127.0.0.1:9100 --interval 5s\n  kwtop serve --work-metric http://127.0.0.1:8000/metrics#vllm:generation_tokens_total\n  curl -s localhost:9875/metrics | grep kwtop_process_power_watts"
     )]
     Serve {
         /// Address to listen on (default: [serve] listen, 127.0.0.1:9875)
@@ -182,6 +191,8 @@ pub enum Command {
         /// Time between samples (default: [sampling] interval)
         #[arg(long, value_parser = parse_cli_duration)]
         interval: Option<Duration>,
+        #[command(flatten)]
+        work: WorkFlags,
     },
     /// Print a shell completion script to stdout (bash, zsh, fish, elvish, powershell)
     #[command(
@@ -324,10 +335,26 @@ pub fn main_with(hooks: LiveHooks) -> i32 {
             }
         },
     };
+    // The work flags before a subcommand belong to the live monitor (serve has its own).
+    if cli.work.any() && cli.command.is_some() {
+        eprintln!(
+            "kwtop: --progress-log, --work-metric, --unit and --pid before a subcommand are the live monitor's; \
+             for the exporter put them after it: kwtop serve --progress-log FILE"
+        );
+        return 2;
+    }
+    let work = match cli.work.spec() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("kwtop: {e}");
+            return 2;
+        }
+    };
     let live = commands::LiveArgs {
         no_color: cli.no_color,
         ascii: cli.ascii,
         serve,
+        work,
     };
     exit_code(run(cli.command, &settings, live, hooks))
 }
@@ -408,10 +435,21 @@ fn run(
                 command,
             },
         ),
-        Some(Command::Serve { listen, interval }) => {
+        Some(Command::Serve {
+            listen,
+            interval,
+            work,
+        }) => {
             let params = crate::serve::ServeParams {
                 listen: listen.unwrap_or(settings.serve.listen),
                 ..settings.serve.clone()
+            };
+            let work = match work.spec() {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("kwtop: {e}");
+                    return Err(CliError::Exit(2));
+                }
             };
             crate::serve::run(
                 &params,
@@ -419,6 +457,7 @@ fn run(
                 &settings.engine,
                 &settings.impact,
                 interval.unwrap_or(settings.interval),
+                work.as_ref(),
             )
             .map_err(CliError::from)
         }

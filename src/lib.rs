@@ -23,6 +23,7 @@ pub mod subscribers;
 pub mod summary;
 pub mod tui;
 pub mod ui;
+pub mod workmeter;
 
 /// Wall clock now, ms since the epoch (for headers written by the CLI; samples carry their own).
 pub fn snapshot_now_ms() -> i64 {

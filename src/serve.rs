@@ -23,6 +23,7 @@
 
 pub mod http;
 pub mod metrics;
+mod work;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,7 @@ use crate::impact::ImpactParams;
 use crate::pipeline::{Frame, LiveFeed, Pipeline, Subscriber};
 use crate::signals::StopFlag;
 use crate::sources::{Sampler, SourceConfig};
+use crate::workmeter::{WorkBoard, WorkMeter, WorkSpec};
 use http::{Responder, Response};
 use metrics::{Exporter, MetricsView};
 
@@ -116,6 +118,8 @@ pub struct Endpoint {
     impact: ImpactParams,
     latest: Arc<Latest>,
     server: http::Server,
+    /// The work meter's figures, exported as `kwtop_work_*`.
+    work: Option<WorkBoard>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -141,7 +145,15 @@ impl Endpoint {
             impact,
             latest,
             server,
+            work: None,
         })
+    }
+
+    /// Also export the work meter's units and energy (`kwtop_work_*`). The meter must come before
+    /// the endpoint among the pipeline's subscribers, so both show the same sample.
+    pub fn with_work(mut self, board: Option<WorkBoard>) -> Self {
+        self.work = board;
+        self
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -151,7 +163,8 @@ impl Endpoint {
 
     /// Publish the engine's current state; call after every `engine.push`.
     pub fn update(&mut self, engine: &Engine) {
-        let view = self.exporter.update(engine, &self.impact);
+        let mut view = self.exporter.update(engine, &self.impact);
+        view.work = self.work.as_ref().and_then(WorkBoard::get).map(|w| w.figures);
         self.latest.set(view);
     }
 }
@@ -171,30 +184,50 @@ impl Subscriber for Endpoint {
 #[error("{0}")]
 pub struct ServeError(pub String);
 
+/// How long one GET of a `--work-metric` may take: the sampling interval, between 0.5 s and 5 s.
+pub fn work_timeout(interval: Duration) -> Duration {
+    interval.clamp(Duration::from_millis(500), Duration::from_secs(5))
+}
+
 /// `kwtop serve`: sample `sources` every `interval`, account with `engine` and serve `/metrics` on
-/// `params.listen` until SIGINT/SIGTERM/SIGHUP.
+/// `params.listen` until SIGINT/SIGTERM/SIGHUP; with `work`, count units of work too
+/// (`kwtop_work_*`), its messages on stderr.
 pub fn run(
     params: &ServeParams,
     sources: &SourceConfig,
     engine: &EngineParams,
     impact: &ImpactParams,
     interval: Duration,
+    work: Option<&WorkSpec>,
 ) -> Result<(), ServeError> {
     let addr = params.listen;
     let stop = StopFlag::install().map_err(ServeError)?;
-    let mut endpoint = Endpoint::start(addr, params.top_processes, impact.clone()).map_err(ServeError)?;
+    let mut meter = work
+        .map(|spec| WorkMeter::start(spec, &sources.proc_root, impact.clone(), work_timeout(interval)))
+        .transpose()
+        .map_err(ServeError)?;
+    let mut endpoint = Endpoint::start(addr, params.top_processes, impact.clone())
+        .map_err(ServeError)?
+        .with_work(meter.as_ref().map(WorkMeter::board));
     if let Some(w) = exposure_warning(&addr) {
         eprintln!("kwtop: {w}");
     }
     eprintln!("kwtop: serving http://{}/metrics", endpoint.local_addr());
     let mut feed = LiveFeed::new(Sampler::from_config(sources), interval);
     let mut pipeline = Pipeline::new(engine);
-    let n = pipeline.run(
-        &mut feed,
-        &mut [&mut endpoint, &mut crate::subscribers::NoticePrinter],
-        &|| stop.is_set(),
-        |_| true,
-    );
+    let mut printer = crate::subscribers::NoticePrinter;
+    let mut subs: Vec<&mut dyn Subscriber> = Vec::with_capacity(3);
+    if let Some(m) = meter.as_mut() {
+        subs.push(m);
+    }
+    subs.push(&mut endpoint);
+    subs.push(&mut printer);
+    let n = pipeline.run(&mut feed, &mut subs, &|| stop.is_set(), |errors| {
+        for e in errors {
+            eprintln!("kwtop: {e}");
+        }
+        true
+    });
     eprintln!("kwtop: stopped serving after {n} samples");
     Ok(())
 }

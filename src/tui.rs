@@ -86,6 +86,9 @@ pub struct Options {
     pub subscribers: Vec<Box<dyn Subscriber>>,
     /// Whether `k` may signal the listed processes (off by default: replays list another time's pids).
     pub signals: Signals,
+    /// The work meter's figures (`--progress-log`, `--work-metric`), shown in the header and the
+    /// detail view; the meter itself is one of `subscribers`.
+    pub work: Option<crate::workmeter::WorkBoard>,
 }
 
 /// Whether colours are allowed: not with `--no-color`, nor when `NO_COLOR` is set and not empty
@@ -179,6 +182,7 @@ pub fn run_with_feed(
         signals: options.signals.clone(),
     };
     let mut app = App::new(params, opts);
+    app.work = options.work.clone();
     let (guard, mut term) =
         setup_terminal().map_err(|e| TuiError::Runtime(format!("cannot set up the terminal: {e}")))?;
     // A panic unwinds to here (the panic hook has already restored the terminal and printed the

@@ -11,6 +11,7 @@ mod detail;
 mod header;
 mod items;
 mod table;
+mod work;
 
 use ratatui::Frame;
 use ratatui::buffer::Buffer;

@@ -4,7 +4,9 @@
 //! ticks per step), so a process's energy grows; then the fixture stops and the device total
 //! settles at exactly the energy written. Through Prometheus's HTTP API the test checks that the
 //! per-process energy series increased across scrapes and that the stored device energy equals
-//! both the fixture's arithmetic and kwtop's own `/metrics` value.
+//! both the fixture's arithmetic and kwtop's own `/metrics` value. A thread appends `step N` to a
+//! log that kwtop follows (`--progress-log`, the busy process's tree): the work series and the
+//! dashboard's joules-per-step query are checked against the fixture's 0.8 J per step.
 
 mod serve_support;
 
@@ -95,6 +97,39 @@ fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Appends `step N` to a log every `period` until stopped.
+struct StepWriter {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl StepWriter {
+    fn start(log: std::path::PathBuf, period: Duration) -> Self {
+        use std::io::Write;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            let mut n = 0;
+            while !s2.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(period); // real-time: a training loop that kwtop watches
+                n += 1;
+                writeln!(f, "step {n} loss 0.1").unwrap();
+            }
+            n
+        });
+        StepWriter {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
 fn sample_values(series: &Value) -> Vec<f64> {
     series["values"]
         .as_array()
@@ -108,8 +143,23 @@ fn sample_values(series: &Value) -> Vec<f64> {
 #[ignore = "needs prometheus"]
 fn prometheus_scrapes_kwtop_serve() {
     let fixture = Arc::new(Fixture::new());
-    let serve = Serve::start(&fixture.config(), "200ms");
+    let log = fixture.dir.path().join("train.log");
+    std::fs::write(&log, "step 0\n").unwrap();
+    let pid = BUSY_PID.to_string();
+    let log_arg = log.display().to_string();
+    let work_args = [
+        "--progress-log",
+        &log_arg,
+        "--progress",
+        r"step (\d+)",
+        "--unit",
+        "step",
+        "--pid",
+        &pid,
+    ];
+    let serve = Serve::start_with(&fixture.config(), "200ms", &work_args);
     let ticker = Ticker::start(Arc::clone(&fixture), Duration::from_millis(100));
+    let steps = StepWriter::start(log, Duration::from_millis(100));
     let prom = start_prometheus(serve.addr);
 
     wait_for(60, "Prometheus to scrape kwtop (up == 1)", || {
@@ -118,7 +168,6 @@ fn prometheus_scrapes_kwtop_serve() {
     });
 
     // A per-process energy series that increases over at least two scrapes.
-    let pid = BUSY_PID.to_string();
     let selector = format!("kwtop_process_energy_joules_total{{pid=\"{pid}\",device=\"cpu0\"}}[1m]");
     let values = wait_for(60, "two increasing scrapes of the busy process's energy", || {
         let r = query(&prom, &selector)?;
@@ -139,6 +188,37 @@ fn prometheus_scrapes_kwtop_serve() {
     assert!(
         rate > 1.0 && rate < 20.0,
         "busy process rate {rate} W, values {values:?}"
+    );
+
+    // Energy per unit of work: the busy tree draws 8 W (4 of 5 ticks of 10 W) while the log gains
+    // 10 steps a second, both on their own 100 ms clocks: about 0.8 J per step.
+    let per_step = wait_for(60, "joules per step from the work counters", || {
+        let r = query(
+            &prom,
+            "sum by (unit) (rate(kwtop_work_energy_joules_total[30s])) / sum by (unit) (rate(kwtop_work_units_total[30s]))",
+        )?;
+        let v: f64 = r.first()?["value"][1].as_str()?.parse().ok()?;
+        (r.first()?["metric"]["unit"].as_str()? == "step" && v.is_finite()).then_some(v)
+    });
+    assert!(
+        (0.4..1.6).contains(&per_step),
+        "J per step {per_step}, fixture 0.8"
+    );
+    let text = serve.metrics();
+    let units = value(&text, "kwtop_work_units_total", &[("unit", "step")]).unwrap();
+    let joules = value(
+        &text,
+        "kwtop_work_energy_joules_total",
+        &[("unit", "step"), ("scope", "tree")],
+    )
+    .unwrap();
+    assert!(units > 0.0 && joules > 0.0, "{units} steps, {joules} J");
+    assert_eq!(value(&text, "kwtop_work_up", &[("unit", "step")]), Some(1.0));
+    let written = steps.stop();
+    eprintln!(
+        "work: {per_step:.3} J per step in Prometheus; kwtop: {units} steps, {joules:.2} J ({:.3} J/step); \
+         {written} steps written",
+        joules / units
     );
 
     // Stop the machine: the device total settles at exactly the energy the fixture added.

@@ -229,12 +229,14 @@ pub(super) fn stricter(config: &Redactor, written: CmdlineMode) -> Redactor {
 }
 
 /// Flags of the live monitor (global options on the command line).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct LiveArgs {
     pub no_color: bool,
     pub ascii: bool,
     /// `--serve[=ADDR]`: also serve Prometheus `/metrics` on this address.
     pub serve: Option<std::net::SocketAddr>,
+    /// `--progress-log` / `--work-metric`: energy per unit of work (not for a replay).
+    pub work: Option<crate::workmeter::WorkSpec>,
 }
 
 /// An export hook that writes the session summary for `host` and reports the paths as
@@ -303,16 +305,35 @@ pub fn live(settings: &Settings, args: LiveArgs, hooks: LiveHooks) -> Result<(),
         checkpoint: settings.export.checkpoint,
         subscribers: hooks.subscribers,
         signals: live_signals(&settings.sources.proc_root),
+        work: None,
     };
+    let meter = match &args.work {
+        Some(spec) => Some(
+            crate::workmeter::WorkMeter::start(
+                spec,
+                &settings.sources.proc_root,
+                settings.impact.clone(),
+                crate::serve::work_timeout(settings.interval),
+            )
+            .map_err(runtime)?,
+        ),
+        None => None,
+    };
+    options.work = meter.as_ref().map(|m| m.board());
     if let Some(addr) = args.serve {
         // `--serve`: the endpoint follows the screen's own pipeline (one engine for both).
         let endpoint =
             crate::serve::Endpoint::start(addr, settings.serve.top_processes, settings.impact.clone())
-                .map_err(runtime)?;
+                .map_err(runtime)?
+                .with_work(options.work.clone());
         if let Some(w) = crate::serve::exposure_warning(&addr) {
             eprintln!("kwtop: {w}");
         }
         options.subscribers.insert(0, Box::new(endpoint));
+    }
+    // The meter first: the endpoint exports what it counted for the same sample.
+    if let Some(m) = meter {
+        options.subscribers.insert(0, Box::new(m));
     }
     let mut feed: crate::tui::SendFeed = Box::new(LiveFeed::new(
         Sampler::from_config(&settings.sources),

@@ -47,6 +47,7 @@ pub fn replay(settings: &Settings, file: &Path, speed: f64, live: LiveArgs) -> R
         checkpoint: None,
         subscribers: Vec::new(),
         signals: crate::app::Signals::Off("k is off in a replay: its pids are the recording's".into()),
+        work: None,
     };
     let feed = ReplayFeed::new(reader, Some(speed), file.display().to_string());
     crate::tui::run_with_feed(&settings.app(), options, Box::new(feed), true)

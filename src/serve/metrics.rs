@@ -108,6 +108,8 @@ pub struct MetricsView {
     pub pue: f64,
     pub session_s: f64,
     pub running_processes: usize,
+    /// Energy per unit of work, when a work meter runs (`kwtop_work_*`).
+    pub work: Option<crate::work::live::WorkFigures>,
 }
 
 #[derive(Debug, Clone)]
@@ -324,6 +326,7 @@ impl Exporter {
             pue: impact.pue,
             session_s: ledger.session_s,
             running_processes: running.len(),
+            work: None,
             devices,
             labels,
             processes,
@@ -352,7 +355,7 @@ fn holders(engine: &Engine) -> Vec<HolderRow> {
 #[derive(Debug)]
 struct ViewCollector(std::sync::Arc<MetricsView>);
 
-type Labels<'a> = Vec<(&'static str, &'a str)>;
+pub(super) type Labels<'a> = Vec<(&'static str, &'a str)>;
 
 fn proc_label_set<'a>(l: &'a ProcLabels, device: &'a str) -> Labels<'a> {
     vec![
@@ -367,7 +370,7 @@ fn proc_label_set<'a>(l: &'a ProcLabels, device: &'a str) -> Labels<'a> {
 }
 
 /// One metric family: skipped entirely when it has no samples.
-fn family<'a, M: EncodeMetric>(
+pub(super) fn family<'a, M: EncodeMetric>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -385,11 +388,11 @@ fn family<'a, M: EncodeMetric>(
     Ok(())
 }
 
-fn gauge<'a>(labels: Labels<'a>, v: f64) -> (Labels<'a>, ConstGauge<f64>) {
+pub(super) fn gauge<'a>(labels: Labels<'a>, v: f64) -> (Labels<'a>, ConstGauge<f64>) {
     (labels, ConstGauge::new(v))
 }
 
-fn counter<'a>(labels: Labels<'a>, v: f64) -> (Labels<'a>, ConstCounter<f64>) {
+pub(super) fn counter<'a>(labels: Labels<'a>, v: f64) -> (Labels<'a>, ConstCounter<f64>) {
     (labels, ConstCounter::new(v.max(0.0)))
 }
 
@@ -407,7 +410,8 @@ impl Collector for ViewCollector {
         device_families(&mut enc, v)?;
         process_families(&mut enc, v)?;
         holder_families(&mut enc, v)?;
-        session_families(&mut enc, v)
+        session_families(&mut enc, v)?;
+        super::work::families(&mut enc, v.work.as_ref())
     }
 }
 

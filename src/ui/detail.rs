@@ -325,6 +325,7 @@ fn render_section(app: &App, s: Section<'_>, area: Rect, buf: &mut Buffer, t: &T
         any_est,
         series,
     } = s;
+    lines.extend(super::work::detail_lines(app, t));
     if any_est {
         lines.push(Line::styled(
             "~ = estimated (CPU model, not a sensor)",

@@ -126,6 +126,7 @@ fn line2_items<'a>(app: &App, t: &Theme) -> Vec<Item<'a>> {
             units::power(ledger.total_power_w())
         ))],
     ));
+    items.extend(super::work::header_item(app, t));
     items.extend(alerts(app, t));
     items
 }
@@ -165,6 +166,7 @@ fn one_line_items<'a>(app: &App, t: &Theme) -> Vec<Item<'a>> {
             ))],
         ),
     ];
+    items.extend(super::work::header_item(app, t));
     items.extend(alerts(app, t));
     items
 }

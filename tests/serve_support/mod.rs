@@ -162,10 +162,16 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(config: &Path, interval: &str) -> Self {
+        Self::start_with(config, interval, &[])
+    }
+
+    /// With more arguments for `serve` (e.g. `--progress-log FILE`).
+    pub fn start_with(config: &Path, interval: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kwtop"))
             .args(["--config"])
             .arg(config)
             .args(["serve", "--listen", "127.0.0.1:0", "--interval", interval])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

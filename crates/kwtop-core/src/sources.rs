@@ -14,6 +14,7 @@ pub mod counters;
 pub mod drm;
 pub mod estimate;
 pub mod nvml;
+pub mod openfiles;
 pub mod perf_rapl;
 pub mod powercap;
 pub mod procfs;

@@ -41,6 +41,10 @@
 //! - J per unit = an energy figure ÷ the total. `kwtop run` gives the command's whole tree energy,
 //!   setup and tear-down included.
 
+pub mod exposition;
+pub mod follow;
+pub mod live;
+
 use std::fmt;
 
 use regex::Regex;
