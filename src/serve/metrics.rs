@@ -106,6 +106,8 @@ pub struct MetricsView {
     pub grid_label: String,
     pub grid_source: String,
     pub pue: f64,
+    /// `[impact] price_per_kwh`: (currency, price per facility kWh, cost of the energy so far).
+    pub price: Option<(String, f64, f64)>,
     pub session_s: f64,
     pub running_processes: usize,
     /// Energy per unit of work, when a work meter runs (`kwtop_work_*`).
@@ -324,6 +326,10 @@ impl Exporter {
             grid_label: label(&impact.grid.label),
             grid_source: label(&impact.grid.source),
             pue: impact.pue,
+            price: impact.price.as_ref().map(|p| {
+                let cost = impact.cost(ledger.total_energy_j()).unwrap_or(0.0);
+                (label(&p.currency), p.per_kwh, cost)
+            }),
             session_s: ledger.session_s,
             running_processes: running.len(),
             work: None,
@@ -603,6 +609,22 @@ fn session_families(enc: &mut DescriptorEncoder, v: &MetricsView) -> Result<(), 
         g,
         [gauge(Vec::new(), v.pue)],
     )?;
+    if let Some((currency, per_kwh, cost)) = &v.price {
+        family(
+            enc,
+            "electricity_price_per_kwh",
+            "Price of a facility kWh ([impact] price_per_kwh), in the currency of the label",
+            g,
+            [gauge(vec![("currency", currency.as_str())], *per_kwh)],
+        )?;
+        family(
+            enc,
+            "cost",
+            "What the energy measured since kwtop started cost (IT energy x PUE x price), in the currency of the label",
+            c,
+            [counter(vec![("currency", currency.as_str())], *cost)],
+        )?;
+    }
     family(
         enc,
         "session_seconds",

@@ -492,3 +492,48 @@ async fn head_deadline_holds_on_the_paused_clock_and_a_scrape_is_not_delayed() {
         http::HEAD_DEADLINE
     );
 }
+
+#[test]
+fn price_and_cost_are_exported_only_with_a_price() {
+    let encode = |price: Option<(String, f64, f64)>| {
+        let mut out = String::new();
+        let view = MetricsView {
+            price,
+            ..Default::default()
+        };
+        metrics::encode(&mut out, Arc::new(view)).unwrap();
+        out
+    };
+    let none = encode(None);
+    assert!(
+        !none.contains("kwtop_cost") && !none.contains("price_per_kwh"),
+        "{none}"
+    );
+    let t = encode(Some(("EUR".into(), 0.25, 1.5)));
+    assert!(t.contains("# TYPE kwtop_cost_total counter\n"), "{t}");
+    assert!(t.contains("kwtop_cost_total{currency=\"EUR\"} 1.5\n"), "{t}");
+    assert!(
+        t.contains("kwtop_electricity_price_per_kwh{currency=\"EUR\"} 0.25\n"),
+        "{t}"
+    );
+}
+
+#[test]
+fn the_cost_series_is_facility_energy_times_the_price() {
+    let impact = ImpactParams {
+        pue: 1.5,
+        price: Some(crate::impact::Price {
+            per_kwh: 0.2,
+            currency: "EUR".into(),
+        }),
+        ..ImpactParams::default()
+    };
+    let mut engine = crate::engine::Engine::new(&crate::engine::EngineParams::default());
+    engine.push(sample(0.0, 0, vec![proc(7, 0, "a")], vec![cpu(0)]));
+    // 360 J in 1 s: 1e-4 kWh IT, 1.5e-4 kWh facility, 3e-5 EUR.
+    engine.push(sample(1.0, 100, vec![proc(7, 100, "a")], vec![cpu(360_000_000)]));
+    let view = Exporter::new(5).update(&engine, &impact);
+    let (cur, per, cost) = view.price.clone().expect("price");
+    assert_eq!((cur.as_str(), per), ("EUR", 0.2));
+    assert!((cost - 3e-5).abs() < 1e-12, "{cost}");
+}
