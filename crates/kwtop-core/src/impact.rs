@@ -12,7 +12,11 @@
 //! `scripts/gen-grid-assets.py`), or from a number the user sets. Every figure carries its label,
 //! source credit and year so the UI and exports can say where it came from. Pure code: no I/O.
 
+use std::sync::LazyLock;
+
 use serde::{Deserialize, Serialize};
+
+use crate::table::{Row, Table, non_negative};
 
 /// Joules in one kilowatt-hour.
 pub const J_PER_KWH: f64 = 3.6e6;
@@ -52,8 +56,8 @@ const WORLD_FALLBACK_SOURCE: &str = "Ember Yearly Electricity Data (CC BY 4.0) v
 const COUNTRY_CSV: &str = include_str!("../assets/grid/country.csv");
 const CLOUD_CSV: &str = include_str!("../assets/grid/cloud.csv");
 
-const COUNTRY_HEADER: [&str; 6] = ["iso2", "iso3", "country", "year", "g_co2e_per_kwh", "source"];
-const CLOUD_HEADER: [&str; 5] = ["provider", "region", "location", "g_co2e_per_kwh", "source"];
+const COUNTRY_HEADER: &[&str] = &["iso2", "iso3", "country", "year", "g_co2e_per_kwh", "source"];
+const CLOUD_HEADER: &[&str] = &["provider", "region", "location", "g_co2e_per_kwh", "source"];
 const PROVIDERS: [&str; 3] = ["gcp", "aws", "azure"];
 
 const ACCEPTED: &str = "use an ISO 3166-1 code such as DE or DEU, a cloud region such as gcp:europe-west4, or a number in gCO2e/kWh";
@@ -84,9 +88,9 @@ pub struct GridEntry {
 pub fn world_average() -> GridIntensity {
     match country_rows()
         .ok()
-        .and_then(|rows| rows.into_iter().find(|r| r.iso3 == "WLD"))
+        .and_then(|rows| rows.iter().find(|r| r.iso3 == "WLD"))
     {
-        Some(row) => row.into_grid(),
+        Some(row) => row.grid(),
         None => GridIntensity {
             g_per_kwh: WORLD_FALLBACK_G_PER_KWH,
             label: WORLD_LABEL.to_string(),
@@ -132,13 +136,12 @@ pub fn resolve_grid(spec: &str) -> Result<GridIntensity, String> {
     if s.eq_ignore_ascii_case("world") {
         return Ok(world_average());
     }
-    let rows = country_rows()?;
-    let found = rows.into_iter().find(|r| {
+    let found = country_rows()?.iter().find(|r| {
         (s.len() == 2 && !r.iso2.is_empty() && r.iso2.eq_ignore_ascii_case(s))
             || (s.len() == 3 && r.iso3.eq_ignore_ascii_case(s))
     });
     match found {
-        Some(row) => Ok(row.into_grid()),
+        Some(row) => Ok(row.grid()),
         None => Err(format!("unknown country code '{s}': {ACCEPTED}")),
     }
 }
@@ -152,19 +155,17 @@ pub fn known_grids() -> Result<Vec<GridEntry>, String> {
         } else {
             row.iso2.clone()
         };
-        let name = row.country.clone();
         out.push(GridEntry {
             spec,
-            name,
-            grid: row.into_grid(),
+            name: row.country.clone(),
+            grid: row.grid(),
         });
     }
     for row in cloud_rows()? {
-        let name = row.location.clone();
-        let grid = row.into_grid();
+        let grid = row.grid();
         out.push(GridEntry {
             spec: grid.label.clone(),
-            name,
+            name: row.location.clone(),
             grid,
         });
     }
@@ -339,51 +340,65 @@ impl ImpactParams {
 // ---------------------------------------------------------------------------------------------
 // Embedded tables
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
 struct CountryRow {
     iso2: String,
     iso3: String,
     country: String,
     year: u16,
+    #[serde(rename = "g_co2e_per_kwh")]
     g: f64,
     source: String,
 }
 
+impl Row for CountryRow {
+    fn check(&self) -> Result<(), String> {
+        non_negative("g_co2e_per_kwh", self.g)
+    }
+}
+
 impl CountryRow {
-    fn into_grid(self) -> GridIntensity {
+    fn grid(&self) -> GridIntensity {
         let label = if self.iso3 == "WLD" {
-            WORLD_LABEL.to_string()
+            WORLD_LABEL
         } else if self.iso2.is_empty() {
-            self.iso3
+            &self.iso3
         } else {
-            self.iso2
+            &self.iso2
         };
         GridIntensity {
             g_per_kwh: self.g,
-            label,
-            source: self.source,
+            label: label.to_string(),
+            source: self.source.clone(),
             year: Some(self.year),
         }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
 struct CloudRow {
+    /// Lower case ("gcp", "aws", "azure") once read.
     provider: String,
     region: String,
     location: String,
+    #[serde(rename = "g_co2e_per_kwh")]
     g: f64,
     source: String,
 }
 
+impl Row for CloudRow {
+    fn check(&self) -> Result<(), String> {
+        non_negative("g_co2e_per_kwh", self.g)
+    }
+}
+
 impl CloudRow {
-    fn into_grid(self) -> GridIntensity {
-        let year = year_in_source(&self.source);
+    fn grid(&self) -> GridIntensity {
         GridIntensity {
             g_per_kwh: self.g,
             label: format!("{}:{}", self.provider, self.region),
-            source: self.source,
-            year,
+            source: self.source.clone(),
+            year: year_in_source(&self.source),
         }
     }
 }
@@ -408,16 +423,15 @@ fn resolve_cloud(spec: &str, provider: &str, region: &str) -> Result<GridIntensi
             "unknown cloud provider '{provider}' in '{spec}': cloud regions are written gcp:REGION, aws:REGION or azure:REGION (e.g. gcp:europe-west4); otherwise {ACCEPTED}"
         ));
     }
-    let rows = cloud_rows()?;
     let mut known = Vec::new();
-    for row in rows {
+    for row in cloud_rows()? {
         if row.provider != provider {
             continue;
         }
         if row.region.eq_ignore_ascii_case(region) {
-            return Ok(row.into_grid());
+            return Ok(row.grid());
         }
-        known.push(row.region);
+        known.push(row.region.as_str());
     }
     Err(format!(
         "unknown {provider} region '{region}' in '{spec}': known {provider} regions are {}; for a region not listed, use its country's ISO 3166-1 code (e.g. IE or DE) or a number in gCO2e/kWh",
@@ -425,149 +439,45 @@ fn resolve_cloud(spec: &str, provider: &str, region: &str) -> Result<GridIntensi
     ))
 }
 
-fn country_rows() -> Result<Vec<CountryRow>, String> {
-    let mut out = Vec::new();
-    for (line, r) in table("country.csv", COUNTRY_CSV, &COUNTRY_HEADER)? {
-        let ctx = |what: &str| format!("country.csv line {line}: {what}");
-        let [iso2, iso3, country, year, g, source] = r;
-        let year = year
-            .parse::<u16>()
-            .map_err(|_| ctx(&format!("bad year '{year}'")))?;
-        let g = parse_g(&g).map_err(|e| ctx(&e))?;
-        out.push(CountryRow {
-            iso2,
-            iso3,
-            country,
-            year,
-            g,
-            source,
-        });
-    }
-    Ok(out)
+// Each table is read once, on first use, and kept: a lookup (the configured grid, the default's
+// world average, `--list-grids`) then borrows the rows.
+static COUNTRY_ROWS: LazyLock<Result<Vec<CountryRow>, String>> = LazyLock::new(|| read_country(COUNTRY_CSV));
+static CLOUD_ROWS: LazyLock<Result<Vec<CloudRow>, String>> = LazyLock::new(|| read_cloud(CLOUD_CSV));
+
+fn country_rows() -> Result<&'static [CountryRow], String> {
+    COUNTRY_ROWS.as_deref().map_err(Clone::clone)
 }
 
-fn cloud_rows() -> Result<Vec<CloudRow>, String> {
-    let mut out = Vec::new();
-    for (line, r) in table("cloud.csv", CLOUD_CSV, &CLOUD_HEADER)? {
-        let [provider, region, location, g, source] = r;
-        let g = parse_g(&g).map_err(|e| format!("cloud.csv line {line}: {e}"))?;
-        out.push(CloudRow {
-            provider: provider.to_ascii_lowercase(),
-            region,
-            location,
-            g,
-            source,
-        });
-    }
-    Ok(out)
+fn cloud_rows() -> Result<&'static [CloudRow], String> {
+    CLOUD_ROWS.as_deref().map_err(Clone::clone)
 }
 
-/// A table's data records with their line numbers, after checking the header and field count.
-fn table<const N: usize>(
-    name: &str,
-    text: &str,
-    header: &[&str; N],
-) -> Result<Vec<(usize, [String; N])>, String> {
-    let mut records = parse_csv(text).map_err(|e| format!("{name}: {e}"))?.into_iter();
-    match records.next() {
-        Some((_, h)) if h.iter().map(String::as_str).eq(header.iter().copied()) => {}
-        Some((_, h)) => return Err(format!("{name}: header {h:?}, expected {header:?}")),
-        None => return Err(format!("{name}: empty table")),
+/// The rows of a `country.csv` text: the header as in [`COUNTRY_HEADER`], a year that fits a u16,
+/// a finite, non-negative g/kWh; the source quoted where it holds commas.
+fn read_country(text: &str) -> Result<Vec<CountryRow>, String> {
+    Table {
+        name: "country.csv",
+        text,
+        header: COUNTRY_HEADER,
+        comments: false,
     }
-    records
-        .map(|(line, r)| {
-            let n = r.len();
-            <[String; N]>::try_from(r)
-                .map(|a| (line, a))
-                .map_err(|_| format!("{name} line {line}: {n} fields, expected {N}"))
-        })
-        .collect()
+    .rows()
 }
 
-fn parse_g(field: &str) -> Result<f64, String> {
-    match field.trim().parse::<f64>() {
-        Ok(g) if g.is_finite() && g >= 0.0 => Ok(g),
-        _ => Err(format!(
-            "bad g_co2e_per_kwh '{field}': need a finite, non-negative number"
-        )),
+/// The rows of a `cloud.csv` text (header [`CLOUD_HEADER`], finite, non-negative g/kWh), with
+/// the provider in lower case.
+fn read_cloud(text: &str) -> Result<Vec<CloudRow>, String> {
+    let mut rows: Vec<CloudRow> = Table {
+        name: "cloud.csv",
+        text,
+        header: CLOUD_HEADER,
+        comments: false,
     }
-}
-
-/// Minimal RFC 4180 reader: comma-separated fields, optional double quotes around a field (which
-/// may then hold commas, newlines and `""` for a quote), LF or CRLF line ends, optional BOM.
-/// Blank lines are skipped. Returns each record with the line it starts on (1-based).
-fn parse_csv(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut records = Vec::new();
-    let mut record: Vec<String> = Vec::new();
-    let mut field = String::new();
-    let mut line = 1usize;
-    let mut record_line = 1usize;
-    // `quoted`: the current field began with a quote; `in_quotes`: inside it; `closed`: its
-    // closing quote has been seen, so only a separator may follow.
-    let (mut quoted, mut in_quotes, mut closed) = (false, false, false);
-    let mut chars = text.chars().peekable();
-
-    let end_record = |record: &mut Vec<String>, records: &mut Vec<(usize, Vec<String>)>, at: usize| {
-        let rec = std::mem::take(record);
-        if !(rec.len() == 1 && rec[0].is_empty()) {
-            records.push((at, rec));
-        }
-    };
-
-    while let Some(c) = chars.next() {
-        if in_quotes {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => {
-                    in_quotes = false;
-                    closed = true;
-                }
-                '\n' => {
-                    line += 1;
-                    field.push(c);
-                }
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            ',' => {
-                record.push(std::mem::take(&mut field));
-                (quoted, closed) = (false, false);
-            }
-            '\r' | '\n' => {
-                if c == '\r' && chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                record.push(std::mem::take(&mut field));
-                (quoted, closed) = (false, false);
-                end_record(&mut record, &mut records, record_line);
-                line += 1;
-                record_line = line;
-            }
-            '"' if field.is_empty() && !quoted => {
-                quoted = true;
-                in_quotes = true;
-            }
-            _ if closed => {
-                return Err(format!("line {line}: text after a closing quote"));
-            }
-            '"' => return Err(format!("line {line}: quote inside an unquoted field")),
-            _ => field.push(c),
-        }
+    .rows()?;
+    for r in &mut rows {
+        r.provider.make_ascii_lowercase();
     }
-    if in_quotes {
-        return Err(format!("line {record_line}: unterminated quoted field"));
-    }
-    if !field.is_empty() || quoted || !record.is_empty() {
-        record.push(field);
-        end_record(&mut record, &mut records, record_line);
-    }
-    Ok(records)
+    Ok(rows)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod sample;
 pub mod sanitize;
 pub mod snapshot;
 pub mod sources;
+mod table;
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;

@@ -10,40 +10,91 @@ fn err(spec: &str) -> String {
     resolve_grid(spec).expect_err(spec)
 }
 
+const COUNTRY_HEAD: &str = "iso2,iso3,country,year,g_co2e_per_kwh,source\n";
+const CLOUD_HEAD: &str = "provider,region,location,g_co2e_per_kwh,source\r\n";
+
 #[test]
-fn csv_reader_handles_quotes_crlf_and_blank_lines() {
-    let text = "\u{feff}a,b,c\r\n1,\"x, y\",\"say \"\"hi\"\"\"\r\n\r\n\"multi\nline\",,\"\"\n4,5,6";
-    let recs = parse_csv(text).unwrap();
-    assert_eq!(recs.len(), 4);
-    assert_eq!(recs[0], (1, vec!["a".into(), "b".into(), "c".into()]));
-    assert_eq!(recs[1], (2, vec!["1".into(), "x, y".into(), "say \"hi\"".into()]));
+fn country_text_with_quotes_and_a_bom_reads() {
+    let text = format!(
+        "\u{feff}{COUNTRY_HEAD}DE,DEU,Germany,2024,344.14,\"Ember, via co2.js\"\n,WLD,World,2024,0,plain\n"
+    );
+    let rows = read_country(&text).unwrap();
+    assert_eq!(rows.len(), 2);
+    let (de, w) = (rows[0].grid(), rows[1].grid());
     assert_eq!(
-        recs[2],
-        (4, vec!["multi\nline".into(), String::new(), String::new()])
+        (de.label.as_str(), de.g_per_kwh, de.year, de.source.as_str()),
+        ("DE", 344.14, Some(2024), "Ember, via co2.js")
     );
-    assert_eq!(recs[3], (6, vec!["4".into(), "5".into(), "6".into()]));
+    assert_eq!((w.label.as_str(), w.g_per_kwh), (WORLD_LABEL, 0.0));
 }
 
 #[test]
-fn csv_reader_rejects_malformed_quotes() {
-    assert!(parse_csv("a,\"open\n").unwrap_err().contains("unterminated"));
-    assert!(
-        parse_csv("a,\"x\"y\n")
-            .unwrap_err()
-            .contains("after a closing quote")
+fn a_bad_country_row_is_named_by_its_line() {
+    let bad =
+        |row: &str| read_country(&format!("{COUNTRY_HEAD}DE,DEU,Germany,2024,344,src\n{row}\n")).unwrap_err();
+    let e = bad("FR,FRA,France,20x4,50,src");
+    assert_eq!(
+        e,
+        "country.csv line 3: year \"20x4\": invalid digit found in string"
     );
-    assert!(parse_csv("a,x\"y\n").unwrap_err().contains("quote inside"));
+    let e = bad("FR,FRA,France,70000,50,src");
+    assert!(e.starts_with("country.csv line 3: year \"70000\": "), "{e}");
+    let e = bad("FR,FRA,France,2024,-1,src");
+    assert_eq!(
+        e,
+        "country.csv line 3: g_co2e_per_kwh -1: need a finite, non-negative number"
+    );
+    let e = bad("FR,FRA,France,2024,inf,src");
+    assert!(
+        e.starts_with("country.csv line 3: g_co2e_per_kwh inf: need a finite"),
+        "{e}"
+    );
+    let e = bad("FR,FRA,France,2024,,src");
+    assert!(e.starts_with("country.csv line 3: g_co2e_per_kwh \"\": "), "{e}");
+    // An unquoted comma in the source makes one field too many.
+    let e = bad("FR,FRA,France,2024,50,Ember, via co2.js");
+    assert_eq!(e, "country.csv line 3: 7 fields, expected 6");
 }
 
 #[test]
-fn table_checks_header_and_field_count() {
-    let e = table("t.csv", "a,b\n1,2,3\n", &["a", "b"]).unwrap_err();
-    assert!(e.contains("t.csv line 2: 3 fields"), "{e}");
-    assert!(
-        table("t.csv", "a,c\n", &["a", "b"])
-            .unwrap_err()
-            .contains("header")
+fn a_table_with_another_header_is_refused() {
+    let e = read_country("iso3,iso2,country,year,g_co2e_per_kwh,source\n").unwrap_err();
+    assert_eq!(
+        e,
+        "country.csv: header \"iso3,iso2,country,year,g_co2e_per_kwh,source\", expected \"iso2,iso3,country,year,g_co2e_per_kwh,source\""
     );
+    let e = read_cloud("provider,region,location,g,source\r\n").unwrap_err();
+    assert!(e.starts_with("cloud.csv: header \"provider,region,location,g,source\", expected \"provider,region,location,g_co2e_per_kwh,source\""), "{e}");
+    assert!(read_cloud("").unwrap_err().starts_with("cloud.csv: empty table"));
+}
+
+#[test]
+fn cloud_text_with_crlf_reads_and_names_lines() {
+    // cloud.csv ends its lines in CRLF: the line named must still be the row's own.
+    let text = format!(
+        "{CLOUD_HEAD}GCP,europe-west4,\"Eemshaven, NL\",209.77,\"Google (year 2024, location-based)\"\r\naws,eu-west-1,Ireland,278.6,CCF\r\n"
+    );
+    let rows = read_cloud(&text).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0].provider.as_str(), rows[0].location.as_str()),
+        ("gcp", "Eemshaven, NL")
+    );
+    let g = rows[0].grid();
+    assert_eq!((g.label.as_str(), g.year), ("gcp:europe-west4", Some(2024)));
+    assert_eq!(rows[1].grid().year, None);
+    let e = read_cloud(&format!("{text}aws,us-east-1,Virginia,NaN,CCF\r\n")).unwrap_err();
+    assert!(e.starts_with("cloud.csv line 4: g_co2e_per_kwh NaN: "), "{e}");
+    let e = read_cloud(&format!("{text}aws,us-east-1,Virginia\r\n")).unwrap_err();
+    assert_eq!(e, "cloud.csv line 4: 3 fields, expected 5");
+}
+
+#[test]
+fn the_shipped_tables_read_every_line() {
+    // One record per line (no field spans lines), so a stray quote swallowing rows shows here.
+    let lines = |t: &str| t.lines().filter(|l| !l.trim().is_empty()).count() - 1;
+    assert_eq!(read_country(COUNTRY_CSV).unwrap().len(), lines(COUNTRY_CSV));
+    assert_eq!(read_cloud(CLOUD_CSV).unwrap().len(), lines(CLOUD_CSV));
 }
 
 #[test]
@@ -52,7 +103,7 @@ fn every_country_row_parses() {
     assert_eq!(rows.len(), 216); // 214 countries/territories + WLD + EUU
     let mut iso2_seen = std::collections::HashSet::new();
     let mut iso3_seen = std::collections::HashSet::new();
-    for r in &rows {
+    for r in rows {
         assert!(r.g.is_finite() && r.g >= 0.0, "{r:?}");
         // Central African Republic is 0.0 in the Ember data (2022); every other row is > 0.
         if r.iso3 != "CAF" {
@@ -84,7 +135,7 @@ fn every_cloud_row_parses() {
     for (p, n) in [("gcp", 44), ("aws", 12), ("azure", 23)] {
         assert_eq!(rows.iter().filter(|r| r.provider == p).count(), n, "{p}");
     }
-    for r in &rows {
+    for r in rows {
         assert!(r.g.is_finite() && r.g > 0.0, "{r:?}");
         assert!(PROVIDERS.contains(&r.provider.as_str()), "{r:?}");
         assert!(

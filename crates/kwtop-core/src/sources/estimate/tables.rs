@@ -6,9 +6,22 @@
 //! - `assets/ccf_vcpu_watts.csv`: SPECpower-derived watts per vCPU at 0 % and 100 % load by
 //!   microarchitecture (Cloud Carbon Footprint, Apache-2.0).
 
+//!
+//! Each is read with [`crate::table`] (typed rows, the header checked, errors naming the line) when
+//! a lookup needs it. The lookups run once, when the estimate is set up, so nothing is kept: the
+//! rows would cost memory for the whole run to save one reading.
+
+use serde::Deserialize;
+
+use crate::table::{Row, Table, non_negative};
+
 const TDP_TABLE: &str = include_str!("../../../assets/cpu_tdp.csv");
 const THREADS_TABLE: &str = include_str!("../../../assets/cpu_threads.csv");
 const CCF_TABLE: &str = include_str!("../../../assets/ccf_vcpu_watts.csv");
+
+const TDP_HEADER: &[&str] = &["Name", "TDP"];
+const THREADS_HEADER: &[&str] = &["model", "cores", "threads", "codename"];
+const CCF_HEADER: &[&str] = &["microarchitecture", "min_w", "max_w", "providers"];
 
 /// Strip marketing noise so "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz" matches "Intel Xeon Gold 6248".
 pub fn normalize(s: &str) -> String {
@@ -54,18 +67,45 @@ fn best_match<'a, T>(model: &str, rows: impl Iterator<Item = (&'a str, T)>) -> O
     best.map(|(_, name, v)| (name, v))
 }
 
-/// TDP per package for a model name, with the table's name for it.
+/// A row of `cpu_tdp.csv`: a model name and its TDP per package in watts.
+#[derive(Debug, Deserialize)]
+struct TdpRow {
+    #[serde(rename = "Name")]
+    name: String,
+    /// None where upstream's TDP is not a number: four Celeron rows read "27.29.5" and the like
+    /// (two figures run together in CodeCarbon's `cpu_power.csv`), kept as shipped; a test pins
+    /// which rows these are.
+    #[serde(rename = "TDP", deserialize_with = "csv::invalid_option")]
+    tdp_w: Option<f64>,
+}
+
+impl Row for TdpRow {
+    fn check(&self) -> Result<(), String> {
+        self.tdp_w.map_or(Ok(()), |t| non_negative("TDP", t))
+    }
+}
+
+/// The rows of a `cpu_tdp.csv` text: header `Name,TDP`, a TDP that is finite and non-negative
+/// where it is a number. Lookups pass by the rows without a positive TDP: those that are no number
+/// and the one at 0 (the Quark D1000 microcontroller): no figure to estimate from.
+fn read_tdp(text: &str) -> Result<Vec<TdpRow>, String> {
+    Table {
+        name: "cpu_tdp.csv",
+        text,
+        header: TDP_HEADER,
+        comments: false,
+    }
+    .rows()
+}
+
+/// TDP per package for a model name, with the table's name for it. None when no row fits (or,
+/// never for a tested build, the embedded table were unreadable).
 pub fn lookup_tdp(model: &str) -> Option<(String, f64)> {
-    let rows = TDP_TABLE.lines().skip(1).filter_map(|line| {
-        let (name, tdp) = line.rsplit_once(',')?;
-        let tdp = tdp
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|t| t.is_finite() && *t > 0.0)?;
-        Some((name.trim_matches('"'), tdp))
-    });
-    best_match(model, rows).map(|(n, t)| (n.to_string(), t))
+    let rows = read_tdp(TDP_TABLE).ok()?;
+    let usable = rows
+        .iter()
+        .filter_map(|r| Some((r.name.as_str(), r.tdp_w.filter(|t| *t > 0.0)?)));
+    best_match(model, usable).map(|(n, t)| (n.to_string(), t))
 }
 
 /// One package as the threads table describes it.
@@ -79,61 +119,105 @@ pub struct Package {
     pub codename: String,
 }
 
-fn threads_rows() -> impl Iterator<Item = (&'static str, (u32, u32, &'static str))> {
-    THREADS_TABLE
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .skip(1)
-        .filter_map(|line| {
-            let mut it = line.rsplitn(4, ',');
-            let codename = it.next()?;
-            let threads = it.next()?.parse::<u32>().ok()?;
-            let cores = it.next()?.parse::<u32>().ok()?;
-            let name = it.next()?.trim_matches('"');
-            (cores > 0 && threads >= cores).then_some((name, (cores, threads, codename)))
-        })
+/// A row of `cpu_threads.csv`.
+#[derive(Debug, Deserialize)]
+struct ThreadsRow {
+    model: String,
+    cores: u32,
+    threads: u32,
+    codename: String,
 }
 
-/// Cores and threads of the package a model name belongs to.
+impl Row for ThreadsRow {
+    fn check(&self) -> Result<(), String> {
+        if self.cores > 0 && self.threads >= self.cores {
+            Ok(())
+        } else {
+            Err(format!(
+                "cores {} and threads {}: need at least one core and no fewer threads than cores",
+                self.cores, self.threads
+            ))
+        }
+    }
+}
+
+/// The packages of a `cpu_threads.csv` text: `#` comment lines, header
+/// `model,cores,threads,codename`, cores > 0 and threads ≥ cores.
+fn read_packages(text: &str) -> Result<Vec<Package>, String> {
+    let rows: Vec<ThreadsRow> = Table {
+        name: "cpu_threads.csv",
+        text,
+        header: THREADS_HEADER,
+        comments: true,
+    }
+    .rows()?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Package {
+            name: r.model,
+            cores: r.cores,
+            threads: r.threads,
+            codename: r.codename,
+        })
+        .collect())
+}
+
+/// Cores and threads of the package a model name belongs to. None when no row fits (or, never for
+/// a tested build, the embedded table were unreadable).
 pub fn lookup_package(model: &str) -> Option<Package> {
-    best_match(model, threads_rows()).map(|(name, (cores, threads, codename))| Package {
-        name: name.to_string(),
-        cores,
-        threads,
-        codename: codename.to_string(),
-    })
+    let packages = read_packages(THREADS_TABLE).ok()?;
+    best_match(model, packages.iter().map(|p| (p.name.as_str(), p))).map(|(_, p)| p.clone())
 }
 
 /// Every package row, for consistency tests.
 #[cfg(test)]
 pub fn packages() -> Vec<Package> {
-    threads_rows()
-        .map(|(name, (cores, threads, codename))| Package {
-            name: name.to_string(),
-            cores,
-            threads,
-            codename: codename.to_string(),
-        })
-        .collect()
+    read_packages(THREADS_TABLE).unwrap()
+}
+
+/// A row of `ccf_vcpu_watts.csv` (its `providers` column is documentation only).
+#[derive(Debug, Deserialize)]
+struct CcfRow {
+    microarchitecture: String,
+    min_w: f64,
+    max_w: f64,
+}
+
+impl Row for CcfRow {
+    fn check(&self) -> Result<(), String> {
+        non_negative("min_w", self.min_w)?;
+        non_negative("max_w", self.max_w)?;
+        if self.min_w < self.max_w {
+            Ok(())
+        } else {
+            Err(format!(
+                "min_w {} and max_w {}: the idle figure must be below the full-load one",
+                self.min_w, self.max_w
+            ))
+        }
+    }
+}
+
+/// The rows of a `ccf_vcpu_watts.csv` text: `#` comment lines, header
+/// `microarchitecture,min_w,max_w,providers`, 0 ≤ min_w < max_w, finite.
+fn read_ccf(text: &str) -> Result<Vec<CcfRow>, String> {
+    Table {
+        name: "ccf_vcpu_watts.csv",
+        text,
+        header: CCF_HEADER,
+        comments: true,
+    }
+    .rows()
 }
 
 /// Watts per vCPU at 0 % and 100 % load for a row name of the CCF table ("Cascade Lake",
 /// "AMD EPYC 3rd Gen", "AWS average").
 pub fn vcpu_watts(row: &str) -> Option<(f64, f64)> {
-    CCF_TABLE
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .skip(1)
-        .find_map(|line| {
-            let mut it = line.split(',');
-            let name = it.next()?;
-            if name != row {
-                return None;
-            }
-            let min = it.next()?.parse::<f64>().ok()?;
-            let max = it.next()?.parse::<f64>().ok()?;
-            (min.is_finite() && max.is_finite() && 0.0 <= min && min < max).then_some((min, max))
-        })
+    read_ccf(CCF_TABLE)
+        .ok()?
+        .into_iter()
+        .find(|r| r.microarchitecture == row)
+        .map(|r| (r.min_w, r.max_w))
 }
 
 #[cfg(test)]
@@ -162,23 +246,150 @@ mod tests {
             (20, 40, "cascade lake")
         );
         assert!(lookup_package("AMD EPYC").is_none());
-        assert!(packages().len() > 1000, "the table loads");
+    }
+
+    /// Data records in a shipped table: its lines less comments and the header (no shipped field
+    /// spans lines), so a stray quote swallowing rows would show.
+    fn data_lines(text: &str) -> usize {
+        text.lines().filter(|l| !l.starts_with('#')).count() - 1
     }
 
     #[test]
-    fn every_ccf_row_loads() {
-        let rows: Vec<&str> = CCF_TABLE
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .skip(1)
-            .filter_map(|l| l.split(',').next())
+    fn every_shipped_tdp_row_loads() {
+        let rows = read_tdp(TDP_TABLE).unwrap();
+        assert_eq!(rows.len(), data_lines(TDP_TABLE));
+        assert_eq!(rows.len(), 4918);
+        // Upstream's four TDPs that are two figures run together, and the one 0 W row: kept, never
+        // matched.
+        let no_tdp: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.tdp_w.is_none_or(|t| t <= 0.0))
+            .map(|r| r.name.as_str())
             .collect();
+        assert_eq!(
+            no_tdp,
+            [
+                "Intel Celeron 1000A",
+                "Intel Celeron 1100A",
+                "Intel Celeron 1200",
+                "Intel Celeron 1400",
+                "Intel Quark Microcontroller D1000"
+            ]
+        );
+        assert_eq!(lookup_tdp("Intel Celeron 1000A"), None);
+        assert_eq!(lookup_tdp("Intel Quark Microcontroller D1000"), None);
+        // A quoted name with a comma in it.
+        assert_eq!(
+            lookup_tdp("Intel EP80579 Integrated, 1066 MHz"),
+            Some(("Intel EP80579 Integrated, 1066 MHz".to_string(), 18.0))
+        );
+    }
+
+    #[test]
+    fn every_shipped_package_and_ccf_row_loads() {
+        assert_eq!(packages().len(), data_lines(THREADS_TABLE));
+        assert_eq!(packages().len(), 1114);
+        let rows = read_ccf(CCF_TABLE).unwrap();
+        assert_eq!(rows.len(), data_lines(CCF_TABLE));
         assert_eq!(rows.len(), 14);
-        for r in rows {
-            assert!(vcpu_watts(r).is_some(), "{r}");
+        for r in &rows {
+            assert_eq!(vcpu_watts(&r.microarchitecture), Some((r.min_w, r.max_w)));
         }
         assert_eq!(vcpu_watts("AWS average"), Some((0.74, 3.5)));
         assert_eq!(vcpu_watts("AMD EPYC 3rd Gen"), Some((0.45, 2.02)));
         assert_eq!(vcpu_watts("Ice Lake"), None);
+    }
+
+    #[test]
+    fn a_malformed_tdp_table_names_the_line() {
+        let t = "Name,TDP\n\"Intel EP80579 Integrated, 600 MHz\",11.0\nA 1,95\nB 2,-1\n";
+        assert_eq!(
+            read_tdp(t).unwrap_err(),
+            "cpu_tdp.csv line 4: TDP -1: need a finite, non-negative number"
+        );
+        let t = "Name,TDP\nA 1,95\nB, 2,95\n";
+        assert_eq!(
+            read_tdp(t).unwrap_err(),
+            "cpu_tdp.csv line 3: 3 fields, expected 2"
+        );
+        let t = "Name,TDP\nA 1,95\nB 2,inf\n";
+        assert!(
+            read_tdp(t)
+                .unwrap_err()
+                .starts_with("cpu_tdp.csv line 3: TDP inf: ")
+        );
+        assert_eq!(
+            read_tdp("name,tdp\nA 1,95\n").unwrap_err(),
+            "cpu_tdp.csv: header \"name,tdp\", expected \"Name,TDP\""
+        );
+        let rows = read_tdp("Name,TDP\n\"X, 1\",95\nY 2,27.29.5\n").unwrap();
+        assert_eq!((rows[0].name.as_str(), rows[0].tdp_w), ("X, 1", Some(95.0)));
+        assert_eq!(rows[1].tdp_w, None);
+    }
+
+    #[test]
+    fn a_malformed_threads_table_names_the_line() {
+        let head = "# provenance, with commas\nmodel,cores,threads,codename\n";
+        let ok = "\"AMD EPYC 7763 64-Core Processor\",64,128,zen3\n";
+        let read = |rows: &str| read_packages(&format!("{head}{ok}# note\n{rows}"));
+        assert_eq!(read("").unwrap().len(), 1);
+        assert_eq!(
+            read("\"X\",8,4,zen\n").unwrap_err(),
+            "cpu_threads.csv line 5: cores 8 and threads 4: need at least one core and no fewer threads than cores"
+        );
+        assert!(
+            read("\"X\",0,0,zen\n")
+                .unwrap_err()
+                .starts_with("cpu_threads.csv line 5: cores 0 ")
+        );
+        assert!(
+            read("\"X\",-1,2,zen\n")
+                .unwrap_err()
+                .starts_with("cpu_threads.csv line 5: cores \"-1\": ")
+        );
+        assert_eq!(
+            read("X,8,16\n").unwrap_err(),
+            "cpu_threads.csv line 5: 3 fields, expected 4"
+        );
+        // Unquoted, a name with a comma is one field too many.
+        assert_eq!(
+            read("Intel Xeon, 8 cores,8,16,x\n").unwrap_err(),
+            "cpu_threads.csv line 5: 5 fields, expected 4"
+        );
+        let e = read_packages("model,threads,cores,codename\n").unwrap_err();
+        assert_eq!(
+            e,
+            "cpu_threads.csv: header \"model,threads,cores,codename\", expected \"model,cores,threads,codename\""
+        );
+    }
+
+    #[test]
+    fn a_malformed_ccf_table_names_the_line() {
+        let head = "# provenance\nmicroarchitecture,min_w,max_w,providers\nHaswell,1,4.74,aws gcp azure\n";
+        let read = |row: &str| read_ccf(&format!("{head}{row}\n"));
+        assert_eq!(
+            read("X,2,2,aws").unwrap_err(),
+            "ccf_vcpu_watts.csv line 4: min_w 2 and max_w 2: the idle figure must be below the full-load one"
+        );
+        assert_eq!(
+            read("X,-0.5,2,aws").unwrap_err(),
+            "ccf_vcpu_watts.csv line 4: min_w -0.5: need a finite, non-negative number"
+        );
+        assert!(
+            read("X,0.5,NaN,aws")
+                .unwrap_err()
+                .starts_with("ccf_vcpu_watts.csv line 4: max_w NaN: ")
+        );
+        assert!(
+            read("X,0.5,,aws")
+                .unwrap_err()
+                .starts_with("ccf_vcpu_watts.csv line 4: max_w \"\": ")
+        );
+        assert_eq!(read("X,0,2,aws").unwrap().len(), 2);
+        assert!(
+            read_ccf("microarchitecture,min_w,max_w\n")
+                .unwrap_err()
+                .ends_with("expected \"microarchitecture,min_w,max_w,providers\"")
+        );
     }
 }
