@@ -21,6 +21,7 @@
 //! Must not: read sensors (the driver samples), or bind a non-loopback address unless it was asked
 //! for (the default is `127.0.0.1:9875`).
 
+mod expo;
 pub mod http;
 pub mod metrics;
 mod work;

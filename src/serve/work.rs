@@ -10,7 +10,7 @@
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 
-use super::metrics::{counter, family, gauge};
+use super::expo::{counter, family, gauge};
 use crate::work::live::WorkFigures;
 
 /// Encode the `kwtop_work_*` families of `work` (nothing without a work meter).
