@@ -12,6 +12,7 @@
 pub mod attribution;
 pub mod cgroup;
 pub mod engine;
+pub mod fasthash;
 pub mod figures;
 pub mod history;
 pub mod impact;

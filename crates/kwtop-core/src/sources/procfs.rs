@@ -1,48 +1,181 @@
 //! Process source over a procfs tree (`/proc` or a fixture): `/proc/stat`, `/proc/uptime` and
 //! `/proc/PID/{stat,status,cmdline,cgroup}`.
 //!
-//! Per tick it reads only `/proc/PID/stat`; the static facts (command line, user, cgroup) are read
-//! once per `(pid, starttime)` and shared. Process-supplied strings are sanitized here, before
+//! Per tick it lists the root once and reads only `/proc/PID/stat` (opened relative to the root,
+//! read with one `read`, and only the fields used are parsed, with no allocation per process); the
+//! static facts (command line, user, cgroup) are read once per `(pid, starttime)` and shared. Process-supplied strings are sanitized here, before
 //! anything else sees them. Unreadable entries are counted and explained once, never a panic.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use procfs::FromRead;
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use super::{ProcSnapshot, ProcessSource};
 use crate::cgroup::parse_cgroup;
+use crate::fasthash::FastMap;
 use crate::sample::{CpuTimes, ProcInfo, ProcKey, ProcessReading};
-use crate::sanitize::{MAX_FIELD_CHARS, cmdline_from_proc, sanitize_str};
+use crate::sanitize::{MAX_FIELD_CHARS, cmdline_from_proc, sanitize_bytes, sanitize_str};
 
 /// Bytes of `/proc/PID/cmdline` read at most (a command line can be megabytes).
 const CMDLINE_READ_CAP: u64 = 16 * 1024;
 /// Characters of command line kept.
 const CMDLINE_CHARS: usize = 1024;
+/// `/proc/PID/stat` is one line of 52 numbers and a name of at most 64 bytes: well under this.
+const STAT_READ_CAP: usize = 4096;
+/// `/proc/stat` is read only as far as its first line (the machine's total CPU time).
+const PROC_STAT_READ: usize = 4096;
+
+/// Static facts of one process, with a hash of the raw `comm` they were read under (an exec
+/// changes it, and the facts are read again).
+struct Known {
+    comm_hash: u64,
+    info: Arc<ProcInfo>,
+    /// The read that last listed it (to forget processes that are gone).
+    seen: u64,
+}
 
 /// Reads processes from a procfs root.
 pub struct ProcFs {
     root: PathBuf,
     ticks_per_s: u64,
-    /// Static facts per process, with the raw `comm` they were read under (an exec changes it).
-    info: HashMap<ProcKey, (String, Arc<ProcInfo>)>,
-    users: HashMap<u32, String>,
+    info: FastMap<ProcKey, Known>,
+    users: FastMap<u32, String>,
     buf: Vec<u8>,
+    /// Pids listed by the last readdir (kept to reuse its memory).
+    pids: Vec<u32>,
+    /// `PID/stat`, the path read relative to the root.
+    rel: String,
+    reads: u64,
     denied_noted: bool,
     notices: Vec<String>,
+}
+
+/// The fields of `/proc/PID/stat` the accounting needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StatFields<'a> {
+    comm: &'a [u8],
+    ppid: i64,
+    utime: u64,
+    stime: u64,
+    cutime: i64,
+    cstime: i64,
+    starttime: u64,
+}
+
+/// Parse `/proc/PID/stat`: `pid (comm) state ppid …`, where `comm` may hold spaces and parentheses
+/// (the fields resume after the last `)`). Only the fields used are converted; `None` when the
+/// text is not a stat line.
+fn parse_stat(text: &[u8]) -> Option<StatFields<'_>> {
+    let open = text.iter().position(|&b| b == b'(')?;
+    let close = text.iter().rposition(|&b| b == b')')?;
+    if close < open {
+        return None;
+    }
+    let comm = &text[open + 1..close];
+    // Field 3 (state) is the first after the name; field N is at index N − 3.
+    let mut fields = text[close + 1..]
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
+    let mut nth = |n: usize| fields.nth(n);
+    let _state = nth(0)?;
+    let ppid = int(nth(0)?)?;
+    let utime = uint(nth(9)?)?;
+    let stime = uint(nth(0)?)?;
+    let cutime = int(nth(0)?)?;
+    let cstime = int(nth(0)?)?;
+    let starttime = uint(nth(4)?)?;
+    Some(StatFields {
+        comm,
+        ppid,
+        utime,
+        stime,
+        cutime,
+        cstime,
+        starttime,
+    })
+}
+
+/// A decimal `u64` (no sign, no spaces).
+fn uint(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &b| {
+        let d = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        acc.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
+/// A decimal `i64` with an optional leading `-`.
+fn int(s: &[u8]) -> Option<i64> {
+    match s.split_first() {
+        Some((b'-', rest)) => i64::try_from(uint(rest)?).ok().map(|v| -v),
+        _ => i64::try_from(uint(s)?).ok(),
+    }
+}
+
+/// FNV-1a of the raw name: enough to notice that an exec changed it.
+fn comm_hash(comm: &[u8]) -> u64 {
+    comm.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Read a whole small file opened at `rel` under `dir` into `buf` (cleared first), at most `cap`
+/// bytes. A procfs line file is complete once a read ends in a newline, which spares the read
+/// that would only see its end.
+fn read_at(dir: impl AsFd, rel: &str, buf: &mut Vec<u8>, cap: usize) -> nix::Result<()> {
+    let fd = nix::fcntl::openat(dir, rel, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+    buf.clear();
+    if buf.capacity() < 1024 {
+        buf.reserve(1024);
+    }
+    loop {
+        let len = buf.len();
+        if len >= cap {
+            return Ok(());
+        }
+        let room = (buf.capacity() - len).min(cap - len);
+        if room == 0 {
+            buf.reserve(len.max(1024));
+            continue;
+        }
+        buf.resize(len + room, 0);
+        let n = match nix::unistd::read(&fd, &mut buf[len..]) {
+            Ok(n) => n,
+            Err(e) => {
+                buf.truncate(len);
+                if e == Errno::EINTR {
+                    continue;
+                }
+                return Err(e);
+            }
+        };
+        buf.truncate(len + n);
+        if n == 0 || buf.last() == Some(&b'\n') {
+            return Ok(());
+        }
+    }
 }
 
 impl ProcFs {
     pub fn new(root: PathBuf) -> Self {
         ProcFs {
             root,
-            ticks_per_s: procfs::ticks_per_second(),
-            info: HashMap::new(),
-            users: HashMap::new(),
+            ticks_per_s: ticks_per_second(),
+            info: FastMap::default(),
+            users: FastMap::default(),
             buf: Vec::with_capacity(1024),
+            pids: Vec::new(),
+            rel: String::new(),
+            reads: 0,
             denied_noted: false,
             notices: Vec::new(),
         }
@@ -54,33 +187,58 @@ impl ProcFs {
         Ok(())
     }
 
-    fn read_process(&mut self, pid: u32, stat_path: &Path) -> Result<ProcessReading, std::io::Error> {
-        self.read_file(stat_path, 4096)?;
-        let stat = procfs::process::Stat::from_read(&self.buf[..])
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    /// One process's `stat` (and, when it is new or has exec'd, its static facts).
+    fn read_process(&mut self, root: &Dir, pid: u32) -> Result<ProcessReading, Errno> {
+        use std::fmt::Write as _;
+        self.rel.clear();
+        let _ = write!(self.rel, "{pid}/stat");
+        let mut buf = std::mem::take(&mut self.buf);
+        let read = read_at(root, &self.rel, &mut buf, STAT_READ_CAP);
+        let out = read.and_then(|()| {
+            let stat = parse_stat(&buf).ok_or(Errno::EINVAL)?;
+            Ok(self.reading(pid, &stat))
+        });
+        self.buf = buf;
+        out
+    }
+
+    fn reading(&mut self, pid: u32, stat: &StatFields<'_>) -> ProcessReading {
         let key = ProcKey {
             pid,
             starttime: stat.starttime,
         };
-        let info = match self.info.get(&key) {
-            Some((comm, i)) if *comm == stat.comm => Arc::clone(i),
+        let hash = comm_hash(stat.comm);
+        let reads = self.reads;
+        let info = match self.info.get_mut(&key) {
+            Some(k) if k.comm_hash == hash => {
+                k.seen = reads;
+                Arc::clone(&k.info)
+            }
             // New, or the same process after an exec (comm changed): read its facts again.
             _ => {
-                let i = Arc::new(self.read_info(pid, &stat.comm));
-                self.info.insert(key, (stat.comm.clone(), Arc::clone(&i)));
-                i
+                let comm = sanitize_bytes(stat.comm, MAX_FIELD_CHARS);
+                let info = Arc::new(self.read_info(pid, comm));
+                self.info.insert(
+                    key,
+                    Known {
+                        comm_hash: hash,
+                        info: Arc::clone(&info),
+                        seen: reads,
+                    },
+                );
+                info
             }
         };
-        Ok(ProcessReading {
+        ProcessReading {
             key,
             ppid: u32::try_from(stat.ppid).unwrap_or(0),
             cpu_ticks: stat.utime.saturating_add(stat.stime),
             child_ticks: u64::try_from(stat.cutime.saturating_add(stat.cstime)).unwrap_or(0),
             info,
-        })
+        }
     }
 
-    fn read_info(&mut self, pid: u32, comm: &str) -> ProcInfo {
+    fn read_info(&mut self, pid: u32, comm: String) -> ProcInfo {
         let dir = self.root.join(pid.to_string());
         let cmdline = match self.read_file(&dir.join("cmdline"), CMDLINE_READ_CAP) {
             Ok(()) => cmdline_from_proc(&self.buf, CMDLINE_CHARS),
@@ -99,7 +257,7 @@ impl ProcFs {
             None => "?".to_string(),
         };
         ProcInfo {
-            comm: sanitize_str(comm, MAX_FIELD_CHARS),
+            comm,
             cmdline,
             user,
             uid,
@@ -119,22 +277,15 @@ impl ProcFs {
             .clone()
     }
 
-    fn read_cpu_times(&self) -> Option<CpuTimes> {
-        let ks = <procfs::KernelStats as procfs::FromReadSI>::from_file(
-            self.root.join("stat"),
-            procfs::current_system_info(),
-        )
-        .ok()?;
-        let t = ks.total;
-        Some(CpuTimes {
-            busy: t.user + t.nice + t.system + t.irq.unwrap_or(0) + t.softirq.unwrap_or(0),
-            idle: t.idle + t.iowait.unwrap_or(0),
-        })
+    /// The machine's CPU time from the first line of `/proc/stat` (`cpu  user nice system idle
+    /// iowait irq softirq …`).
+    fn read_cpu_times(&mut self, root: &Dir) -> Option<CpuTimes> {
+        read_at(root, "stat", &mut self.buf, PROC_STAT_READ).ok()?;
+        parse_cpu_line(&self.buf)
     }
 
-    fn read_uptime(&mut self) -> Option<f64> {
-        let path = self.root.join("uptime");
-        self.read_file(&path, 128).ok()?;
+    fn read_uptime(&mut self, root: &Dir) -> Option<f64> {
+        read_at(root, "uptime", &mut self.buf, 128).ok()?;
         std::str::from_utf8(&self.buf)
             .ok()?
             .split_whitespace()
@@ -142,6 +293,45 @@ impl ProcFs {
             .parse()
             .ok()
     }
+
+    /// The pids listed under the root, in directory order (ascending on a real `/proc`).
+    fn list_pids(&mut self, root: &mut Dir) {
+        self.pids.clear();
+        for ent in root.iter() {
+            let Ok(ent) = ent else { continue };
+            let name = ent.file_name().to_bytes();
+            if let Some(pid) = uint(name).and_then(|p| u32::try_from(p).ok()) {
+                self.pids.push(pid);
+            }
+        }
+    }
+}
+
+/// `busy` and `idle` ticks from the `cpu ` line of a `/proc/stat` text.
+fn parse_cpu_line(text: &[u8]) -> Option<CpuTimes> {
+    let line = text.split(|b| *b == b'\n').find(|l| l.starts_with(b"cpu "))?;
+    let mut v = line[4..]
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty())
+        .map(uint);
+    let mut next = || v.next().flatten();
+    let (user, nice, system, idle) = (next()?, next()?, next()?, next()?);
+    // iowait, irq and softirq came with Linux 2.5/2.6: absent ones count 0.
+    let (iowait, irq, softirq) = (next(), next(), next());
+    Some(CpuTimes {
+        busy: user + nice + system + irq.unwrap_or(0) + softirq.unwrap_or(0),
+        idle: idle + iowait.unwrap_or(0),
+    })
+}
+
+/// `USER_HZ`, the unit of the tick counters in `/proc` (100 on every Linux port but a few).
+fn ticks_per_second() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|t| u64::try_from(t).ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(100)
 }
 
 /// The real uid from a `/proc/PID/status` text.
@@ -153,30 +343,39 @@ fn parse_uid(status: &[u8]) -> Option<u32> {
 
 impl ProcessSource for ProcFs {
     fn read(&mut self) -> ProcSnapshot {
-        let cpu_times = self.read_cpu_times();
-        let uptime_s = self.read_uptime();
+        self.reads += 1;
+        let root = Dir::open(
+            &self.root,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        );
         let mut processes = Vec::with_capacity(self.info.len() + 16);
         let mut denied = 0usize;
-        if let Ok(dir) = std::fs::read_dir(&self.root) {
-            for ent in dir.flatten() {
-                let name = ent.file_name();
-                let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                    continue;
-                };
-                let stat_path = ent.path().join("stat");
-                match self.read_process(pid, &stat_path) {
-                    Ok(p) => processes.push(p),
-                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied += 1,
-                    // The process exited between readdir and read: normal churn.
-                    Err(_) => {}
+        let (cpu_times, uptime_s) = match root {
+            Ok(mut root) => {
+                let times = (self.read_cpu_times(&root), self.read_uptime(&root));
+                // The directory handle lists the pids, then every PID/stat opens relative to it.
+                self.list_pids(&mut root);
+                let pids = std::mem::take(&mut self.pids);
+                for &pid in &pids {
+                    match self.read_process(&root, pid) {
+                        Ok(p) => processes.push(p),
+                        Err(Errno::EACCES | Errno::EPERM) => denied += 1,
+                        // The process exited between readdir and read: normal churn.
+                        Err(_) => {}
+                    }
                 }
+                self.pids = pids;
+                times
             }
-        } else {
-            self.notices.push(format!(
-                "cannot list {}: no processes visible, all CPU energy is unattributed",
-                self.root.display()
-            ));
-        }
+            Err(_) => {
+                self.notices.push(format!(
+                    "cannot list {}: no processes visible, all CPU energy is unattributed",
+                    self.root.display()
+                ));
+                (None, None)
+            }
+        };
         if denied > 0 && !self.denied_noted {
             self.denied_noted = true;
             self.notices.push(format!(
@@ -187,8 +386,8 @@ impl ProcessSource for ProcFs {
         }
         // Forget static info of processes that are gone.
         if self.info.len() > processes.len() * 2 + 64 {
-            let live: std::collections::HashSet<ProcKey> = processes.iter().map(|p| p.key).collect();
-            self.info.retain(|k, _| live.contains(k));
+            let reads = self.reads;
+            self.info.retain(|_, k| k.seen == reads);
         }
         ProcSnapshot {
             cpu_times,

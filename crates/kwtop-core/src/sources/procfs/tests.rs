@@ -249,3 +249,55 @@ fn garbage_stat_is_skipped() {
     assert_eq!(s.processes.len(), 1);
     assert_eq!(s.cpu_times, None);
 }
+
+#[test]
+fn stat_fields_are_taken_after_the_last_paren() {
+    // A real line of Linux 6.x (a workqueue worker's long name), and a hostile name.
+    let line =
+        b"13709 (kworker/u8:0-ext4-rsv-conversion) I 2 0 0 0 -1 69238880 0 0 0 0 12 345 6 -7 20 0 1 0 \
+        4242 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+    let s = parse_stat(line).expect("parses");
+    assert_eq!(s.comm, b"kworker/u8:0-ext4-rsv-conversion");
+    assert_eq!(
+        (s.ppid, s.utime, s.stime, s.cutime, s.cstime, s.starttime),
+        (2, 12, 345, 6, -7, 4242)
+    );
+    let evil = b"7 (a) (b) 99 ) R 1 7 7 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 55 0 0\n";
+    let s = parse_stat(evil).expect("parses");
+    assert_eq!(s.comm, b"a) (b) 99 ");
+    assert_eq!((s.ppid, s.utime, s.stime, s.starttime), (1, 1, 2, 55));
+    assert_eq!(parse_stat(b"7 (x) R 1 2 3"), None, "cut short");
+    assert_eq!(parse_stat(b"7 )x( R"), None);
+    assert_eq!(
+        parse_stat(b"7 (x) R 1 7 7 0 -1 0 0 0 0 0 1x 2 3 4 20 0 1 0 55"),
+        None,
+        "not a number"
+    );
+    assert_eq!(
+        (uint(b"18446744073709551615"), uint(b"18446744073709551616")),
+        (Some(u64::MAX), None)
+    );
+    assert_eq!(
+        (int(b"-5"), int(b"5"), int(b"-"), int(b"")),
+        (Some(-5), Some(5), None, None)
+    );
+}
+
+#[test]
+fn machine_cpu_time_is_the_first_cpu_line() {
+    let text = b"cpu  100 20 30 1000 40 5 6 7 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\nintr 123 4 5\n";
+    assert_eq!(
+        parse_cpu_line(text),
+        Some(CpuTimes {
+            busy: 100 + 20 + 30 + 5 + 6,
+            idle: 1000 + 40
+        })
+    );
+    // Kernels before 2.6: four fields.
+    assert_eq!(
+        parse_cpu_line(b"cpu 1 2 3 4\n"),
+        Some(CpuTimes { busy: 6, idle: 4 })
+    );
+    assert_eq!(parse_cpu_line(b"cpu0 1 2 3 4\nintr 1\n"), None);
+    assert_eq!(parse_cpu_line(b"cpu  1 2 x 4\n"), None);
+}
