@@ -8,8 +8,10 @@ mod children;
 
 use std::collections::HashMap;
 
+use crate::fasthash::FastMap;
 use crate::sample::{
-    CpuTimes, DeviceKind, DeviceReading, EnergyCounter, GpuProcess, ProcKey, Provenance, Sample,
+    CpuTimes, DeviceKind, DeviceReading, EnergyCounter, GpuProcess, ProcKey, ProcessReading, Provenance,
+    Sample,
 };
 
 /// Largest plausible average power of one device, watts. A counter delta above this is treated as a
@@ -141,12 +143,8 @@ impl Attributor {
     pub fn attribute(&mut self, prev: &Sample, cur: &Sample) -> Interval {
         let dt_s = (cur.mono_s - prev.mono_s).max(0.0);
         let (cpu_load, cpu_shares) = cpu_shares(prev, cur);
-        // Only GPU context holders need pid → key; a CPU-only tick skips building the map.
-        let pid_index: HashMap<u32, ProcKey> = if cur.devices.iter().any(|d| !d.gpu_processes.is_empty()) {
-            cur.processes.iter().map(|p| (p.key.pid, p.key)).collect()
-        } else {
-            HashMap::new()
-        };
+        // Only GPU context holders need pid → key, and only theirs.
+        let pid_index = holder_keys(cur);
         let mut devices = Vec::with_capacity(cur.devices.len());
         for dev in &cur.devices {
             let before = prev.devices.iter().find(|d| d.id == dev.id);
@@ -246,6 +244,46 @@ impl Attributor {
             }
         }
     }
+}
+
+/// The keys of the processes holding a context on any GPU of `s`, by pid (empty on a CPU-only tick).
+pub(crate) fn holder_keys(s: &Sample) -> FastMap<u32, ProcKey> {
+    keys_of_pids(
+        &s.processes,
+        s.devices
+            .iter()
+            .flat_map(|d| d.gpu_processes.iter().map(|p| p.pid)),
+    )
+}
+
+/// The keys of `pids` among `processes` (pids not listed are left out; a pid listed twice gets
+/// its last key). A binary search per pid when the list is in pid order (as `/proc` lists them),
+/// one pass over it otherwise: never a map of every process for a handful of GPU holders.
+pub(crate) fn keys_of_pids(
+    processes: &[ProcessReading],
+    pids: impl IntoIterator<Item = u32>,
+) -> FastMap<u32, ProcKey> {
+    let mut want: Vec<u32> = pids.into_iter().collect();
+    let mut out = FastMap::default();
+    if want.is_empty() {
+        return out;
+    }
+    want.sort_unstable();
+    want.dedup();
+    if processes.windows(2).all(|w| w[0].key.pid < w[1].key.pid) {
+        for pid in want {
+            if let Ok(i) = processes.binary_search_by_key(&pid, |p| p.key.pid) {
+                out.insert(pid, processes[i].key);
+            }
+        }
+    } else {
+        for p in processes {
+            if want.binary_search(&p.key.pid).is_ok() {
+                out.insert(p.key.pid, p.key);
+            }
+        }
+    }
+    out
 }
 
 /// Difference of a cumulative counter, joules, with RAPL wrap-around. `Err` explains a reset. Live
@@ -456,7 +494,7 @@ fn split_gpu(
     status: Option<String>,
     dt_s: f64,
     idle_w: Option<f64>,
-    pid_index: &HashMap<u32, ProcKey>,
+    pid_index: &FastMap<u32, ProcKey>,
 ) -> DeviceEnergy {
     let mut de = empty(dev, energy_j, provenance, status);
     let Some(e) = energy_j else { return de };

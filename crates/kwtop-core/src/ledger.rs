@@ -14,7 +14,8 @@ use std::sync::Arc;
 pub use groups::{GroupBy, GroupRow};
 pub use idle::{GpuHold, GpuUse, IdleHolder, IdleHolderConfig, IdleTrack, short_gpu_list};
 
-use crate::attribution::Interval;
+use crate::attribution::{DeviceEnergy, Interval};
+use crate::fasthash::FastMap;
 use crate::sample::{DeviceKind, DeviceReading, ProcInfo, ProcKey, Provenance, Sample};
 
 /// Session totals of one device.
@@ -124,7 +125,7 @@ pub struct FoldedExited {
 #[derive(Debug, Clone)]
 pub struct Ledger {
     pub devices: Vec<DeviceTotals>,
-    running: HashMap<ProcKey, ProcEntry>,
+    running: FastMap<ProcKey, ProcEntry>,
     exited: Vec<ProcEntry>,
     folded: HashMap<String, FoldedExited>,
     /// Exited processes kept individually before the smallest are folded per command.
@@ -142,7 +143,7 @@ impl Ledger {
     pub fn new(idle_config: IdleHolderConfig) -> Self {
         Ledger {
             devices: Vec::new(),
-            running: HashMap::new(),
+            running: FastMap::default(),
             exited: Vec::new(),
             folded: HashMap::new(),
             max_exited: 10_000,
@@ -322,31 +323,63 @@ impl Ledger {
             }
         }
 
+        self.add_shares(iv, cur.wall_ms, generation);
+
+        self.update_gpu_state(cur);
+        self.close_exited(generation, dt);
+    }
+
+    /// Book every device's shares on its processes. Consecutive devices whose shares name the same
+    /// processes in the same order (every CPU package and DRAM domain: they split one list of CPU
+    /// shares) are booked together, with one lookup per process instead of one per process and
+    /// device; the sums are added in device order either way.
+    fn add_shares(&mut self, iv: &Interval, wall_ms: i64, generation: u64) {
         let n_dev = self.devices.len();
-        for de in &iv.devices {
-            let Some(i) = self.device_index(&de.id) else {
+        let dt = iv.dt_s;
+        // (device index in the ledger, rate: power is energy over the time it covers).
+        let slot: Vec<Option<(usize, f64)>> = iv
+            .devices
+            .iter()
+            .map(|de| {
+                let covers = de.covers_s(dt);
+                let rate = if covers > 0.0 { dt / covers } else { 1.0 };
+                self.device_index(&de.id).map(|i| (i, rate))
+            })
+            .collect();
+        let same = |a: &DeviceEnergy, b: &DeviceEnergy| {
+            a.shares.len() == b.shares.len() && a.shares.iter().zip(&b.shares).all(|(x, y)| x.0 == y.0)
+        };
+        let mut a = 0;
+        while a < iv.devices.len() {
+            let first = &iv.devices[a];
+            let mut b = a + 1;
+            while b < iv.devices.len() && same(first, &iv.devices[b]) {
+                b += 1;
+            }
+            let run: Vec<(&DeviceEnergy, usize, f64)> = (a..b)
+                .filter_map(|d| slot[d].map(|(i, rate)| (&iv.devices[d], i, rate)))
+                .collect();
+            a = b;
+            if run.is_empty() {
                 continue;
-            };
-            // Power is energy over the time it covers (see `DeviceEnergy::covers_s`).
-            let covers = de.covers_s(dt);
-            let rate = if covers > 0.0 { dt / covers } else { 1.0 };
-            for (key, j) in &de.shares {
+            }
+            for (k, (key, _)) in first.shares.iter().enumerate() {
                 let e = self
                     .running
                     .entry(*key)
-                    .or_insert_with(|| invisible_entry(*key, cur.wall_ms, generation));
+                    .or_insert_with(|| invisible_entry(*key, wall_ms, generation));
                 e.seen_gen = generation;
                 if e.energy_by_dev.len() < n_dev {
                     e.energy_by_dev.resize(n_dev, 0.0);
                 }
-                e.energy_by_dev[i] += j;
-                e.energy_j += j;
-                e.interval_j += j * rate;
+                for &(de, i, rate) in &run {
+                    let j = de.shares[k].1;
+                    e.energy_by_dev[i] += j;
+                    e.energy_j += j;
+                    e.interval_j += j * rate;
+                }
             }
         }
-
-        self.update_gpu_state(cur);
-        self.close_exited(generation, dt);
     }
 
     fn device_mut(&mut self, r: &DeviceReading) -> usize {
@@ -381,7 +414,7 @@ impl Ledger {
     }
 
     fn see_processes(&mut self, cur: &Sample, generation: u64, dt: f64) {
-        let mut by_pid: Option<HashMap<u32, (u32, &str)>> = None;
+        let mut by_pid: Option<FastMap<u32, (u32, &str)>> = None;
         for p in &cur.processes {
             if let Some(e) = self.running.get_mut(&p.key) {
                 e.seen_gen = generation;

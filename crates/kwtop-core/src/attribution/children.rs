@@ -26,32 +26,18 @@
 //! ticks included; an orphan that loses its parent and is reaped by a subreaper or init within the
 //! same interval is deducted from its old ancestor (clamped at 0) while its reaper gets it in full.
 
-use std::collections::HashMap;
-
-use crate::sample::{ProcKey, Sample};
+use crate::fasthash::FastMap;
+use crate::sample::{ProcKey, ProcessReading, Sample};
 
 /// Ticks each process of `cur` ran in the interval `(prev, cur]`, own plus reaped children's, in the
 /// order of `cur.processes`; processes with 0 ticks are left out.
 pub(super) fn interval_ticks(prev: &Sample, cur: &Sample) -> Vec<(ProcKey, u64)> {
-    let by_key: HashMap<ProcKey, usize> = prev
-        .processes
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.key, i))
-        .collect();
     // For each process of `cur`, its index in `prev` when it was listed there.
     let mut alive = vec![false; prev.processes.len()];
-    let matched: Vec<Option<usize>> = cur
-        .processes
-        .iter()
-        .map(|p| {
-            let i = by_key.get(&p.key).copied();
-            if let Some(i) = i {
-                alive[i] = true;
-            }
-            i
-        })
-        .collect();
+    let matched = match_keys(&prev.processes, &cur.processes);
+    for i in matched.iter().flatten() {
+        alive[*i] = true;
+    }
     let reaped = reaped_before(prev, &alive);
     let born_after = prev.uptime_s.map(|u| u * cur.ticks_per_s as f64);
     let mut out = Vec::new();
@@ -80,6 +66,31 @@ pub(super) fn interval_ticks(prev: &Sample, cur: &Sample) -> Vec<(ProcKey, u64)>
     out
 }
 
+/// Whether `list` is in strictly ascending key order (as `/proc` lists pids).
+fn ascending(list: &[ProcessReading]) -> bool {
+    list.windows(2).all(|w| w[0].key < w[1].key)
+}
+
+/// For each process of `cur`, its index in `prev` when it is listed there: a merge of the two
+/// lists when both are in key order (live samples: `/proc` lists pids in ascending order), a hash
+/// lookup otherwise.
+fn match_keys(prev: &[ProcessReading], cur: &[ProcessReading]) -> Vec<Option<usize>> {
+    if ascending(prev) && ascending(cur) {
+        let mut i = 0;
+        return cur
+            .iter()
+            .map(|p| {
+                while i < prev.len() && prev[i].key < p.key {
+                    i += 1;
+                }
+                (i < prev.len() && prev[i].key == p.key).then_some(i)
+            })
+            .collect();
+    }
+    let by_key: FastMap<ProcKey, usize> = prev.iter().enumerate().map(|(i, p)| (p.key, i)).collect();
+    cur.iter().map(|p| by_key.get(&p.key).copied()).collect()
+}
+
 /// Per process of `prev` (by index): the ticks its descendants that vanished in the interval had
 /// run before it, i.e. the part of its cutime + cstime growth that is not this interval's work.
 /// Empty when nothing vanished.
@@ -87,7 +98,7 @@ fn reaped_before(prev: &Sample, alive: &[bool]) -> Vec<u64> {
     if alive.iter().all(|a| *a) {
         return Vec::new();
     }
-    let by_pid: HashMap<u32, usize> = prev
+    let by_pid: FastMap<u32, usize> = prev
         .processes
         .iter()
         .enumerate()

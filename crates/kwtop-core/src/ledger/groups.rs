@@ -94,7 +94,7 @@ const SESSION_LEADERS: &[&str] = &[
 
 /// The top-most ancestor of `pid` that is not a session leader, as (pid, comm).
 /// `index` maps pid → (ppid, comm) for the processes visible in one sample.
-pub fn tree_root(pid: u32, index: &HashMap<u32, (u32, &str)>) -> (u32, String) {
+pub fn tree_root<S: std::hash::BuildHasher>(pid: u32, index: &HashMap<u32, (u32, &str), S>) -> (u32, String) {
     let mut cur = pid;
     let mut comm = index.get(&pid).map(|(_, c)| *c).unwrap_or("");
     // Bounded walk: a corrupt or cyclic ppid chain cannot loop forever.

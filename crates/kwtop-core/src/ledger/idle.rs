@@ -5,9 +5,8 @@
 //! SM shares never maxed across GPUs. Pure bookkeeping over session seconds; thresholds come from
 //! config (DESIGN §5).
 
-use std::collections::HashMap;
-
 use super::Ledger;
+use crate::fasthash::FastMap;
 use crate::sample::{DeviceKind, MigInstance, ProcKey, Sample};
 
 /// When a process counts as an idle GPU holder.
@@ -233,14 +232,9 @@ impl IdleTrack {
 impl Ledger {
     /// Per-process GPU figures and idle streaks, judged per (process, GPU).
     pub(super) fn update_gpu_state(&mut self, cur: &Sample) {
-        // Only a sample with GPU context holders needs the pid → key map (not every tick of a CPU box).
-        let any_holder = cur.devices.iter().any(|d| !d.gpu_processes.is_empty());
-        let pid_keys: HashMap<u32, ProcKey> = if any_holder {
-            cur.processes.iter().map(|p| (p.key.pid, p.key)).collect()
-        } else {
-            HashMap::new()
-        };
-        let mut per_proc: HashMap<ProcKey, Vec<GpuUse>> = HashMap::new();
+        // Only GPU context holders need pid → key (none on a CPU box).
+        let pid_keys = crate::attribution::holder_keys(cur);
+        let mut per_proc: FastMap<ProcKey, Vec<GpuUse>> = FastMap::default();
         for dev in cur.devices.iter().filter(|d| d.kind == DeviceKind::Gpu) {
             let Some(i) = self.device_index(&dev.id) else {
                 continue;

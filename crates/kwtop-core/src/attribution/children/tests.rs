@@ -142,3 +142,43 @@ fn nothing_vanished_means_no_deductions() {
         )]
     );
 }
+
+/// Live samples list pids in ascending order and are merged; recordings in any order are
+/// looked up: both give the same ticks, processes that came, went and were reused included.
+#[test]
+fn ticks_do_not_depend_on_the_order_processes_are_listed_in() {
+    let mk = |t: f64, busy: u64, procs: Vec<ProcessReading>| {
+        sample(t, busy, 0, procs, vec![rapl("cpu0", 0, None)])
+    };
+    let prev = vec![
+        pc(3, 1, 10, 0),
+        pc(5, 1, 20, 0),
+        proc(7, 5, 30),
+        pc(9, 5, 40, 0),
+        pc(12, 9, 50, 0),
+    ];
+    // 7 is a new process on a reused pid; 9 is gone (reaped by 5); 11 is new.
+    let cur = vec![
+        pc(3, 1, 15, 0),
+        pc(5, 1, 21, 45),
+        proc(7, 6, 33),
+        pc(11, 5, 2, 0),
+        pc(12, 5, 58, 0),
+    ];
+    let sorted = interval_ticks(&mk(0.0, 0, prev.clone()), &mk(1.0, 100, cur.clone()));
+    let (mut p, mut c) = (prev, cur);
+    p.reverse();
+    c.swap(0, 3);
+    let mut shuffled = interval_ticks(&mk(0.0, 0, p), &mk(1.0, 100, c));
+    shuffled.sort();
+    assert_eq!(sorted, shuffled);
+    let get = |pid| sorted.iter().find(|(k, _)| k.pid == pid).map(|(_, t)| *t);
+    assert_eq!(get(3), Some(5));
+    assert_eq!(get(5), Some(1 + 5), "45 reaped, 40 of them run before");
+    assert_eq!(
+        get(7),
+        None,
+        "a reused pid is a new process, older than the interval"
+    );
+    assert_eq!(get(12), Some(8));
+}
