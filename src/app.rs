@@ -11,12 +11,12 @@ pub mod rows;
 mod signal;
 pub use signal::{Confirm, Sig, SignalError, Signals};
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use crossterm::event::KeyEvent;
 
 use crate::engine::{Engine, EngineParams};
+use crate::fasthash::FastMap;
 use crate::history::History;
 use crate::impact::ImpactParams;
 use crate::ledger::{GroupBy, Ledger};
@@ -227,7 +227,7 @@ pub struct Paused {
 pub struct View {
     pub history: History,
     /// Per process, watts over the last interval by kind of device.
-    pub split_w: HashMap<ProcKey, SplitW>,
+    pub split_w: FastMap<ProcKey, SplitW>,
     /// Idle and unattributed watts over the last interval.
     pub idle_w: f64,
     pub unattributed_w: f64,
@@ -388,7 +388,8 @@ impl App {
         }
         let engine = &self.pipeline.engine;
         let ledger = &engine.ledger;
-        let mut split: HashMap<ProcKey, SplitW> = HashMap::new();
+        let mut split: FastMap<ProcKey, SplitW> = FastMap::default();
+        split.reserve(self.view.split_w.len());
         let (mut idle_w, mut unattr_w) = (0.0, 0.0);
         if let Some(iv) = &engine.last_interval
             && iv.dt_s > 0.0

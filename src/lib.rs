@@ -9,8 +9,8 @@
 #[cfg(test)]
 pub(crate) use kwtop_core::testing;
 pub use kwtop_core::{
-    attribution, cgroup, engine, figures, history, impact, ledger, pipeline, recording, redact, sample,
-    sanitize, snapshot, sources, units, work,
+    attribution, cgroup, engine, fasthash, figures, history, impact, ledger, pipeline, recording, redact,
+    sample, sanitize, snapshot, sources, units, work,
 };
 
 pub mod app;

@@ -1,75 +1,77 @@
 //! Power history for the live view: fixed-capacity ring buffers in resolution tiers (DESIGN §6).
 //!
-//! Memory is bounded by configuration, not by session length: every ring allocates its whole
-//! capacity up front and a push never allocates. Coarser tiers hold bucket averages, so a 30-day
-//! session keeps 1-minute resolution at a cost of a few hundred kilobytes per series. Pure data:
+//! Memory is bounded by configuration, not by session length: a ring grows as it fills, never past
+//! its capacity, and once full a push never allocates (so a short session holds only what it has
+//! seen). Coarser tiers hold bucket averages, so a 30-day session keeps 1-minute resolution at a
+//! cost of a few hundred kilobytes per series. Pure data:
 //! time is the session second carried by the samples, never a clock read here.
 
-use std::collections::HashMap;
-
+use crate::fasthash::FastMap;
 use crate::sample::ProcKey;
 
-/// A fixed-capacity ring buffer; the oldest value is overwritten once full.
+/// A bounded ring buffer; the oldest value is overwritten once full. Its memory grows with what it
+/// holds (doubling, never past the capacity), and a push into a full ring never allocates.
 #[derive(Debug, Clone)]
 pub struct Ring<T> {
+    /// The values, oldest at `head` once full (in push order until then).
     buf: Vec<T>,
+    cap: usize,
     head: usize,
-    len: usize,
 }
 
-impl<T: Copy + Default> Ring<T> {
-    /// A ring holding at most `capacity` values (at least 1), allocated now.
+impl<T: Copy> Ring<T> {
+    /// A ring holding at most `capacity` values (at least 1); nothing is allocated yet.
     pub fn new(capacity: usize) -> Self {
         Ring {
-            buf: vec![T::default(); capacity.max(1)],
+            buf: Vec::new(),
+            cap: capacity.max(1),
             head: 0,
-            len: 0,
         }
     }
 
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.cap
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.buf.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.buf.is_empty()
     }
 
     /// Append, overwriting the oldest value when full.
     pub fn push(&mut self, v: T) {
-        let cap = self.buf.len();
-        let idx = (self.head + self.len) % cap;
-        self.buf[idx] = v;
-        if self.len < cap {
-            self.len += 1;
+        let len = self.buf.len();
+        if len < self.cap {
+            if len == self.buf.capacity() {
+                // Exact steps, so the memory never exceeds the capacity.
+                self.buf.reserve_exact((len * 2).max(16).min(self.cap) - len);
+            }
+            self.buf.push(v);
         } else {
-            self.head = (self.head + 1) % cap;
+            self.buf[self.head] = v;
+            self.head = (self.head + 1) % self.cap;
         }
     }
 
     /// Oldest to newest.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = T> + '_ {
-        let cap = self.buf.len();
-        (0..self.len).map(move |i| self.buf[(self.head + i) % cap])
+        let len = self.buf.len();
+        (0..len).map(move |i| self.buf[(self.head + i) % len])
     }
 
     pub fn last(&self) -> Option<T> {
-        self.len
-            .checked_sub(1)
-            .map(|i| self.buf[(self.head + i) % self.buf.len()])
+        let len = self.buf.len();
+        len.checked_sub(1).map(|i| self.buf[(self.head + i) % len])
     }
 
     /// Replace the newest value (push when empty).
     pub fn set_last(&mut self, v: T) {
-        match self.len.checked_sub(1) {
-            Some(i) => {
-                let cap = self.buf.len();
-                self.buf[(self.head + i) % cap] = v;
-            }
+        let len = self.buf.len();
+        match len.checked_sub(1) {
+            Some(i) => self.buf[(self.head + i) % len] = v,
             None => self.push(v),
         }
     }
@@ -102,7 +104,7 @@ pub struct Series {
 }
 
 /// The default tiers: (resolution seconds, points): 1 s × 15 min, 10 s × 24 h, 5 min × 30 days
-/// (about 145 KiB per series, allocated once), whatever the sampling interval.
+/// (about 145 KiB per series once all are full), whatever the sampling interval.
 pub const DEFAULT_TIERS: [(f64, usize); 3] = [(1.0, 900), (10.0, 8640), (300.0, 8640)];
 /// Tiers of per-process series: 1 s × 15 min, 10 s × 1 h.
 pub const PROCESS_TIERS: [(f64, usize); 2] = [(1.0, 900), (10.0, 360)];
@@ -215,7 +217,7 @@ pub struct History {
     pub total: Series,
     /// Per device id, in ledger order.
     pub devices: Vec<(String, Series)>,
-    procs: HashMap<ProcKey, Series>,
+    procs: FastMap<ProcKey, Series>,
     /// Per-process series are kept for this many processes (the top by power).
     pub top_n: usize,
     /// Session second of the newest push.
@@ -233,7 +235,7 @@ impl History {
         History {
             total: Series::new(&DEFAULT_TIERS),
             devices: Vec::new(),
-            procs: HashMap::new(),
+            procs: FastMap::default(),
             top_n,
             now_s: 0.0,
         }
@@ -255,8 +257,14 @@ impl History {
                 }
             }
         }
+        // The top N by power, highest first (only they are sorted, not every process).
         let mut ranked: Vec<(ProcKey, f64)> = procs.to_vec();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let by_power = |a: &(ProcKey, f64), b: &(ProcKey, f64)| b.1.total_cmp(&a.1);
+        if ranked.len() > self.top_n {
+            ranked.select_nth_unstable_by(self.top_n, by_power);
+            ranked.truncate(self.top_n);
+        }
+        ranked.sort_by(by_power);
         for (key, w) in procs {
             if let Some(s) = self.procs.get_mut(key) {
                 s.push(t_s, *w);
@@ -308,13 +316,25 @@ mod tests {
     }
 
     #[test]
-    fn ring_push_does_not_grow() {
-        let mut r: Ring<(f32, f32)> = Ring::new(4);
-        let cap = r.buf.capacity();
-        for i in 0..1000 {
+    fn ring_grows_to_its_capacity_and_no_further() {
+        let mut r: Ring<(f32, f32)> = Ring::new(900);
+        assert_eq!(r.buf.capacity(), 0, "nothing allocated before the first push");
+        r.push((0.0, 1.0));
+        assert!(r.buf.capacity() <= 16);
+        for i in 1..900 {
+            r.push((i as f32, 1.0));
+            assert!(r.buf.capacity() <= 900);
+        }
+        assert_eq!(r.buf.capacity(), 900, "exactly the capacity when full");
+        for i in 900..5000 {
             r.push((i as f32, 1.0));
         }
-        assert_eq!(r.buf.capacity(), cap);
+        assert_eq!(r.buf.capacity(), 900, "a push into a full ring never allocates");
+        assert_eq!(r.len(), 900);
+        assert_eq!(r.iter().next(), Some((4100.0, 1.0)));
+        assert_eq!(r.last(), Some((4999.0, 1.0)));
+        r.set_last((7.0, 7.0));
+        assert_eq!(r.iter().last(), Some((7.0, 7.0)));
     }
 
     #[test]
