@@ -150,7 +150,7 @@ pub enum TuiError {
 /// until the user quits or a signal arrives. Returns the session's engine (the summary export also
 /// gets it through `on_export`).
 pub fn run(sources: &SourceConfig, params: &AppParams, options: Options) -> Result<Engine, TuiError> {
-    let feed = LiveFeed::new(Sampler::from_config(sources), params.interval);
+    let feed = LiveFeed::new(Sampler::from_config(sources), params.interval).sleep_between();
     run_with_feed(params, options, Box::new(feed), false)
 }
 

@@ -335,10 +335,9 @@ pub fn live(settings: &Settings, args: LiveArgs, hooks: LiveHooks) -> Result<(),
     if let Some(m) = meter {
         options.subscribers.insert(0, Box::new(m));
     }
-    let mut feed: crate::tui::SendFeed = Box::new(LiveFeed::new(
-        Sampler::from_config(&settings.sources),
-        settings.interval,
-    ));
+    // The screen quits without waiting for its feed: the feed sleeps until each sample is due.
+    let mut feed: crate::tui::SendFeed =
+        Box::new(LiveFeed::new(Sampler::from_config(&settings.sources), settings.interval).sleep_between());
     if let Some(wrap) = hooks.wrap_feed {
         feed = wrap(feed);
     }

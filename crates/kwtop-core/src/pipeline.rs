@@ -28,6 +28,9 @@ use crate::sources::Sampler;
 
 /// Distinct notices kept for a session (the oldest go first).
 pub const MAX_NOTICES: usize = 200;
+/// Longest notice kept, characters (the screen shortens them further to fit; exports keep the whole
+/// advice, e.g. how to grant RAPL access).
+pub const MAX_NOTICE_CHARS: usize = 2000;
 
 /// One sample and the notices its source raised since the previous one.
 #[derive(Debug, Clone)]
@@ -54,6 +57,7 @@ pub struct LiveFeed {
     start: Option<Instant>,
     n: u32,
     done: bool,
+    sleep_between: bool,
 }
 
 impl LiveFeed {
@@ -65,7 +69,17 @@ impl LiveFeed {
             start: None,
             n: 0,
             done: false,
+            sleep_between: false,
         }
+    }
+
+    /// Look at the stop condition only when a sample is due, not every 100 ms while waiting for it
+    /// (energy counters are still read whenever they are due): for a driver that does not wait for
+    /// its feed to end (the live monitor quits while its feed thread sleeps), so that an idle feed
+    /// wakes once per interval instead of ten times a second.
+    pub fn sleep_between(mut self) -> Self {
+        self.sleep_between = true;
+        self
     }
 
     /// End after `duration` (the last sample is taken at exactly `duration` from the first).
@@ -108,7 +122,9 @@ impl Feed for LiveFeed {
                 due = due.min(start + d);
             }
             let now = Instant::now();
-            if due > now {
+            if due > now && self.sleep_between {
+                self.sampler.sleep_until(due);
+            } else if due > now {
                 self.sampler.wait_until(due, stop);
             } else {
                 // Fell behind (a slow NVML call): skip the missed ticks.
@@ -300,7 +316,10 @@ impl Pipeline {
     pub fn push(&mut self, tick: Tick, subscribers: &mut [&mut dyn Subscriber]) -> Pushed {
         let Tick { mut sample, notices } = tick;
         // Notices carry text from the system (device names, paths): cleaned once, here.
-        let notices: Vec<String> = notices.iter().map(|n| sanitize_str(n, 300)).collect();
+        let notices: Vec<String> = notices
+            .iter()
+            .map(|n| sanitize_str(n, MAX_NOTICE_CHARS))
+            .collect();
         for n in &notices {
             if !self.notices.contains(n) {
                 self.notices.push(n.clone());

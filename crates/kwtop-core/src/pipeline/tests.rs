@@ -228,3 +228,49 @@ fn replay_at_real_speed_is_paced_by_the_recording_clock() {
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(95), "{took:?}"); // real-time: pacing is what is tested.
 }
+
+/// Sources with nothing to read (no counters to poll between samples).
+fn quiet_sampler() -> Sampler {
+    struct NoProcs;
+    impl crate::sources::ProcessSource for NoProcs {
+        fn read(&mut self) -> crate::sources::ProcSnapshot {
+            crate::sources::ProcSnapshot {
+                ticks_per_s: 100,
+                ..Default::default()
+            }
+        }
+    }
+    struct NoCpu;
+    impl crate::sources::CpuEnergySource for NoCpu {
+        fn read(&mut self) -> Vec<crate::sample::DeviceReading> {
+            Vec::new()
+        }
+    }
+    Sampler::new(Box::new(NoProcs), Box::new(NoCpu), None)
+}
+
+/// Issue 12: a feed that sleeps between samples wakes once per interval; the default one looks at
+/// its stop condition every 100 ms while it waits.
+#[test]
+fn a_feed_that_sleeps_between_samples_looks_at_stop_only_when_one_is_due() {
+    for (sleeps, at_most, at_least) in [(true, 2, 1), (false, usize::MAX, 4)] {
+        let mut feed = LiveFeed::new(quiet_sampler(), Duration::from_millis(350));
+        if sleeps {
+            feed = feed.sleep_between();
+        }
+        let looks = Cell::new(0usize);
+        let stop = || {
+            looks.set(looks.get() + 1);
+            false
+        };
+        // real-time: one interval of waiting.
+        assert!(feed.next(&stop).is_some());
+        looks.set(0);
+        assert!(feed.next(&stop).is_some());
+        let n = looks.get();
+        assert!(
+            (at_least..=at_most).contains(&n),
+            "sleeps between: {sleeps}, looked {n} times"
+        );
+    }
+}
