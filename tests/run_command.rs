@@ -3,7 +3,7 @@
 //! forwarding, summary files.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -11,20 +11,9 @@ use std::time::{Duration, Instant};
 /// whose energy they split.
 static BUSY: Mutex<()> = Mutex::new(());
 
-fn kwtop(dir: &Path) -> Command {
-    let cfg = dir.join("kwtop.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[sources]\nnvml = false\n[export]\ndir = \"{}\"\n",
-            dir.join("out").display()
-        ),
-    )
-    .unwrap();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kwtop"));
-    c.arg("--config").arg(cfg);
-    c
-}
+#[path = "common/run.rs"]
+mod run_common;
+use run_common::kwtop;
 
 fn summary_json(dir: &Path) -> serde_json::Value {
     let out = dir.join("out");

@@ -5,23 +5,12 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn kwtop(dir: &Path) -> Command {
-    let cfg = dir.join("kwtop.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[sources]\nnvml = false\n[export]\ndir = \"{}\"\n",
-            dir.join("out").display()
-        ),
-    )
-    .unwrap();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kwtop"));
-    c.arg("--config").arg(cfg);
-    c
-}
+#[path = "common/run.rs"]
+mod run_common;
+use run_common::kwtop;
 
 fn summary_json(dir: &Path) -> serde_json::Value {
     let f = std::fs::read_dir(dir.join("out"))

@@ -3,12 +3,12 @@
 //! The snapshot JSON (`snapshot`), the session summary (`kwtop::summary`), the Prometheus metrics
 //! (`kwtop::serve::metrics`) and the screen's rows (`kwtop::app::rows`) are mappers over these
 //! figures: each picks what its format shows and spells it as its schema says, none re-derives a
-//! state, a workload, a GPU placement or an impact figure from raw ledger fields. GPU placement is
+//! state, a workload or a GPU placement from raw ledger fields (impact figures come from
+//! `ImpactParams` itself). GPU placement is
 //! resolved once per sample by the ledger (`ledger::GpuHold`, pids matched to processes there).
 
 use std::collections::BTreeMap;
 
-use crate::impact::{Equivalents, ImpactParams};
 use crate::ledger::{GpuHold, Ledger, ProcEntry, ProcState};
 use crate::sample::MigInstance;
 
@@ -62,28 +62,6 @@ impl<'a> Workload<'a> {
             .map(|p| format!("pod {p}"))
             .or_else(|| self.container.map(|c| format!("container {c}")))
             .or_else(|| self.slurm_job.map(|j| format!("slurm job {j}")))
-    }
-}
-
-/// Energy in the terms people read: kWh, facility kWh, CO2e and everyday equivalents.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Impact {
-    pub energy_j: f64,
-    pub kwh: f64,
-    pub facility_kwh: f64,
-    pub co2e_g: f64,
-    pub equivalents: Equivalents,
-}
-
-impl Impact {
-    pub fn of(energy_j: f64, impact: &ImpactParams) -> Self {
-        Impact {
-            energy_j,
-            kwh: impact.kwh(energy_j),
-            facility_kwh: impact.facility_kwh(energy_j),
-            co2e_g: impact.co2e_g(energy_j),
-            equivalents: impact.equivalents(energy_j),
-        }
     }
 }
 
@@ -191,14 +169,5 @@ mod tests {
         e.info = std::sync::Arc::new(info);
         assert_eq!(Workload::of(&e).describe().as_deref(), Some("pod p"));
         assert_eq!(Workload::of(&e).id(), Some("p"));
-    }
-
-    #[test]
-    fn impact_figures_match_the_parameters() {
-        let p = ImpactParams::default();
-        let i = Impact::of(3.6e6, &p);
-        assert!((i.kwh - 1.0).abs() < 1e-12);
-        assert!((i.facility_kwh - p.facility_kwh(3.6e6)).abs() < 1e-12);
-        assert!((i.co2e_g - p.co2e_g(3.6e6)).abs() < 1e-9);
     }
 }
