@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Regenerates build/symbol-order.txt: the functions the live monitor runs, which release builds
+# link next to each other (build.rs passes the file to the linker). kwtop's resident memory is
+# mostly its code pages, and the kernel maps code 64 KiB at a time around each page touched
+# (fault-around): with the ~1,000 functions the monitor runs scattered over 3.8 MB of code, 3.1 MB
+# of it was resident; packed together, about 1 MB. Functions not listed keep the linker's order,
+# and a stale list only costs memory (names the build no longer has are skipped), so rerun this
+# after large changes or a Rust or dependency upgrade (symbol names carry a hash of those).
+#
+#   scripts/symbol-order.sh [SECONDS]   (default 25 per run)
+#
+# Profiles, under valgrind's callgrind in a 120x40 tmux window: the live monitor on this machine,
+# then the live monitor with the fake NVML library playing two GPUs (fake-nvml/fixtures), each
+# with a few keys pressed (sort, detail, help). Needs tmux, valgrind, python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-25}
+for tool in tmux valgrind python3 nm; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "symbol-order: needs $tool" >&2; exit 1; }
+done
+cargo build --release --quiet --bin kwtop -p kwtop -p fake-nvml
+target=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+bin=$(realpath "$target/release/kwtop")
+work=$(mktemp -d)
+trap 'tmux -L kwtop-order kill-server 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cat >"$work/plain.toml" <<TOML
+[sources]
+nvml = false
+[export]
+dir = "$work/out"
+TOML
+cat >"$work/gpu.toml" <<TOML
+[sources]
+nvml_library = "$target/release/libfake_nvml.so"
+[export]
+dir = "$work/out"
+TOML
+
+profile() { # NAME ENV...
+  local name=$1; shift
+  tmux -L kwtop-order new-session -d -x 120 -y 40 \
+    env "$@" valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$name.cg" \
+    "$bin" --config "$work/$name.toml"
+  sleep "$((secs / 2))"
+  for k in s s d Escape '?' Escape; do tmux -L kwtop-order send-keys "$k"; sleep 1; done
+  sleep "$((secs / 2))"
+  tmux -L kwtop-order send-keys q
+  for _ in $(seq 60); do [ -s "$work/$name.cg" ] && ! tmux -L kwtop-order has-session 2>/dev/null && break; sleep 1; done
+}
+profile plain
+profile gpu KWTOP_FAKE_NVML_FIXTURE="$PWD/fake-nvml/fixtures/h100-busy-and-idle-holder.json"
+
+python3 - "$bin" "$work"/*.cg >build/symbol-order.txt <<'PY'
+import re, subprocess, sys
+binary, profiles = sys.argv[1], sys.argv[2:]
+# Self cost of every function of the kwtop binary, over all profiles.
+cost = {}
+for path in profiles:
+    objs, names, ob, fn, after_call = {}, {}, None, None, False
+    for line in open(path, errors="replace"):
+        m = re.match(r"^(ob|fn|cob|cfn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
+        if m:
+            kind, idx, name = m.groups()
+            table = objs if kind in ("ob", "cob") else names
+            if name:
+                table[idx] = name
+            if kind == "ob":
+                ob = objs[idx]
+            elif kind == "fn":
+                fn = names[idx] if ob == binary else None
+            continue
+        if line.startswith("calls="):
+            # The next line is the inclusive cost of a call, not this function's own.
+            after_call = True
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            parts = line.split()
+            if fn and not after_call and len(parts) >= 2:
+                cost[fn] = cost.get(fn, 0) + int(parts[1])
+            after_call = False
+symbols = set()
+for line in subprocess.run(["nm", binary], capture_output=True, text=True).stdout.splitlines():
+    parts = line.split()
+    if len(parts) == 3 and parts[1] in "tTwW":
+        symbols.add(parts[2])
+hot = sorted((f for f in cost if f in symbols), key=lambda f: -cost[f])
+print("# Functions the live monitor runs, hottest first (scripts/symbol-order.sh; build.rs).")
+print("\n".join(hot))
+PY
+echo "symbol-order: $(grep -vc '^#' build/symbol-order.txt) functions in build/symbol-order.txt"
