@@ -25,13 +25,15 @@ bin=$(realpath "$target/release/kwtop")
 work=$(mktemp -d)
 trap 'tmux -L kwtop-order kill-server 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cat >"$work/plain.toml" <<TOML
-[sources]
-nvml = false
+# Each run reads its config from the usual place (XDG_CONFIG_HOME), as a user's monitor does.
+mkdir -p "$work/plain/kwtop" "$work/gpu/kwtop"
+# No NVML setting: on a machine without NVIDIA's library the monitor runs without GPUs (the
+# common case, and its code path is profiled too).
+cat >"$work/plain/kwtop/config.toml" <<TOML
 [export]
 dir = "$work/out"
 TOML
-cat >"$work/gpu.toml" <<TOML
+cat >"$work/gpu/kwtop/config.toml" <<TOML
 [sources]
 nvml_library = "$target/release/libfake_nvml.so"
 [export]
@@ -41,8 +43,8 @@ TOML
 profile() { # NAME ENV...
   local name=$1; shift
   tmux -L kwtop-order new-session -d -x 120 -y 40 \
-    env "$@" valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$name.cg" \
-    "$bin" --config "$work/$name.toml"
+    env XDG_CONFIG_HOME="$work/$name" "$@" \
+    valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$name.cg" "$bin"
   sleep "$((secs / 2))"
   for k in s s d Escape '?' Escape; do tmux -L kwtop-order send-keys "$k"; sleep 1; done
   sleep "$((secs / 2))"
