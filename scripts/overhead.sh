@@ -6,7 +6,8 @@
 # refresh. After WARMUP seconds, DURATION seconds are measured:
 #   CPU       on-CPU nanoseconds of all the program's threads, from /proc/PID/task/*/schedstat,
 #             reported as milliseconds per minute;
-#   peak RSS  VmHWM at the end (KiB), and RssAnon (heap and stacks, without code pages);
+#   peak RSS  VmHWM at the end (KiB), with both binaries in the page cache, and RssAnon (heap,
+#             stacks and the relocated pointers of a position-independent binary, without code);
 #   bytes     growth of a tmux pipe-pane capture of its terminal over the window;
 #   first     bytes written in the first 0.9 s after it starts (its first frame: both are started
 #             only once the capture is attached), and the CPU it used until then.
@@ -56,6 +57,11 @@ if [ "$PIDNS" = 1 ]; then
     # Everything below runs again inside the new namespace, with its own /proc.
     exec unshare --pid --fork --mount-proc bash "$SELF" --in-pidns --bin "$BIN" "$DURATION" "${LOADS[@]}"
 fi
+
+# Both programs' files wholly in the page cache, as on a machine where they have run before: the
+# kernel maps code up to 64 KiB around each page touched, but only pages already cached, so peak RSS
+# depends on what was read before. With everything cached it is the largest and stable between runs.
+for f in "$BIN" "$(command -v htop)"; do cat "$f" >/dev/null; done
 
 WORK="$(mktemp -d)"
 SOCK="kwtop-overhead-$$"
