@@ -1,7 +1,8 @@
 //! Bytes the live monitor sends its terminal, per frame: ratatui's `Terminal` with its crossterm
 //! backend (the writer before issue 12) against kwtop's `Screen`, over recordings replayed one
 //! frame per sample at 120×40. Deterministic and without a terminal: the same recording always
-//! gives the same numbers.
+//! gives the same numbers. Also each writer's CPU time per frame (copying the drawn frame in,
+//! diffing, the escape sequences; not the drawing itself): build with --release for those.
 //!
 //! `cargo run --example screen_bytes -- [RECORDING.jsonl ...]` (default: the test fixtures; make
 //! one of this machine with `kwtop record -o rec.jsonl --duration 60s`). With `KWTOP_DUMP=DIR`,
@@ -18,10 +19,18 @@ use kwtop::app::{App, AppParams, Msg, ViewOptions};
 use kwtop::recording::Reader;
 use kwtop::tui::Screen;
 use ratatui::backend::CrosstermBackend;
+use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 
 const AREA: Rect = Rect::new(0, 0, 120, 40);
+
+/// CPU seconds this thread has run.
+fn thread_cpu_s() -> f64 {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+}
 
 /// Keeps the bytes the terminal would get.
 struct Sink(Rc<RefCell<Vec<u8>>>);
@@ -45,8 +54,17 @@ fn main() {
             .into();
     }
     println!(
-        "{:<24} {:>6} {:>7} {:>12} {:>12} {:>12} {:>12} {:>7}",
-        "recording", "frames", "procs", "old first B", "new first B", "old B/frame", "new B/frame", "new/old"
+        "{:<24} {:>6} {:>6} {:>12} {:>12} {:>12} {:>12} {:>7} {:>11} {:>11}",
+        "recording",
+        "frames",
+        "procs",
+        "old first B",
+        "new first B",
+        "old B/frame",
+        "new B/frame",
+        "new/old",
+        "old µs/fr",
+        "new µs/fr"
     );
     for path in paths {
         let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -66,14 +84,24 @@ fn main() {
         let (mut old, mut new) = (Vec::new(), Vec::new());
         let mut stream = Vec::new();
         let mut procs = 0;
+        let mut cpu = [0.0; 2];
         for sample in reader.by_ref() {
             let sample = sample.unwrap();
             procs = procs.max(sample.processes.len());
             app.update(Msg::Sample(Box::new(sample)));
             app.page_rows = kwtop::ui::table_rows(AREA, app.ledger().devices.len()).max(1);
-            term.draw(|f| kwtop::ui::render(&app, f)).unwrap();
+            let mut drawn = Buffer::empty(AREA);
+            kwtop::ui::draw(&app, AREA, &mut drawn);
+            let t0 = thread_cpu_s();
+            term.draw(|f| f.buffer_mut().content.clone_from_slice(&drawn.content))
+                .unwrap();
+            let t1 = thread_cpu_s();
+            let bytes = screen.frame(AREA.width, AREA.height, |buf| {
+                buf.content.clone_from_slice(&drawn.content);
+            });
+            cpu[0] += t1 - t0;
+            cpu[1] += thread_cpu_s() - t1;
             old.push(written.borrow().len() - old.iter().sum::<usize>());
-            let bytes = screen.frame(AREA.width, AREA.height, |buf| kwtop::ui::draw(&app, AREA, buf));
             new.push(bytes.len());
             stream.extend_from_slice(bytes);
         }
@@ -82,7 +110,7 @@ fn main() {
             let dir = std::path::Path::new(&dir);
             std::fs::write(dir.join(format!("{name}.new")), &stream).unwrap();
             std::fs::write(dir.join(format!("{name}.old")), &*written.borrow()).unwrap();
-            let mut buf = ratatui::buffer::Buffer::empty(AREA);
+            let mut buf = Buffer::empty(AREA);
             kwtop::ui::draw(&app, AREA, &mut buf);
             let text: Vec<String> = (0..AREA.height)
                 .map(|y| {
@@ -95,11 +123,13 @@ fn main() {
         let per_frame = |v: &[usize]| v[1..].iter().sum::<usize>() as f64 / (v.len() - 1).max(1) as f64;
         let (o, n) = (per_frame(&old), per_frame(&new));
         println!(
-            "{name:<24} {:>6} {procs:>7} {:>12} {:>12} {o:>12.0} {n:>12.0} {:>7.2}",
+            "{name:<24} {:>6} {procs:>6} {:>12} {:>12} {o:>12.0} {n:>12.0} {:>7.2} {:>11.0} {:>11.0}",
             old.len(),
             old[0],
             new[0],
-            n / o
+            n / o,
+            cpu[0] / old.len() as f64 * 1e6,
+            cpu[1] / old.len() as f64 * 1e6,
         );
     }
 }

@@ -16,6 +16,10 @@
 //! - the first frame and the first after a resize clear the screen (`CSI 2 J`) and write everything
 //!   that is not blank.
 //!
+//! Over recorded sessions at 120×40 that is 0.6x ratatui's bytes per frame, for slightly less CPU
+//! (`examples/screen_bytes`). The attributes of the last frame stay set: `restore_terminal` resets
+//! them.
+//!
 //! A row is a sequence of glyphs, each covering its width in cells (what a wide glyph covers is
 //! ignored, as ratatui's diff does). A glyph is written when the screen has no identical glyph
 //! starting in the same cell, so whatever overwrites part of a wide glyph on screen rewrites the
@@ -102,6 +106,7 @@ impl Screen {
 fn row(w: &mut Writer, t: &[Cell], s: &[Cell], y: usize, dirty: &mut Vec<usize>) {
     let width = t.len();
     dirty.clear();
+    // `sx`: the next glyph start on screen at or after `x`.
     let (mut x, mut sx) = (0, 0);
     while x < width {
         let (_, tw) = glyph(&t[x], width - x);
@@ -109,14 +114,27 @@ fn row(w: &mut Writer, t: &[Cell], s: &[Cell], y: usize, dirty: &mut Vec<usize>)
             while sx < x {
                 sx += glyph(&s[sx], width - sx).1;
             }
-            if sx != x || s[x] != t[x] {
+            if sx == x && s[x] == t[x] {
+                sx += tw;
+            } else {
                 dirty.push(x);
             }
         }
         x += tw;
     }
+    if dirty.is_empty() {
+        return;
+    }
     // Glyphs from `tail` on are all blank: erasing the rest of the line may be shorter.
-    let tail = t.iter().rposition(|c| *c != Cell::EMPTY).map_or(0, |i| i + 1);
+    let last = dirty[dirty.len() - 1];
+    let tail = if t[last..].iter().all(|c| *c == Cell::EMPTY) {
+        t[..last]
+            .iter()
+            .rposition(|c| *c != Cell::EMPTY)
+            .map_or(0, |i| i + 1)
+    } else {
+        width
+    };
     let split = dirty.partition_point(|&x| x < tail);
     for &x in &dirty[..split] {
         w.write(t, x, y);
@@ -132,8 +150,12 @@ fn row(w: &mut Writer, t: &[Cell], s: &[Cell], y: usize, dirty: &mut Vec<usize>)
 
 /// What a cell shows and how many cells that covers, with `room` cells left in the row: a glyph
 /// that is empty or does not fit shows as a blank.
+#[inline]
 fn glyph(c: &Cell, room: usize) -> (&str, usize) {
     let sym = c.symbol();
+    if sym.len() == 1 {
+        return (sym, 1);
+    }
     match usize::from(sym.cell_width()) {
         _ if skipped(c) => (" ", 1),
         w if w == 0 || w > room => (" ", 1),
@@ -244,6 +266,7 @@ impl Writer {
         self.sgr(Pen::of(&t[x]));
         self.out.extend_from_slice(sym.as_bytes());
         self.st.cursor = Some((x + w, y));
+        self.st.placed = true;
     }
 
     /// Put the cursor on `t[x]` of row `y`, with the pen set for it: by printing the glyphs in
