@@ -1,38 +1,23 @@
 //! Cost of the live monitor's tick on this machine, per stage, without a terminal: `read` (the
 //! sensors and `/proc`: `Sampler::sample`), `account` (the pipeline: attribution, ledger, the
-//! screen's derived view) and `draw` (the screen rendered at 120×40 and diffed by ratatui, its
-//! escape sequences written to memory, as the terminal would get them). Each stage is timed in
-//! this thread's CPU time; run it under `valgrind --tool=callgrind` for instruction counts, which do
-//! not depend on what else the machine is doing.
+//! screen's derived view) and `draw` (the screen rendered at 120×40 and diffed by the live
+//! monitor's `Screen`, its escape sequences written to memory, as the terminal would get them).
+//! Each stage is timed in this thread's CPU time; run it under `valgrind --tool=callgrind` for
+//! instruction counts, which do not depend on what else the machine is doing.
 //!
 //! `cargo run --release --example tickprof -- [TICKS] [INTERVAL_MS]` (defaults 30 and 100): the
 //! first sample reads every process's static facts and is reported on its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::cell::Cell;
-use std::io::Write;
-use std::rc::Rc;
 use std::time::Duration;
 
 use kwtop::app::{App, AppParams, ViewOptions};
 use kwtop::pipeline::{Feed, LiveFeed, Tick};
 use kwtop::sources::{Sampler, SourceConfig};
-use ratatui::backend::CrosstermBackend;
+use kwtop::tui::Screen;
 use ratatui::layout::Rect;
-use ratatui::{Terminal, TerminalOptions, Viewport};
 
-/// Counts the bytes the terminal would get.
-struct Sink(Rc<Cell<usize>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.set(self.0.get() + buf.len());
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+const AREA: Rect = Rect::new(0, 0, 120, 40);
 
 /// CPU seconds this thread has run.
 fn thread_cpu_s() -> f64 {
@@ -41,8 +26,6 @@ fn thread_cpu_s() -> f64 {
     clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
         .map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
 }
-
-type Term = Terminal<CrosstermBackend<Sink>>;
 
 // One function per stage, never inlined, so that callgrind's inclusive costs split the tick
 // (`callgrind_annotate --inclusive=yes`: `tickprof::read`, `account`, `draw`, and `first_*` for
@@ -63,13 +46,15 @@ fn first_account(app: &mut App, tick: Tick) {
 fn account(app: &mut App, tick: Tick) {
     app.accept(tick, &mut []);
 }
+/// Returns the bytes the terminal would get.
 #[inline(never)]
-fn first_draw(term: &mut Term, app: &App) {
-    draw(term, app);
+fn first_draw(screen: &mut Screen, app: &App) -> usize {
+    draw(screen, app)
 }
 #[inline(never)]
-fn draw(term: &mut Term, app: &App) {
-    term.draw(|f| kwtop::ui::render(app, f)).expect("draw");
+fn draw(screen: &mut Screen, app: &App) -> usize {
+    let bytes = screen.frame(AREA.width, AREA.height, |buf| kwtop::ui::draw(app, AREA, buf));
+    std::hint::black_box(bytes).len()
 }
 
 fn main() {
@@ -86,11 +71,7 @@ fn main() {
     };
     let mut feed = LiveFeed::new(Sampler::from_config(&sources), params.interval);
     let mut app = App::new(&params, ViewOptions::default());
-    let viewport = Viewport::Fixed(Rect::new(0, 0, 120, 40));
-    let written = Rc::new(Cell::new(0usize));
-    let sink = Sink(Rc::clone(&written));
-    let mut term =
-        Terminal::with_options(CrosstermBackend::new(sink), TerminalOptions { viewport }).expect("terminal");
+    let mut screen = Screen::new();
     let mut sums = [0.0f64; 3];
     let mut bytes = 0usize;
     let mut n_procs = 0usize;
@@ -109,13 +90,12 @@ fn main() {
             account(&mut app, tick);
         }
         let t2 = thread_cpu_s();
-        if i == 0 {
-            first_draw(&mut term, &app);
+        let out = if i == 0 {
+            first_draw(&mut screen, &app)
         } else {
-            draw(&mut term, &app);
-        }
+            draw(&mut screen, &app)
+        };
         let t3 = thread_cpu_s();
-        let out = written.replace(0);
         if i == 0 {
             println!(
                 "first tick: read {:.2} ms, account {:.2} ms, draw {:.2} ms, {} bytes",

@@ -7,27 +7,30 @@
 //! the [`App`]): each tick is accounted once and shown to the screen and the subscribers — the
 //! metrics endpoint of `--serve`, the summary [`Checkpoint`]. Terminal input is read on another
 //! thread. The loop `select!`s over ticks, input and signals (`crate::signals`) and redraws only
-//! when something changed, at most `fps` times a second; ratatui sends only the cells that changed.
+//! when something changed, at most `fps` times a second; [`Screen`] sends only what changed, in
+//! one write per frame.
 //! The terminal is restored on quit, Ctrl-C, SIGTERM, SIGHUP and panic, and the session summary
 //! is written in every one of those cases: a panic in the UI loop or in the sample feed is caught,
 //! the summary of what was accounted so far is saved, and the process exits with status 101.
 //! Quitting when the summary cannot be written (full disk, unwritable dir) prints why and exits 1.
 
-use std::io::{self, Stdout, Write};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use crossterm::style::{Attribute, SetAttribute};
 use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 use crossterm::{cursor, execute};
-use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
 
 mod event_loop;
+mod screen;
 mod signal;
 
 pub use event_loop::{Checkpoint, CheckpointClock};
+pub use screen::Screen;
 
 use crate::app::{App, AppParams, Signals, ViewOptions};
 use crate::engine::Engine;
@@ -100,12 +103,20 @@ pub fn color_enabled(no_color_flag: bool, no_color_env: Option<&std::ffi::OsStr>
 /// Set when the terminal has been put into raw/alternate mode and not yet restored.
 static TERMINAL_ACTIVE: AtomicBool = AtomicBool::new(false);
 
-/// Put the terminal back: cooked mode, main screen, cursor, no mouse reporting. Idempotent and
-/// safe to call from the panic hook; errors are ignored (after SIGHUP there may be no terminal).
+/// Put the terminal back: default attributes, cooked mode, main screen, cursor, no mouse
+/// reporting. Idempotent and safe to call from the panic hook; errors are ignored (after SIGHUP
+/// there may be no terminal).
 pub fn restore_terminal() {
     if TERMINAL_ACTIVE.swap(false, Ordering::SeqCst) {
         let mut out = io::stdout();
-        let _ = execute!(out, DisableMouseCapture, LeaveAlternateScreen, cursor::Show);
+        // The screen writer leaves the last frame's attributes set.
+        let _ = execute!(
+            out,
+            SetAttribute(Attribute::Reset),
+            DisableMouseCapture,
+            LeaveAlternateScreen,
+            cursor::Show
+        );
         let _ = terminal::disable_raw_mode();
         let _ = out.flush();
     }
@@ -119,7 +130,8 @@ impl Drop for TerminalGuard {
     }
 }
 
-fn setup_terminal() -> io::Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>)> {
+/// Raw mode, alternate screen, mouse wheel, no cursor; the first [`Screen`] frame clears it.
+fn setup_terminal() -> io::Result<TerminalGuard> {
     let prev = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
@@ -130,9 +142,22 @@ fn setup_terminal() -> io::Result<(TerminalGuard, Terminal<CrosstermBackend<Stdo
     let guard = TerminalGuard;
     let mut out = io::stdout();
     execute!(out, EnterAlternateScreen, EnableMouseCapture, cursor::Hide)?;
-    let mut term = Terminal::new(CrosstermBackend::new(out))?;
-    term.clear()?;
-    Ok((guard, term))
+    Ok(guard)
+}
+
+/// Write a frame's bytes to the terminal in one `write` (more only if the kernel takes less), past
+/// `Stdout`'s line buffer, which would split it at the last newline.
+fn write_frame(mut bytes: &[u8]) -> io::Result<()> {
+    let out = io::stdout();
+    while !bytes.is_empty() {
+        match nix::unistd::write(out.as_fd(), bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// How the live monitor can end other than normally; the command line maps these to exit statuses.
@@ -183,27 +208,21 @@ pub fn run_with_feed(
     };
     let mut app = App::new(params, opts);
     app.work = options.work.clone();
-    let (guard, mut term) =
+    let guard =
         setup_terminal().map_err(|e| TuiError::Runtime(format!("cannot set up the terminal: {e}")))?;
+    let mut screen = Screen::new();
     // A panic unwinds to here (the panic hook has already restored the terminal and printed the
     // message): the ledger holds every interval accounted before it, so the summary is still saved.
     let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
         rt.block_on(event_loop::event_loop(
             &mut app,
-            &mut term,
+            &mut screen,
             &mut options,
             feed,
             lossless,
         ))
     }));
-    // ratatui's `Terminal` shows the cursor when dropped and `eprintln!`s if that fails, which
-    // panics when stderr is the same hung-up terminal (a dropped SSH link): after a failed
-    // show_cursor the terminal is gone, so forget the struct (a few KiB, once) instead.
-    if term.show_cursor().is_ok() {
-        drop(term);
-    } else {
-        std::mem::forget(term);
-    }
+    drop(screen);
     drop(guard);
     restore_terminal();
     let panicked = caught.is_err();

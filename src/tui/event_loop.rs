@@ -1,16 +1,14 @@
 //! The live monitor's event loop and its threads: the feed thread (sensors or a recording), the
 //! input thread (crossterm), the periodic checkpoint, and what each message and action does.
 
-use std::io::Stdout;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{self, Event, MouseEventKind};
-use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
 use tokio::sync::mpsc;
 
-use super::{ExportHook, ExportReason, Options, SendFeed, TuiError, terminal_gone};
+use super::{ExportHook, ExportReason, Options, Screen, SendFeed, TuiError, terminal_gone, write_frame};
 use crate::app::{Action, App, Msg};
 use crate::pipeline::{Feed, Frame, Subscriber, Tick};
 
@@ -78,7 +76,7 @@ impl Subscriber for Checkpoint<'_> {
 /// the screen is redrawn only when something changed, at most `max_fps` times a second.
 pub(super) async fn event_loop(
     app: &mut App,
-    term: &mut Terminal<CrosstermBackend<Stdout>>,
+    screen: &mut Screen,
     options: &mut Options,
     feed: SendFeed,
     lossless: bool,
@@ -101,7 +99,7 @@ pub(super) async fn event_loop(
         // `due` before `now`: never drawn yet means due at once.
         let due = last_draw.map_or_else(Instant::now, |t| t + frame);
         if dirty && Instant::now() >= due {
-            if !redraw(app, term)? {
+            if !redraw(app, screen)? {
                 // Hung up (SSH link dropped) before its SIGHUP was handled: end as on SIGHUP.
                 return Ok(());
             }
@@ -130,6 +128,10 @@ pub(super) async fn event_loop(
             },
         };
         if let Some(msg) = msg {
+            if matches!(msg, Msg::Resize) {
+                // Whatever the terminal made of the old screen: clear and write everything.
+                screen.invalidate();
+            }
             let (d, action) = app.update(msg);
             dirty |= d;
             match apply(app, options, action) {
@@ -196,14 +198,16 @@ fn account(
 }
 
 /// Draw the screen. `Ok(false)`: the terminal is gone (hung up).
-fn redraw(app: &mut App, term: &mut Terminal<CrosstermBackend<Stdout>>) -> Result<bool, TuiError> {
-    let size = match term.size() {
+fn redraw(app: &mut App, screen: &mut Screen) -> Result<bool, TuiError> {
+    let (w, h) = match crossterm::terminal::size() {
         Ok(size) => size,
         Err(e) if terminal_gone(&e) => return Ok(false),
         Err(e) => return Err(TuiError::Runtime(format!("terminal: {e}"))),
     };
-    app.page_rows = crate::ui::table_rows(size.into(), app.ledger().devices.len()).max(1);
-    match term.draw(|f| crate::ui::render(app, f)) {
+    let area = Rect::new(0, 0, w, h);
+    app.page_rows = crate::ui::table_rows(area, app.ledger().devices.len()).max(1);
+    let app = &*app;
+    match write_frame(screen.frame(w, h, |buf| crate::ui::draw(app, area, buf))) {
         Ok(_) => Ok(true),
         Err(e) if terminal_gone(&e) => Ok(false),
         Err(e) => Err(TuiError::Runtime(format!("cannot draw: {e}"))),
