@@ -24,7 +24,8 @@
 //! ignored, as ratatui's diff does). A glyph is written when the screen has no identical glyph
 //! starting in the same cell, so whatever overwrites part of a wide glyph on screen rewrites the
 //! rest of it as well, and how a terminal shows half a wide character never matters. Cells marked
-//! `Skip` are never written. Terminal behaviour relied on: after a glyph in the last column a wrap
+//! `Skip` are never written. What the terminal shows is kept in 20-byte [`Shown`] cells rather
+//! than a second `Buffer` of 48-byte `Cell`s (94 KiB instead of 225 KiB at 120×40). Terminal behaviour relied on: after a glyph in the last column a wrap
 //! is pending, which only CR or an absolute move may follow; LF only moves down (raw mode adds no
 //! CR); erases fill with the current background colour and no attributes, so they are sent with
 //! the default background and no modifiers.
@@ -36,8 +37,12 @@ use ratatui::style::{Color, Modifier};
 /// The live monitor's screen: what the terminal shows, and the next frame.
 #[derive(Debug)]
 pub struct Screen {
-    /// What the terminal shows now.
-    shown: Buffer,
+    /// What the terminal shows now, row by row (`area`'s width).
+    shown: Vec<Shown>,
+    /// The symbols of `shown` longer than 4 bytes.
+    long: Vec<String>,
+    /// The size of `shown`.
+    area: Rect,
     /// The next frame, drawn from blank each time.
     next: Buffer,
     /// The next frame needs a clear (start, resize).
@@ -57,7 +62,9 @@ impl Screen {
     /// A screen whose first frame clears the terminal.
     pub fn new() -> Self {
         Screen {
-            shown: Buffer::empty(Rect::default()),
+            shown: Vec::new(),
+            long: Vec::new(),
+            area: Rect::default(),
             next: Buffer::empty(Rect::default()),
             clear: true,
             w: Writer::default(),
@@ -77,9 +84,11 @@ impl Screen {
         let area = Rect::new(0, 0, width, height);
         self.w.out.clear();
         self.w.width = usize::from(width);
-        if self.clear || self.shown.area != area {
-            self.shown.resize(area);
-            self.shown.reset();
+        if self.clear || self.area != area {
+            self.area = area;
+            self.shown.clear();
+            self.shown.resize(area.area() as usize, Shown::EMPTY);
+            self.long.clear();
             // Erases take the current background: reset first.
             self.w.out.extend_from_slice(b"\x1b[0m\x1b[2J");
             self.w.st.pen = Pen::DEFAULT;
@@ -94,16 +103,19 @@ impl Screen {
         let w = self.w.width;
         for y in 0..usize::from(height) {
             let rows = y * w..(y + 1) * w;
-            let (t, s) = (&self.next.content[rows.clone()], &self.shown.content[rows]);
-            row(&mut self.w, t, s, y, &mut self.dirty);
+            let (t, s) = (&self.next.content[rows.clone()], &self.shown[rows]);
+            row(&mut self.w, t, (s, &self.long), y, &mut self.dirty);
         }
-        std::mem::swap(&mut self.shown, &mut self.next);
+        self.long.clear();
+        for (s, c) in self.shown.iter_mut().zip(&self.next.content) {
+            *s = Shown::of(c, &mut self.long);
+        }
         &self.w.out
     }
 }
 
-/// Write row `y`: `t` is the next frame's, `s` the screen's.
-fn row(w: &mut Writer, t: &[Cell], s: &[Cell], y: usize, dirty: &mut Vec<usize>) {
+/// Write row `y`: `t` is the next frame's, `s` the screen's (with its long symbols).
+fn row(w: &mut Writer, t: &[Cell], (s, long): (&[Shown], &[String]), y: usize, dirty: &mut Vec<usize>) {
     let width = t.len();
     dirty.clear();
     // `sx`: the next glyph start on screen at or after `x`.
@@ -112,9 +124,9 @@ fn row(w: &mut Writer, t: &[Cell], s: &[Cell], y: usize, dirty: &mut Vec<usize>)
         let (_, tw) = glyph(&t[x], width - x);
         if !skipped(&t[x]) {
             while sx < x {
-                sx += glyph(&s[sx], width - sx).1;
+                sx += s[sx].width(long, width - sx);
             }
-            if sx == x && s[x] == t[x] {
+            if sx == x && s[x].same(&t[x], long) {
                 sx += tw;
             } else {
                 dirty.push(x);
@@ -152,14 +164,93 @@ fn row(w: &mut Writer, t: &[Cell], s: &[Cell], y: usize, dirty: &mut Vec<usize>)
 /// that is empty or does not fit shows as a blank.
 #[inline]
 fn glyph(c: &Cell, room: usize) -> (&str, usize) {
-    let sym = c.symbol();
+    glyph_of(c.symbol(), skipped(c), room)
+}
+
+/// [`glyph`] of a symbol and whether its cell is skipped.
+#[inline]
+fn glyph_of(sym: &str, skip: bool, room: usize) -> (&str, usize) {
     if sym.len() == 1 {
         return (sym, 1);
     }
     match usize::from(sym.cell_width()) {
-        _ if skipped(c) => (" ", 1),
+        _ if skip => (" ", 1),
         w if w == 0 || w > room => (" ", 1),
         w => (sym, w),
+    }
+}
+
+/// A cell as the terminal shows it: what the writer compares the next frame with. A `Cell` is 48
+/// bytes (its symbol a 24-byte string); this is 20, with symbols of up to 4 bytes (one character
+/// of any script) inline and longer grapheme clusters in a side list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shown {
+    /// The symbol's bytes when `len` <= 4, else its index in the side list (little-endian).
+    sym: [u8; 4],
+    /// Bytes of `sym` used, or [`Shown::LONG`].
+    len: u8,
+    skip: bool,
+    mods: Modifier,
+    fg: Color,
+    bg: Color,
+    ul: Color,
+}
+
+impl Shown {
+    const LONG: u8 = u8::MAX;
+    const EMPTY: Shown = Shown {
+        sym: [b' ', 0, 0, 0],
+        len: 1,
+        skip: false,
+        mods: Modifier::empty(),
+        fg: Color::Reset,
+        bg: Color::Reset,
+        ul: Color::Reset,
+    };
+
+    fn of(c: &Cell, long: &mut Vec<String>) -> Shown {
+        let text = c.symbol();
+        let mut sym = [0; 4];
+        let len = if text.len() <= 4 {
+            sym[..text.len()].copy_from_slice(text.as_bytes());
+            text.len() as u8
+        } else {
+            sym = u32::try_from(long.len()).unwrap_or(u32::MAX).to_le_bytes();
+            long.push(text.to_owned());
+            Shown::LONG
+        };
+        Shown {
+            sym,
+            len,
+            skip: skipped(c),
+            mods: c.modifier,
+            fg: c.fg,
+            bg: c.bg,
+            ul: c.underline_color,
+        }
+    }
+
+    fn symbol<'a>(&'a self, long: &'a [String]) -> &'a str {
+        if self.len == Shown::LONG {
+            let i = u32::from_le_bytes(self.sym) as usize;
+            return long.get(i).map_or(" ", String::as_str);
+        }
+        std::str::from_utf8(&self.sym[..usize::from(self.len)]).unwrap_or(" ")
+    }
+
+    /// Cells this glyph covers, with `room` left in the row (as [`glyph`]).
+    fn width(&self, long: &[String], room: usize) -> usize {
+        glyph_of(self.symbol(long), self.skip, room).1
+    }
+
+    /// Whether the terminal already shows `c` here.
+    fn same(&self, c: &Cell, long: &[String]) -> bool {
+        self.fg == c.fg
+            && self.bg == c.bg
+            && self.ul == c.underline_color
+            && self.mods == c.modifier
+            && self.skip == skipped(c)
+            && self.symbol(long) == c.symbol()
     }
 }
 

@@ -5,7 +5,8 @@ use ratatui::buffer::{Buffer, CellWidth};
 use ratatui::style::{Color, Modifier, Style};
 use unicode_width::UnicodeWidthChar;
 
-use super::{ON, Pen, Screen};
+use super::{ON, Pen, Screen, Shown};
+use ratatui::buffer::Cell;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Slot {
@@ -458,4 +459,17 @@ fn no_color_sends_no_colours() {
             .count();
         assert_eq!(colours > 0, color, "colour codes with color = {color}");
     }
+}
+
+#[test]
+fn what_the_screen_shows_costs_20_bytes_a_cell() {
+    assert_eq!(std::mem::size_of::<Shown>(), 20);
+    let mut long = Vec::new();
+    let mut wide = Cell::new("e\u{301}\u{301}");
+    wide.fg = Color::Red;
+    let s = Shown::of(&wide, &mut long);
+    assert_eq!(s.symbol(&long), "e\u{301}\u{301}");
+    assert!(s.same(&wide, &long));
+    assert!(!s.same(&Cell::new("e"), &long));
+    assert!(Shown::EMPTY.same(&Cell::EMPTY, &long));
 }
