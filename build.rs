@@ -33,7 +33,10 @@ fn main() {
     }
     let order = Path::new(&var("CARGO_MANIFEST_DIR")).join("build/symbol-order.txt");
     if order.is_file() {
-        println!("cargo::rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", order.display());
+        println!(
+            "cargo::rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+            order.display()
+        );
         println!("cargo::rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }
     if glibc_has_relr() {
