@@ -437,25 +437,30 @@ impl App {
         rows.iter().position(|r| &r.id == sel)
     }
 
+    /// Index of the selected row in `list`, if it is still there.
+    pub fn selected_in(&self, list: &rows::Listing) -> Option<usize> {
+        list.position(self.ui.selected.as_ref()?)
+    }
+
     fn move_selection(&mut self, delta: isize) {
-        let rows = self.rows();
-        if rows.is_empty() {
+        let list = rows::listing(self);
+        if list.is_empty() {
             self.ui.selected = None;
             return;
         }
-        let cur = self.selected_index(&rows);
+        let cur = self.selected_in(&list);
         let next = match cur {
             None if delta >= 0 => 0,
-            None => rows.len() - 1,
-            Some(i) => i.saturating_add_signed(delta).min(rows.len() - 1),
+            None => list.len() - 1,
+            Some(i) => i.saturating_add_signed(delta).min(list.len() - 1),
         };
-        self.ui.selected = Some(rows[next].id.clone());
+        self.ui.selected = list.id(next);
     }
 
     fn select_edge(&mut self, last: bool) {
-        let rows = self.rows();
-        let row = if last { rows.last() } else { rows.first() };
-        self.ui.selected = row.map(|r| r.id.clone());
+        let list = rows::listing(self);
+        let i = if last { list.len().checked_sub(1) } else { Some(0) };
+        self.ui.selected = i.and_then(|i| list.id(i));
     }
 
     fn toggle_pause(&mut self) {

@@ -250,6 +250,11 @@ impl Theme {
 /// A process-supplied (or any untrusted) string made safe to draw: control characters, escape
 /// sequences and bidi overrides replaced, length bounded, non-ASCII replaced in ASCII mode.
 pub fn clean(s: &str, ascii: bool) -> String {
+    // Printable ASCII within the bound is left as it is (most of what is drawn: numbers, units,
+    // most command lines): no need for the escape-sequence scan.
+    if s.len() <= 200 && s.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return s.to_string();
+    }
     let s = crate::sanitize::sanitize_str(s, 200);
     if ascii {
         s.chars().map(|c| if c.is_ascii() { c } else { '?' }).collect()
@@ -444,5 +449,33 @@ mod tests {
         assert_eq!(fit("abcdef", 4, true), "abc>");
         assert_eq!(fit("日本語", 4, false), "日…");
         assert_eq!(fit("ab", 4, false), "ab");
+    }
+
+    /// The printable-ASCII shortcut gives what the full scan gives.
+    #[test]
+    fn clean_shortcut_is_the_scan() {
+        let printable: String = (b' '..=b'~').map(char::from).collect();
+        let mut inputs = vec![
+            String::new(),
+            printable.clone(),
+            "a".repeat(200),
+            "a".repeat(201),
+            "x\x7f".into(),
+            "a\tb".into(),
+            "a\u{1b}[1mb".into(),
+            "é".into(),
+        ];
+        inputs.push(printable.repeat(3));
+        for s in inputs {
+            for ascii in [false, true] {
+                let scan = crate::sanitize::sanitize_str(&s, 200);
+                let scan: String = if ascii {
+                    scan.chars().map(|c| if c.is_ascii() { c } else { '?' }).collect()
+                } else {
+                    scan
+                };
+                assert_eq!(clean(&s, ascii), scan, "{s:?}");
+            }
+        }
     }
 }
