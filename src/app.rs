@@ -273,6 +273,21 @@ pub struct App {
     pub page_rows: usize,
     /// Energy per unit of work (`--progress-log`, `--work-metric`): the work meter's figures.
     pub work: Option<crate::workmeter::WorkBoard>,
+    /// `--stats`: what the last tick cost, shown in the footer (`None`: not asked for).
+    pub cost: Option<TickCost>,
+}
+
+/// What the last tick cost kwtop per stage (`--stats`), in microseconds of CPU time of the thread
+/// that did it; `None` until measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickCost {
+    /// The feed thread: sensors and `/proc` (or the recording) for the last sample.
+    pub read_us: Option<u64>,
+    /// The event loop: the pipeline's engine tick (attribution, ledger), the screen's view and
+    /// the other subscribers.
+    pub account_us: Option<u64>,
+    /// The event loop: the last frame rendered and written to the terminal.
+    pub draw_us: Option<u64>,
 }
 
 impl App {
@@ -289,6 +304,7 @@ impl App {
             interval_s: params.interval.as_secs_f64(),
             page_rows: 10,
             work: None,
+            cost: None,
         }
     }
 

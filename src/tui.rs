@@ -26,10 +26,11 @@ use ratatui::backend::CrosstermBackend;
 
 mod event_loop;
 mod signal;
+mod stats;
 
 pub use event_loop::{Checkpoint, CheckpointClock};
 
-use crate::app::{App, AppParams, Signals, ViewOptions};
+use crate::app::{App, AppParams, Signals, TickCost, ViewOptions};
 use crate::engine::Engine;
 use crate::pipeline::{Feed, LiveFeed, Subscriber};
 use crate::sources::{Sampler, SourceConfig};
@@ -73,6 +74,8 @@ pub struct Options {
     pub no_color: bool,
     /// `--ascii`: no Unicode on screen.
     pub ascii: bool,
+    /// `--stats`: the footer shows what the last tick cost per stage.
+    pub stats: bool,
     /// `[ui]`: redraws per second at most.
     pub ui: UiParams,
     /// Called on `e` and once on exit with the session's engine.
@@ -183,6 +186,7 @@ pub fn run_with_feed(
     };
     let mut app = App::new(params, opts);
     app.work = options.work.clone();
+    app.cost = options.stats.then(TickCost::default);
     let (guard, mut term) =
         setup_terminal().map_err(|e| TuiError::Runtime(format!("cannot set up the terminal: {e}")))?;
     // A panic unwinds to here (the panic hook has already restored the terminal and printed the

@@ -350,7 +350,31 @@ fn draw_footer(app: &App, area: Rect, buf: &mut Buffer, theme: &Theme) {
         }
         Line::from(spans)
     };
+    let line = match app.cost {
+        Some(c) if app.ui.confirm.is_none() && !app.ui.editing_filter => {
+            let mut spans = cost_spans(&c, theme);
+            spans.extend(line.spans);
+            Line::from(spans)
+        }
+        _ => line,
+    };
     Paragraph::new(line).render(area, buf);
+}
+
+/// `--stats`: "CPU µs read 812 · account 95 · draw 410", `-` until measured.
+fn cost_spans<'a>(c: &crate::app::TickCost, theme: &Theme) -> Vec<Span<'a>> {
+    let us = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    let sep = theme.sep();
+    vec![
+        Span::styled(if theme.ascii { "CPU us " } else { "CPU µs " }, theme.dim()),
+        Span::raw(format!(
+            "read {}{sep}account {}{sep}draw {}",
+            us(c.read_us),
+            us(c.account_us),
+            us(c.draw_us)
+        )),
+        Span::raw("   "),
+    ]
 }
 
 /// The `k` prompt: "Send SIGTERM to 4242 python train.py? y/N  K/9: SIGKILL", the command cut
@@ -449,6 +473,36 @@ mod tests {
         assert_eq!(fit("abcdef", 4, true), "abc>");
         assert_eq!(fit("日本語", 4, false), "日…");
         assert_eq!(fit("ab", 4, false), "ab");
+    }
+
+    #[test]
+    fn stats_in_the_footer() {
+        let mut app = App::new(
+            &crate::app::AppParams::default(),
+            crate::app::ViewOptions::default(),
+        );
+        let area = Rect::new(0, 0, 120, 1);
+        let footer = |app: &App, ascii: bool| {
+            let mut buf = Buffer::empty(area);
+            draw_footer(app, area, &mut buf, &Theme::new(true, ascii));
+            (0..area.width)
+                .map(|x| buf[(x, 0)].symbol().to_string())
+                .collect::<String>()
+        };
+        assert!(
+            footer(&app, false).starts_with("q quit  s sort"),
+            "off by default"
+        );
+        app.cost = Some(crate::app::TickCost::default());
+        assert!(footer(&app, false).starts_with("CPU µs read - · account - · draw -   q quit"));
+        app.cost = Some(crate::app::TickCost {
+            read_us: Some(812),
+            account_us: Some(95),
+            draw_us: Some(1410),
+        });
+        assert!(footer(&app, true).starts_with("CPU us read 812 | account 95 | draw 1410   q quit"));
+        app.status = Some("exported".into());
+        assert!(footer(&app, false).starts_with("CPU µs read 812 · account 95 · draw 1410   exported"));
     }
 
     /// The printable-ASCII shortcut gives what the full scan gives.
