@@ -147,9 +147,9 @@ fn procfs_first_read(bencher: divan::Bencher, n: usize) {
     });
 }
 
-/// The live monitor after 30 s of a synthetic host of `n` processes (a third kernel threads,
+/// The live monitor after `seconds` of a synthetic host of `n` processes (a third kernel threads,
 /// hidden; a quarter of the rest gain CPU time each second, so nearly all have energy).
-fn live_app(n: usize) -> kwtop::app::App {
+fn live_app(n: usize, seconds: usize) -> kwtop::app::App {
     use kwtop::app::{App, AppParams, Msg, ViewOptions};
     use kwtop_core::testing::host::{HostShape, SyntheticHost};
     let mut host = SyntheticHost::new(HostShape {
@@ -158,23 +158,32 @@ fn live_app(n: usize) -> kwtop::app::App {
         ..HostShape::default()
     });
     let mut app = App::new(&AppParams::default(), ViewOptions::default());
-    for _ in 0..30 {
+    for _ in 0..seconds {
         app.update(Msg::Sample(Box::new(host.next_sample())));
     }
     app
 }
 
 /// One frame of the live screen at 120×40 into a buffer (no terminal output): header, devices,
-/// chart, process table, footer.
+/// chart (30 s of history), process table, footer.
 #[divan::bench(args = [300, 3_000])]
 fn draw_frame(bencher: divan::Bencher, n: usize) {
+    draw_bench(bencher, &live_app(n, 30));
+}
+
+/// The same after 10 minutes: the chart's default window full (600 points a series).
+#[divan::bench(args = [300])]
+fn draw_frame_10min(bencher: divan::Bencher, n: usize) {
+    draw_bench(bencher, &live_app(n, 600));
+}
+
+fn draw_bench(bencher: divan::Bencher, app: &kwtop::app::App) {
     use ratatui::buffer::Buffer;
     use ratatui::layout::Rect;
-    let app = live_app(n);
     let area = Rect::new(0, 0, 120, 40);
     let mut buf = Buffer::empty(area);
     bencher.bench_local(|| {
         buf.reset();
-        kwtop::ui::draw(divan::black_box(&app), area, &mut buf);
+        kwtop::ui::draw(divan::black_box(app), area, &mut buf);
     });
 }
