@@ -39,11 +39,21 @@ struct Normalizer {
 
 impl Normalizer {
     fn normalize(&mut self, s: &str) -> &str {
-        replace_into(s, "(R)", &mut self.a);
-        replace_into(&self.a, "(TM)", &mut self.b);
-        replace_into(&self.b, "(tm)", &mut self.a);
-        replace_into(&self.a, "(r)", &mut self.b);
-        let s = self.b.split(" @ ").next().unwrap_or("");
+        // Most names have neither a mark like "(R)" nor " @ ": a byte scan skips those steps.
+        let s = if s.as_bytes().contains(&b'(') {
+            replace_into(s, "(R)", &mut self.a);
+            replace_into(&self.a, "(TM)", &mut self.b);
+            replace_into(&self.b, "(tm)", &mut self.a);
+            replace_into(&self.a, "(r)", &mut self.b);
+            self.b.as_str()
+        } else {
+            s
+        };
+        let s = if s.as_bytes().contains(&b'@') {
+            s.split(" @ ").next().unwrap_or("")
+        } else {
+            s
+        };
         self.out.clear();
         for w in s.split_whitespace().filter(|w| !is_noise_word(w)) {
             if !self.out.is_empty() {
