@@ -2,7 +2,8 @@
 //! and 10,000 processes on 2 CPU packages, 2 DRAM domains and 2 GPUs. Target: ≤ 1 ms at 1,000.
 //! Also the DRM fdinfo read per tick (issue 14 item 3) on a fixture /proc and sysfs tree, and the
 //! process read per tick through the real procfs source on a fixture /proc of 100 and 1,000
-//! processes in the kernel's file formats (issue 12; `kwtop_core::testing::procfs`).
+//! processes in the kernel's file formats (issue 12; `kwtop_core::testing::procfs`). And drawing one
+//! frame of the live screen (120×40) at 300 and 3,000 processes of a synthetic host.
 //! Run: `cargo bench --bench tick`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -143,5 +144,46 @@ fn procfs_first_read(bencher: divan::Bencher, n: usize) {
     bencher.bench_local(|| {
         let mut src = kwtop::sources::procfs::ProcFs::new(dir.path().to_path_buf());
         divan::black_box(src.read())
+    });
+}
+
+/// The live monitor after `seconds` of a synthetic host of `n` processes (a third kernel threads,
+/// hidden; a quarter of the rest gain CPU time each second, so nearly all have energy).
+fn live_app(n: usize, seconds: usize) -> kwtop::app::App {
+    use kwtop::app::{App, AppParams, Msg, ViewOptions};
+    use kwtop_core::testing::host::{HostShape, SyntheticHost};
+    let mut host = SyntheticHost::new(HostShape {
+        procs: n,
+        sporadic: n / 4,
+        ..HostShape::default()
+    });
+    let mut app = App::new(&AppParams::default(), ViewOptions::default());
+    for _ in 0..seconds {
+        app.update(Msg::Sample(Box::new(host.next_sample())));
+    }
+    app
+}
+
+/// One frame of the live screen at 120×40 into a buffer (no terminal output): header, devices,
+/// chart (30 s of history), process table, footer.
+#[divan::bench(args = [300, 3_000])]
+fn draw_frame(bencher: divan::Bencher, n: usize) {
+    draw_bench(bencher, &live_app(n, 30));
+}
+
+/// The same after 10 minutes: the chart's default window full (600 points a series).
+#[divan::bench(args = [300])]
+fn draw_frame_10min(bencher: divan::Bencher, n: usize) {
+    draw_bench(bencher, &live_app(n, 600));
+}
+
+fn draw_bench(bencher: divan::Bencher, app: &kwtop::app::App) {
+    use ratatui::buffer::Buffer;
+    use ratatui::layout::Rect;
+    let area = Rect::new(0, 0, 120, 40);
+    let mut buf = Buffer::empty(area);
+    bencher.bench_local(|| {
+        buf.reset();
+        kwtop::ui::draw(divan::black_box(app), area, &mut buf);
     });
 }

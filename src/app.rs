@@ -273,6 +273,21 @@ pub struct App {
     pub page_rows: usize,
     /// Energy per unit of work (`--progress-log`, `--work-metric`): the work meter's figures.
     pub work: Option<crate::workmeter::WorkBoard>,
+    /// `--stats`: what the last tick cost, shown in the footer (`None`: not asked for).
+    pub cost: Option<TickCost>,
+}
+
+/// What the last tick cost kwtop per stage (`--stats`), in microseconds of CPU time of the thread
+/// that did it; `None` until measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickCost {
+    /// The feed thread: sensors and `/proc` (or the recording) for the last sample.
+    pub read_us: Option<u64>,
+    /// The event loop: the pipeline's engine tick (attribution, ledger), the screen's view and
+    /// the other subscribers.
+    pub account_us: Option<u64>,
+    /// The event loop: the last frame rendered and written to the terminal.
+    pub draw_us: Option<u64>,
 }
 
 impl App {
@@ -289,6 +304,7 @@ impl App {
             interval_s: params.interval.as_secs_f64(),
             page_rows: 10,
             work: None,
+            cost: None,
         }
     }
 
@@ -437,25 +453,30 @@ impl App {
         rows.iter().position(|r| &r.id == sel)
     }
 
+    /// Index of the selected row in `list`, if it is still there.
+    pub fn selected_in(&self, list: &rows::Listing) -> Option<usize> {
+        list.position(self.ui.selected.as_ref()?)
+    }
+
     fn move_selection(&mut self, delta: isize) {
-        let rows = self.rows();
-        if rows.is_empty() {
+        let list = rows::listing(self);
+        if list.is_empty() {
             self.ui.selected = None;
             return;
         }
-        let cur = self.selected_index(&rows);
+        let cur = self.selected_in(&list);
         let next = match cur {
             None if delta >= 0 => 0,
-            None => rows.len() - 1,
-            Some(i) => i.saturating_add_signed(delta).min(rows.len() - 1),
+            None => list.len() - 1,
+            Some(i) => i.saturating_add_signed(delta).min(list.len() - 1),
         };
-        self.ui.selected = Some(rows[next].id.clone());
+        self.ui.selected = list.id(next);
     }
 
     fn select_edge(&mut self, last: bool) {
-        let rows = self.rows();
-        let row = if last { rows.last() } else { rows.first() };
-        self.ui.selected = row.map(|r| r.id.clone());
+        let list = rows::listing(self);
+        let i = if last { list.len().checked_sub(1) } else { Some(0) };
+        self.ui.selected = i.and_then(|i| list.id(i));
     }
 
     fn toggle_pause(&mut self) {

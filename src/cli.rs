@@ -56,6 +56,11 @@ pub struct Cli {
     /// Live monitor with ASCII characters only, for terminals without Unicode
     #[arg(long, global = true)]
     pub ascii: bool,
+    /// Live monitor (and replay) showing in the footer what the last tick cost kwtop, in µs of CPU
+    /// time of the thread doing each stage: read (sensors and /proc, or the recording), account
+    /// (attribution and ledger), draw (the screen rendered and written to the terminal)
+    #[arg(long, global = true)]
+    pub stats: bool,
     /// Live monitor that also serves Prometheus /metrics, on [serve] listen or --serve=ADDR:PORT
     #[arg(
         long,
@@ -353,6 +358,7 @@ pub fn main_with(hooks: LiveHooks) -> i32 {
     let live = commands::LiveArgs {
         no_color: cli.no_color,
         ascii: cli.ascii,
+        stats: cli.stats,
         serve,
         work,
     };

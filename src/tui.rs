@@ -28,11 +28,12 @@ use crossterm::{cursor, execute};
 mod event_loop;
 mod screen;
 mod signal;
+mod stats;
 
 pub use event_loop::{Checkpoint, CheckpointClock};
 pub use screen::Screen;
 
-use crate::app::{App, AppParams, Signals, ViewOptions};
+use crate::app::{App, AppParams, Signals, TickCost, ViewOptions};
 use crate::engine::Engine;
 use crate::pipeline::{Feed, LiveFeed, Subscriber};
 use crate::sources::{Sampler, SourceConfig};
@@ -76,6 +77,8 @@ pub struct Options {
     pub no_color: bool,
     /// `--ascii`: no Unicode on screen.
     pub ascii: bool,
+    /// `--stats`: the footer shows what the last tick cost per stage.
+    pub stats: bool,
     /// `[ui]`: redraws per second at most.
     pub ui: UiParams,
     /// Called on `e` and once on exit with the session's engine.
@@ -208,6 +211,7 @@ pub fn run_with_feed(
     };
     let mut app = App::new(params, opts);
     app.work = options.work.clone();
+    app.cost = options.stats.then(TickCost::default);
     let guard =
         setup_terminal().map_err(|e| TuiError::Runtime(format!("cannot set up the terminal: {e}")))?;
     let mut screen = Screen::new();

@@ -250,6 +250,11 @@ impl Theme {
 /// A process-supplied (or any untrusted) string made safe to draw: control characters, escape
 /// sequences and bidi overrides replaced, length bounded, non-ASCII replaced in ASCII mode.
 pub fn clean(s: &str, ascii: bool) -> String {
+    // Printable ASCII within the bound is left as it is (most of what is drawn: numbers, units,
+    // most command lines): no need for the escape-sequence scan.
+    if s.len() <= 200 && s.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return s.to_string();
+    }
     let s = crate::sanitize::sanitize_str(s, 200);
     if ascii {
         s.chars().map(|c| if c.is_ascii() { c } else { '?' }).collect()
@@ -345,7 +350,31 @@ fn draw_footer(app: &App, area: Rect, buf: &mut Buffer, theme: &Theme) {
         }
         Line::from(spans)
     };
+    let line = match app.cost {
+        Some(c) if app.ui.confirm.is_none() && !app.ui.editing_filter => {
+            let mut spans = cost_spans(&c, theme);
+            spans.extend(line.spans);
+            Line::from(spans)
+        }
+        _ => line,
+    };
     Paragraph::new(line).render(area, buf);
+}
+
+/// `--stats`: "CPU µs read 812 · account 95 · draw 410", `-` until measured.
+fn cost_spans<'a>(c: &crate::app::TickCost, theme: &Theme) -> Vec<Span<'a>> {
+    let us = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    let sep = theme.sep();
+    vec![
+        Span::styled(if theme.ascii { "CPU us " } else { "CPU µs " }, theme.dim()),
+        Span::raw(format!(
+            "read {}{sep}account {}{sep}draw {}",
+            us(c.read_us),
+            us(c.account_us),
+            us(c.draw_us)
+        )),
+        Span::raw("   "),
+    ]
 }
 
 /// The `k` prompt: "Send SIGTERM to 4242 python train.py? y/N  K/9: SIGKILL", the command cut
@@ -444,5 +473,63 @@ mod tests {
         assert_eq!(fit("abcdef", 4, true), "abc>");
         assert_eq!(fit("日本語", 4, false), "日…");
         assert_eq!(fit("ab", 4, false), "ab");
+    }
+
+    #[test]
+    fn stats_in_the_footer() {
+        let mut app = App::new(
+            &crate::app::AppParams::default(),
+            crate::app::ViewOptions::default(),
+        );
+        let area = Rect::new(0, 0, 120, 1);
+        let footer = |app: &App, ascii: bool| {
+            let mut buf = Buffer::empty(area);
+            draw_footer(app, area, &mut buf, &Theme::new(true, ascii));
+            (0..area.width)
+                .map(|x| buf[(x, 0)].symbol().to_string())
+                .collect::<String>()
+        };
+        assert!(
+            footer(&app, false).starts_with("q quit  s sort"),
+            "off by default"
+        );
+        app.cost = Some(crate::app::TickCost::default());
+        assert!(footer(&app, false).starts_with("CPU µs read - · account - · draw -   q quit"));
+        app.cost = Some(crate::app::TickCost {
+            read_us: Some(812),
+            account_us: Some(95),
+            draw_us: Some(1410),
+        });
+        assert!(footer(&app, true).starts_with("CPU us read 812 | account 95 | draw 1410   q quit"));
+        app.status = Some("exported".into());
+        assert!(footer(&app, false).starts_with("CPU µs read 812 · account 95 · draw 1410   exported"));
+    }
+
+    /// The printable-ASCII shortcut gives what the full scan gives.
+    #[test]
+    fn clean_shortcut_is_the_scan() {
+        let printable: String = (b' '..=b'~').map(char::from).collect();
+        let mut inputs = vec![
+            String::new(),
+            printable.clone(),
+            "a".repeat(200),
+            "a".repeat(201),
+            "x\x7f".into(),
+            "a\tb".into(),
+            "a\u{1b}[1mb".into(),
+            "é".into(),
+        ];
+        inputs.push(printable.repeat(3));
+        for s in inputs {
+            for ascii in [false, true] {
+                let scan = crate::sanitize::sanitize_str(&s, 200);
+                let scan: String = if ascii {
+                    scan.chars().map(|c| if c.is_ascii() { c } else { '?' }).collect()
+                } else {
+                    scan
+                };
+                assert_eq!(clean(&s, ascii), scan, "{s:?}");
+            }
+        }
     }
 }

@@ -233,6 +233,8 @@ pub(super) fn stricter(config: &Redactor, written: CmdlineMode) -> Redactor {
 pub struct LiveArgs {
     pub no_color: bool,
     pub ascii: bool,
+    /// `--stats`: the last tick's cost per stage in the footer.
+    pub stats: bool,
     /// `--serve[=ADDR]`: also serve Prometheus `/metrics` on this address.
     pub serve: Option<std::net::SocketAddr>,
     /// `--progress-log` / `--work-metric`: energy per unit of work (not for a replay).
@@ -299,6 +301,7 @@ pub fn live(settings: &Settings, args: LiveArgs, hooks: LiveHooks) -> Result<(),
     let mut options = crate::tui::Options {
         no_color: args.no_color,
         ascii: args.ascii,
+        stats: args.stats,
         ui: settings.ui,
         on_export: Some(on_export),
         host: None,

@@ -41,6 +41,7 @@ pub fn replay(settings: &Settings, file: &Path, speed: f64, live: LiveArgs) -> R
     let options = Options {
         no_color: live.no_color,
         ascii: live.ascii,
+        stats: live.stats,
         ui: settings.ui,
         on_export: Some(on_export),
         host: Some(shown_host),

@@ -83,6 +83,7 @@ pub(super) async fn event_loop(
 ) -> Result<(), TuiError> {
     let stopped = crate::signals::stopped().map_err(TuiError::Runtime)?;
     tokio::pin!(stopped);
+    super::stats::enable(app.cost.is_some());
     let (mut tick_rx, mut feed_panic_rx) = spawn_feed(feed, lossless)?;
     let mut feed_alive = true;
     let mut input_rx = spawn_input()?;
@@ -99,10 +100,12 @@ pub(super) async fn event_loop(
         // `due` before `now`: never drawn yet means due at once.
         let due = last_draw.map_or_else(Instant::now, |t| t + frame);
         if dirty && Instant::now() >= due {
+            let cpu = super::stats::now();
             if !redraw(app, screen)? {
                 // Hung up (SSH link dropped) before its SIGHUP was handled: end as on SIGHUP.
                 return Ok(());
             }
+            super::stats::drew(app, cpu);
             last_draw = Some(Instant::now());
             dirty = false;
         }
@@ -110,7 +113,9 @@ pub(super) async fn event_loop(
         let msg = tokio::select! {
             t = tick_rx.recv(), if samples_open => match t {
                 Some(tick) => {
+                    let cpu = super::stats::now();
                     dirty |= account(app, options, checkpoint.as_mut(), tick);
+                    super::stats::accounted(app, cpu);
                     None
                 }
                 None => { samples_open = false; None }
@@ -263,7 +268,9 @@ fn spawn_input() -> Result<mpsc::Receiver<Event>, TuiError> {
 /// for the UI instead.
 fn feed_thread(feed: &mut (dyn Feed + Send), tx: &mpsc::Sender<Tick>, lossless: bool) {
     let mut pending: Vec<String> = Vec::new();
+    let mut cpu = super::stats::now();
     while let Some(mut tick) = feed.next(&|| tx.is_closed()) {
+        cpu = super::stats::read_done(cpu);
         if lossless {
             if tx.blocking_send(tick).is_err() {
                 return;

@@ -10,6 +10,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row as TRow, StatefulWidget, Table, TableState, Widget};
 
 use super::{Theme, clean, fit, rule};
+use std::ops::Range;
+
+use crate::app::rows::Listing;
 use crate::app::{App, Column, Equiv, Hidden, Row, RowKind};
 use crate::ledger::GroupBy;
 use crate::sample::{DeviceKind, Provenance};
@@ -106,13 +109,13 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
     } else {
         (None, area)
     };
-    let (rows, hidden) = crate::app::rows::build_counted(app);
+    let list = crate::app::rows::listing(app);
     if let Some(title) = title {
-        let line = title_line(app, rows.len(), &hidden, any_est, area.width, t);
+        let line = title_line(app, list.len(), &list.hidden, any_est, area.width, t);
         Paragraph::new(line).render(title, buf);
     }
-    let w = Widths::fit(body.width, has_gpu, columns::state_width(&rows));
-    render_rows(app, &rows, &w, body, buf, t);
+    let w = Widths::fit(body.width, has_gpu, columns::state_width(list.longest_state()));
+    render_rows(app, &list, &w, body, buf, t);
 }
 
 /// The rule above the table: group, sort, filter, how many rows, what is hidden, the `~` legend.
@@ -178,8 +181,10 @@ fn header_row<'a>(app: &App, w: &Widths, t: &Theme) -> TRow<'a> {
     .style(t.header_row())
 }
 
-fn body_rows<'a>(app: &App, rows: &[Row], w: &Widths, t: &Theme) -> Vec<TRow<'a>> {
-    rows.iter()
+/// Table rows for `list`'s rows in `range`, each formatted only now.
+fn body_rows<'a>(app: &App, list: &Listing, range: Range<usize>, w: &Widths, t: &Theme) -> Vec<TRow<'a>> {
+    range
+        .filter_map(|i| list.row(i))
         .map(|r| {
             let style = match r.kind {
                 RowKind::Idle | RowKind::Unattributed => t.dim().add_modifier(Modifier::ITALIC),
@@ -189,7 +194,7 @@ fn body_rows<'a>(app: &App, rows: &[Row], w: &Widths, t: &Theme) -> Vec<TRow<'a>
             };
             TRow::new(w.cols.iter().map(|c| {
                 let w = usize::from(w.of(*c));
-                let text = fit(&clean(&cell_text(*c, r, app), t.ascii), w, t.ascii);
+                let text = fit(&clean(&cell_text(*c, &r, app), t.ascii), w, t.ascii);
                 let text = if right_aligned(*c) {
                     format!("{text:>w$}")
                 } else {
@@ -208,46 +213,73 @@ fn body_rows<'a>(app: &App, rows: &[Row], w: &Widths, t: &Theme) -> Vec<TRow<'a>
         .collect()
 }
 
-/// The process rows under the header, and the summary rows pinned below them where there is room.
-fn render_rows(app: &App, rows: &[Row], w: &Widths, body: Rect, buf: &mut Buffer, t: &Theme) {
-    let header = header_row(app, w, t);
-    let mut trows = body_rows(app, rows, w, t);
-    let widths: Vec<Constraint> = w.cols.iter().map(|c| Constraint::Length(w.of(*c))).collect();
-    // The summary rows (exited, idle, unattributed) stay pinned under the process rows, so the
-    // ENERGY column visibly adds up to the session total however long the list is.
-    let n_pinned = rows.iter().filter(|r| is_pinned(r.kind)).count();
-    let pinned_h = u16::try_from(n_pinned).unwrap_or(0);
-    let selected = app.selected_index(rows);
-    if body.height < pinned_h + 4 {
-        let table = Table::new(trows, widths)
-            .header(header)
-            .column_spacing(1)
-            .row_highlight_style(t.selected());
-        let mut state = TableState::default().with_selected(selected);
-        StatefulWidget::render(table, body, buf, &mut state);
-        return;
+/// The rows of a list of `len` one-line rows that a table with `height` lines for rows shows
+/// with `selected` selected: from the top, scrolled just enough to show the selected row (what
+/// ratatui's `Table` does from offset 0, as each frame starts from).
+fn in_view(len: usize, selected: Option<usize>, height: u16) -> Range<usize> {
+    let h = usize::from(height);
+    match selected {
+        Some(s) if s >= h => s + 1 - h..s + 1,
+        _ => 0..h.min(len),
     }
-    let pinned: Vec<TRow> = trows.split_off(trows.len() - n_pinned);
-    let main_len = trows.len();
-    let [top, bottom] = Layout::vertical([Constraint::Fill(1), Constraint::Length(pinned_h)]).areas(body);
-    let table = Table::new(trows, widths.clone())
-        .header(header)
-        .column_spacing(1)
-        .row_highlight_style(t.selected());
-    let mut state = TableState::default().with_selected(selected.filter(|i| *i < main_len));
-    StatefulWidget::render(table, top, buf, &mut state);
-    let table = Table::new(pinned, widths)
-        .column_spacing(1)
-        .row_highlight_style(t.selected());
-    let mut state = TableState::default().with_selected(selected.and_then(|i| i.checked_sub(main_len)));
-    StatefulWidget::render(table, bottom, buf, &mut state);
 }
 
-fn is_pinned(k: RowKind) -> bool {
-    matches!(
-        k,
-        RowKind::Hidden | RowKind::Exited | RowKind::Idle | RowKind::Unattributed
-    )
+/// A table of `list`'s rows in `rows` (under `header` when given) drawn in `area`, `selected`
+/// counted from `rows.start`: scrolled as ratatui's `Table` would scroll all of them, with only
+/// the rows in view formatted.
+#[allow(clippy::too_many_arguments)]
+fn render_part(
+    app: &App,
+    list: &Listing,
+    rows: Range<usize>,
+    selected: Option<usize>,
+    header: Option<TRow>,
+    w: &Widths,
+    area: Rect,
+    buf: &mut Buffer,
+    t: &Theme,
+) {
+    let lines = area.height.saturating_sub(u16::from(header.is_some()));
+    let view = in_view(rows.len(), selected, lines);
+    let shown = rows.start + view.start..rows.start + view.end;
+    let widths: Vec<Constraint> = w.cols.iter().map(|c| Constraint::Length(w.of(*c))).collect();
+    let mut table = Table::new(body_rows(app, list, shown, w, t), widths)
+        .column_spacing(1)
+        .row_highlight_style(t.selected());
+    if let Some(header) = header {
+        table = table.header(header);
+    }
+    let mut state = TableState::default().with_selected(selected.and_then(|i| i.checked_sub(view.start)));
+    StatefulWidget::render(table, area, buf, &mut state);
+}
+
+/// The process rows under the header, and the summary rows pinned below them where there is room.
+fn render_rows(app: &App, list: &Listing, w: &Widths, body: Rect, buf: &mut Buffer, t: &Theme) {
+    let header = header_row(app, w, t);
+    // The summary rows (exited, idle, unattributed) stay pinned under the process rows, so the
+    // ENERGY column visibly adds up to the session total however long the list is.
+    let pinned_h = u16::try_from(list.n_pinned()).unwrap_or(0);
+    let selected = app.selected_in(list);
+    if body.height < pinned_h + 4 {
+        render_part(app, list, 0..list.len(), selected, Some(header), w, body, buf, t);
+        return;
+    }
+    let main_len = list.main_len();
+    let [top, bottom] = Layout::vertical([Constraint::Fill(1), Constraint::Length(pinned_h)]).areas(body);
+    let in_main = selected.filter(|i| *i < main_len);
+    render_part(app, list, 0..main_len, in_main, Some(header), w, top, buf, t);
+    let in_pinned = selected.and_then(|i| i.checked_sub(main_len));
+    render_part(
+        app,
+        list,
+        main_len..list.len(),
+        in_pinned,
+        None,
+        w,
+        bottom,
+        buf,
+        t,
+    );
 }
 
 /// The title's note on hidden rows: "38 hidden: kernel threads, no energy yet · K shows them"
@@ -274,5 +306,128 @@ fn hidden_text(h: &Hidden, t: &Theme, room: usize) -> Option<String> {
         Some(long)
     } else {
         Some(format!("{n} hidden {sep} K"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::app::rows::tests::host_app;
+    use crate::app::{RowId, rows};
+
+    /// The table as drawn before only the rows in view were made: every row formatted, and
+    /// ratatui's `Table` scrolling them.
+    fn draw_every_row(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
+        let has_gpu = app.ledger().devices.iter().any(|d| d.kind == DeviceKind::Gpu);
+        let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+        let list = rows::listing(app);
+        let all = rows::build(app);
+        let line = title_line(app, all.len(), &list.hidden, false, area.width, t);
+        Paragraph::new(line).render(title, buf);
+        let w = Widths::fit(body.width, has_gpu, columns::state_width(list.longest_state()));
+        let header = header_row(app, &w, t);
+        let mut trows = body_rows(app, &list, 0..list.len(), &w, t);
+        let widths: Vec<Constraint> = w.cols.iter().map(|c| Constraint::Length(w.of(*c))).collect();
+        let pinned = |k: RowKind| {
+            matches!(
+                k,
+                RowKind::Hidden | RowKind::Exited | RowKind::Idle | RowKind::Unattributed
+            )
+        };
+        let n_pinned = all.iter().filter(|r| pinned(r.kind)).count();
+        let pinned_h = u16::try_from(n_pinned).unwrap_or(0);
+        let selected = app.selected_index(&all);
+        let table = |rows, header: Option<TRow<'static>>| {
+            let t = Table::new(rows, widths.clone())
+                .column_spacing(1)
+                .row_highlight_style(t.selected());
+            match header {
+                Some(h) => t.header(h),
+                None => t,
+            }
+        };
+        if body.height < pinned_h + 4 {
+            let mut state = TableState::default().with_selected(selected);
+            StatefulWidget::render(table(trows, Some(header)), body, buf, &mut state);
+            return;
+        }
+        let pinned: Vec<TRow> = trows.split_off(trows.len() - n_pinned);
+        let main_len = trows.len();
+        let [top, bottom] = Layout::vertical([Constraint::Fill(1), Constraint::Length(pinned_h)]).areas(body);
+        let mut state = TableState::default().with_selected(selected.filter(|i| *i < main_len));
+        StatefulWidget::render(table(trows, Some(header)), top, buf, &mut state);
+        let mut state = TableState::default().with_selected(selected.and_then(|i| i.checked_sub(main_len)));
+        StatefulWidget::render(table(pinned, None), bottom, buf, &mut state);
+    }
+
+    /// Whatever the selection (scrolled to the bottom, on a pinned row, none, gone) and the
+    /// height, the table draws what it drew when every row was formatted.
+    #[test]
+    fn drawing_only_the_rows_in_view_draws_the_same_table() {
+        let mut app = host_app(150, 12, 4);
+        let t = Theme::new(true, false);
+        let mut checked = 0;
+        for group in [GroupBy::Process, GroupBy::User] {
+            for (sort, filter) in [
+                (Column::TotalW, ""),
+                (Column::Command, "python"),
+                (Column::State, ""),
+            ] {
+                for show_hidden in [false, true] {
+                    app.ui.group = group;
+                    app.ui.sort = sort;
+                    app.ui.filter = filter.into();
+                    app.ui.show_hidden = show_hidden;
+                    let all = rows::build(&app);
+                    let n = all.len();
+                    let mut picks: Vec<Option<RowId>> = vec![None, Some(RowId::Group("gone".into()))];
+                    for i in [
+                        0,
+                        4,
+                        5,
+                        6,
+                        12,
+                        31,
+                        n / 2,
+                        n.saturating_sub(4),
+                        n.saturating_sub(3),
+                        n.saturating_sub(1),
+                    ] {
+                        picks.push(all.get(i).map(|r| r.id.clone()));
+                    }
+                    for selected in picks {
+                        app.ui.selected = selected;
+                        for width in [80u16] {
+                            for height in (1..=10).chain([13, 22, 41]) {
+                                let area = Rect::new(0, 0, width, height);
+                                let (mut a, mut b) = (Buffer::empty(area), Buffer::empty(area));
+                                draw(&app, area, &mut a, &t);
+                                if height >= 8 {
+                                    draw_every_row(&app, area, &mut b, &t);
+                                } else {
+                                    // No title line below 8 lines.
+                                    let mut c = Buffer::empty(Rect::new(0, 0, width, height + 1));
+                                    draw_every_row(&app, Rect::new(0, 0, width, height + 1), &mut c, &t);
+                                    for y in 0..height {
+                                        for x in 0..width {
+                                            b[(x, y)] = c[(x, y + 1)].clone();
+                                        }
+                                    }
+                                }
+                                assert_eq!(
+                                    a, b,
+                                    "{group:?} {sort:?} {filter:?} {:?} {width}x{height}",
+                                    app.ui.selected
+                                );
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1_000, "{checked}");
     }
 }

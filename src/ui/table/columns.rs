@@ -5,7 +5,7 @@
 //! stay, and at 120 columns with GPUs the everyday-equivalent column (`c` cycles it) is there too.
 //! COMMAND takes every cell the kept columns leave. Pure.
 
-use crate::app::{Column, Row};
+use crate::app::Column;
 
 /// Every column, most important first, with its minimum width in cells. STATE's is the longest
 /// state text on screen (8 to 16 cells: `IDLE 42m gpu1`); COMMAND's is what it needs to stay
@@ -40,13 +40,8 @@ pub fn min_width(c: Column) -> u16 {
     PRIORITY.iter().find(|(p, _)| *p == c).map_or(0, |(_, w)| *w)
 }
 
-/// Width of the STATE column for `rows`: their longest state text, 8 to 16 cells.
-pub fn state_width(rows: &[Row]) -> u16 {
-    let longest = rows
-        .iter()
-        .map(|r| unicode_width::UnicodeWidthStr::width(r.state.as_str()))
-        .max()
-        .unwrap_or(0);
+/// Width of the STATE column for rows whose longest state text is `longest` cells: 8 to 16.
+pub fn state_width(longest: usize) -> u16 {
     u16::try_from(longest)
         .unwrap_or(u16::MAX)
         .clamp(min_width(Column::State), STATE_MAX)

@@ -25,41 +25,102 @@ const CCF_HEADER: &[&str] = &["microarchitecture", "min_w", "max_w", "providers"
 
 /// Strip marketing noise so "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz" matches "Intel Xeon Gold 6248".
 pub fn normalize(s: &str) -> String {
-    let s = s
-        .replace("(R)", "")
-        .replace("(TM)", "")
-        .replace("(tm)", "")
-        .replace("(r)", "");
-    let s = s.split(" @ ").next().unwrap_or("");
-    s.split_whitespace()
-        .filter(|w| !matches!(w.to_ascii_lowercase().as_str(), "cpu" | "processor"))
-        .filter(|w| !w.to_ascii_lowercase().ends_with("-core"))
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_ascii_lowercase()
+    Normalizer::default().normalize(s).to_string()
+}
+
+/// [`normalize`] into buffers kept from one name to the next, so that normalizing every row of a
+/// table allocates only while the buffers grow.
+#[derive(Debug, Default)]
+struct Normalizer {
+    a: String,
+    b: String,
+    out: String,
+}
+
+impl Normalizer {
+    fn normalize(&mut self, s: &str) -> &str {
+        // Most names have neither a mark like "(R)" nor " @ ": a byte scan skips those steps.
+        let s = if s.as_bytes().contains(&b'(') {
+            replace_into(s, "(R)", &mut self.a);
+            replace_into(&self.a, "(TM)", &mut self.b);
+            replace_into(&self.b, "(tm)", &mut self.a);
+            replace_into(&self.a, "(r)", &mut self.b);
+            self.b.as_str()
+        } else {
+            s
+        };
+        let s = if s.as_bytes().contains(&b'@') {
+            s.split(" @ ").next().unwrap_or("")
+        } else {
+            s
+        };
+        self.out.clear();
+        for w in s.split_whitespace().filter(|w| !is_noise_word(w)) {
+            if !self.out.is_empty() {
+                self.out.push(' ');
+            }
+            self.out.push_str(w);
+        }
+        self.out.make_ascii_lowercase();
+        &self.out
+    }
+}
+
+/// `out` = `s.replace(from, "")`.
+fn replace_into(s: &str, from: &str, out: &mut String) {
+    out.clear();
+    let mut last = 0;
+    for (i, _) in s.match_indices(from) {
+        out.push_str(&s[last..i]);
+        last = i + from.len();
+    }
+    out.push_str(&s[last..]);
+}
+
+/// "CPU", "Processor" and "64-Core" say nothing about the model (any case).
+fn is_noise_word(w: &str) -> bool {
+    let b = w.as_bytes();
+    w.eq_ignore_ascii_case("cpu")
+        || w.eq_ignore_ascii_case("processor")
+        || (b.len() >= 5 && b[b.len() - 5..].eq_ignore_ascii_case(b"-core"))
+}
+
+/// Whether the words of `part` occur in `words` one after the other (`" {words} "` contains
+/// `" {part} "`); both are normalized: words joined by single spaces.
+fn contains_words(words: &str, part: &str) -> bool {
+    let (h, n) = (words.as_bytes(), part.as_bytes());
+    if n.is_empty() || n.len() > h.len() {
+        return n.is_empty();
+    }
+    (0..=h.len() - n.len()).any(|i| {
+        h[i..].starts_with(n)
+            && (i == 0 || h[i - 1] == b' ')
+            && (i + n.len() == h.len() || h[i + n.len()] == b' ')
+    })
 }
 
 /// The table row for a model name: exact normalized match, else the longest table name contained in
 /// the model as whole words. Only names with a digit match by containment, so "AMD EPYC" never
-/// picks "AMD EPYC 7763".
+/// picks "AMD EPYC 7763". Each row's name is normalized into the same buffers: no allocation per
+/// row.
 fn best_match<'a, T>(model: &str, rows: impl Iterator<Item = (&'a str, T)>) -> Option<(&'a str, T)> {
     let want = normalize(model);
     if want.is_empty() {
         return None;
     }
-    let padded = format!(" {want} ");
+    let mut norm = Normalizer::default();
     let mut best: Option<(usize, &'a str, T)> = None;
     for (name, v) in rows {
-        let n = normalize(name);
+        let n = norm.normalize(name);
         if n.is_empty() {
             continue;
         }
         if n == want {
             return Some((name, v));
         }
-        if n.chars().any(|c| c.is_ascii_digit())
-            && padded.contains(&format!(" {n} "))
+        if n.bytes().any(|c| c.is_ascii_digit())
             && best.as_ref().is_none_or(|(len, _, _)| *len < n.len())
+            && contains_words(&want, n)
         {
             best = Some((n.len(), name, v));
         }
@@ -223,6 +284,116 @@ pub fn vcpu_watts(row: &str) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `normalize` and `best_match` as they were, allocating per row: the oracle for the
+    /// buffered ones.
+    fn normalize_allocating(s: &str) -> String {
+        let s = s
+            .replace("(R)", "")
+            .replace("(TM)", "")
+            .replace("(tm)", "")
+            .replace("(r)", "");
+        let s = s.split(" @ ").next().unwrap_or("");
+        s.split_whitespace()
+            .filter(|w| !matches!(w.to_ascii_lowercase().as_str(), "cpu" | "processor"))
+            .filter(|w| !w.to_ascii_lowercase().ends_with("-core"))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_lowercase()
+    }
+
+    fn best_match_allocating<'a, T>(
+        model: &str,
+        rows: impl Iterator<Item = (&'a str, T)>,
+    ) -> Option<(&'a str, T)> {
+        let want = normalize_allocating(model);
+        if want.is_empty() {
+            return None;
+        }
+        let padded = format!(" {want} ");
+        let mut best: Option<(usize, &'a str, T)> = None;
+        for (name, v) in rows {
+            let n = normalize_allocating(name);
+            if n.is_empty() {
+                continue;
+            }
+            if n == want {
+                return Some((name, v));
+            }
+            if n.chars().any(|c| c.is_ascii_digit())
+                && padded.contains(&format!(" {n} "))
+                && best.as_ref().is_none_or(|(len, _, _)| *len < n.len())
+            {
+                best = Some((n.len(), name, v));
+            }
+        }
+        best.map(|(_, name, v)| (name, v))
+    }
+
+    /// Odd model names.
+    const ODD: [&str; 13] = [
+        "",
+        " ",
+        "AMD EPYC",
+        "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz",
+        "AMD EPYC 7763 64-Core Processor",
+        "Intel(T(R)M) Core(TM) i7-8700K CPU @ 3.70GHz",
+        "(R)(R)(r)(tm)(TM)",
+        "cpu processor 8-CORE",
+        "Intel  Xeon\tE5-2680   v4 @",
+        "@ 2.5GHz",
+        "AMD Ryzen 9 7950X3D 16-Core Processor",
+        "Ünïcode 7763 Çpu",
+        "a a a 1",
+    ];
+
+    /// Every name in the tables, and as `/proc/cpuinfo` might spell some.
+    fn models() -> Vec<String> {
+        let tdp = read_tdp(TDP_TABLE).unwrap();
+        let mut out: Vec<String> = tdp.iter().map(|r| r.name.clone()).collect();
+        out.extend(packages().into_iter().map(|p| p.name));
+        for base in out.clone().iter().step_by(97) {
+            out.push(format!("{base} CPU @ 2.50GHz"));
+            out.push(format!("Genuine {}(R) 16-Core Processor", base.to_uppercase()));
+            out.push(format!("x {base} y"));
+        }
+        out
+    }
+
+    #[test]
+    fn buffered_normalize_and_match_are_the_allocating_ones() {
+        let tdp = read_tdp(TDP_TABLE).unwrap();
+        let pk = packages();
+        let mut norm = Normalizer::default();
+        let models = models();
+        let odd = ODD.map(String::from);
+        for m in models.iter().chain(&odd) {
+            assert_eq!(norm.normalize(m), normalize_allocating(m), "{m:?}");
+        }
+        // A match reads a whole table: a sample of the names (debug builds are slow).
+        for m in models.iter().step_by(113).chain(&odd) {
+            let rows = || {
+                tdp.iter()
+                    .filter_map(|r| Some((r.name.as_str(), r.tdp_w.filter(|t| *t > 0.0)?)))
+            };
+            assert_eq!(best_match(m, rows()), best_match_allocating(m, rows()), "{m:?}");
+            let rows = || pk.iter().map(|p| (p.name.as_str(), p));
+            assert_eq!(best_match(m, rows()), best_match_allocating(m, rows()), "{m:?}");
+        }
+        for (h, n) in [
+            ("a a b", "a b"),
+            ("xa a b", "a b"),
+            ("a b", "a b c"),
+            ("ab", "b"),
+            ("a", "a"),
+        ] {
+            assert_eq!(
+                contains_words(h, n),
+                format!(" {h} ").contains(&format!(" {n} ")),
+                "{h:?} {n:?}"
+            );
+        }
+    }
 
     #[test]
     fn tdp_lookup_matches_marketing_names() {
