@@ -278,6 +278,10 @@ fn cli_conventions() {
     let out = kwtop().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("Examples:") && help.contains("snapshot"), "{help}");
+    // The live monitor's flags are documented, --stats (issue 12) among them.
+    for flag in ["--no-color", "--ascii", "--stats", "--serve"] {
+        assert!(help.contains(flag), "{flag} in {help}");
+    }
     let out = kwtop().args(["snapshot", "--interval", "soon"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
