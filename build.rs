@@ -2,46 +2,92 @@
 //! mostly code pages, and the kernel maps code 64 KiB at a time around every page touched.
 //!
 //! - `build/symbol-order.txt` (made by `scripts/symbol-order.sh` from profiles of the live
-//!   monitor) lists the ~1,200 functions it runs; the linker puts them next to each other, so they
-//!   fill ~1 MB of pages instead of being spread over 3.9 MB (resident code 3.1 → 1.1 MB).
+//!   monitor) lists the ~1,100 functions it runs; the linker puts them next to each other, so they
+//!   fill ~1 MB of pages instead of being spread over 3.9 MB (resident code 3.4 → 1.0 MB).
 //! - Packed relative relocations (`-z pack-relative-relocs`, DT_RELR) shrink the table of
-//!   pointers the loader fixes up at start from ~250 KB to a few KB; only where the C library
-//!   knows them (glibc ≥ 2.36, which says so with its `GLIBC_ABI_DT_RELR` version).
+//!   pointers the loader fixes up at start from ~250 KB to a few KB. Only where this machine's
+//!   glibc has them (≥ 2.36, which says so with its `GLIBC_ABI_DT_RELR` version): the binary then
+//!   needs glibc ≥ 2.36 where it runs. To build for older systems elsewhere, set `KWTOP_NO_RELR=1`.
 //!
-//! Only for release builds of the binary on x86_64 Linux with glibc and Rust's own linker (LLD,
-//! the default there since Rust 1.90); a configured linker (`RUSTC_LINKER`, `-C linker`,
-//! `-fuse-ld` in RUSTFLAGS) or `KWTOP_PLAIN_LINK=1` leaves the link as it is. Neither changes
-//! what the program does, only where its bytes lie.
+//! Only for release builds of the binary on Linux with glibc, and only what a test link of an
+//! empty program with the same compiler, target and flags accepts (GNU ld, for one, has no
+//! symbol ordering). `KWTOP_PLAIN_LINK=1` leaves the link as it is. Neither changes what the
+//! program does, only where its bytes lie.
 
 use std::env;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 fn main() {
     println!("cargo::rerun-if-changed=build/symbol-order.txt");
-    println!("cargo::rerun-if-env-changed=KWTOP_PLAIN_LINK");
-    println!("cargo::rerun-if-env-changed=RUSTC_LINKER");
+    for var in ["KWTOP_PLAIN_LINK", "KWTOP_NO_RELR", "RUSTC_LINKER"] {
+        println!("cargo::rerun-if-env-changed={var}");
+    }
     let var = |k: &str| env::var(k).unwrap_or_default();
-    let rustflags = var("CARGO_ENCODED_RUSTFLAGS");
-    let default_lld = var("CARGO_CFG_TARGET_ARCH") == "x86_64"
+    let wanted = var("PROFILE") == "release"
         && var("CARGO_CFG_TARGET_OS") == "linux"
         && var("CARGO_CFG_TARGET_ENV") == "gnu"
-        && env::var_os("RUSTC_LINKER").is_none()
-        && !rustflags.contains("linker")
-        && !rustflags.contains("fuse-ld");
-    if var("PROFILE") != "release" || !default_lld || !var("KWTOP_PLAIN_LINK").is_empty() {
+        && var("KWTOP_PLAIN_LINK").is_empty();
+    if !wanted {
         return;
     }
     let order = Path::new(&var("CARGO_MANIFEST_DIR")).join("build/symbol-order.txt");
+    let mut sets: Vec<Vec<String>> = Vec::new();
     if order.is_file() {
-        println!(
-            "cargo::rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
-            order.display()
-        );
-        println!("cargo::rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+        // `-Xlinker` pairs: a comma in the path would split a `-Wl,` argument.
+        sets.push(vec![
+            "-Xlinker".into(),
+            format!("--symbol-ordering-file={}", order.display()),
+            "-Xlinker".into(),
+            "--no-warn-symbol-ordering".into(),
+        ]);
     }
-    if glibc_has_relr() {
-        println!("cargo::rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    if var("KWTOP_NO_RELR").is_empty() && glibc_has_relr() {
+        sets.push(vec![
+            "-Xlinker".into(),
+            "-z".into(),
+            "-Xlinker".into(),
+            "pack-relative-relocs".into(),
+        ]);
     }
+    for args in sets {
+        if links_with(&args) {
+            for a in args {
+                println!("cargo::rustc-link-arg-bins={a}");
+            }
+        }
+    }
+}
+
+/// Whether an empty program links with these extra linker arguments, with the compiler, target,
+/// linker and flags this build uses.
+fn links_with(args: &[String]) -> bool {
+    let var = |k: &str| env::var(k).unwrap_or_default();
+    let out = PathBuf::from(var("OUT_DIR"));
+    let src = out.join("link_probe.rs");
+    if std::fs::write(&src, "fn main() {}\n").is_err() {
+        return false;
+    }
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let mut cmd = Command::new(rustc);
+    cmd.arg("--crate-type=bin")
+        .arg("--target")
+        .arg(var("TARGET"))
+        .arg("-o")
+        .arg(out.join("link_probe"))
+        .arg(&src);
+    let flags = var("CARGO_ENCODED_RUSTFLAGS");
+    cmd.args(flags.split('\x1f').filter(|f| !f.is_empty()));
+    if let Ok(linker) = env::var("RUSTC_LINKER") {
+        cmd.arg(format!("-Clinker={linker}"));
+    }
+    for a in args {
+        cmd.arg(format!("-Clink-arg={a}"));
+    }
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Whether this machine's glibc (the one the binary links to) supports DT_RELR.

@@ -63,6 +63,15 @@ fi
 # depends on what was read before. With everything cached it is the largest and stable between runs.
 for f in "$BIN" "$(command -v htop)"; do cat "$f" >/dev/null; done
 
+# The release layout (build.rs) keeps the live monitor's code together only while
+# build/symbol-order.txt names the functions this binary has: say how many it still finds.
+if command -v nm >/dev/null && [ -f "$ROOT/build/symbol-order.txt" ] && [ "$PIDNS" != 2 ]; then
+    listed="$(grep -vc '^#' "$ROOT/build/symbol-order.txt" || true)"
+    found="$(nm "$BIN" 2>/dev/null | awk '{ print $NF }' | sort -u |
+        comm -12 - <(grep -v '^#' "$ROOT/build/symbol-order.txt" | sort -u) | wc -l)"
+    echo "symbol order: $found of $listed listed functions are in $BIN (rerun scripts/symbol-order.sh when few are)"
+fi
+
 WORK="$(mktemp -d)"
 SOCK="kwtop-overhead-$$"
 T=(tmux -L "$SOCK" -f /dev/null)

@@ -100,6 +100,10 @@ impl Screen {
         draw(&mut self.next);
         // The cursor is where the last frame left it, not on a glyph boundary of this one.
         self.w.st.placed = false;
+        // Nor is it trusted: a glyph the terminal draws wider or narrower than unicode-width says
+        // (ambiguous widths, emoji sequences) or stray output would otherwise throw every later
+        // relative move off. The first move of a frame is absolute (at most 8 bytes).
+        self.w.st.cursor = None;
         let w = self.w.width;
         for y in 0..usize::from(height) {
             let rows = y * w..(y + 1) * w;

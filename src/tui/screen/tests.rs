@@ -360,12 +360,13 @@ fn small_changes_send_few_bytes() {
     let first = text_frame(&mut s, &[(5, "hello world", red), (6, "12.5 W", Style::new())]);
     assert!(first.starts_with(b"\x1b[0m\x1b[2J"));
     assert!(text_frame(&mut s, &[(5, "hello world", red), (6, "12.5 W", Style::new())]).is_empty());
-    // One cell: the cursor is still after "12.5 W"; back 5, print; the pen is still the default.
+    // One cell: a frame's first move is absolute (the cursor is not trusted across frames); the pen
+    // is still the default.
     let one = text_frame(&mut s, &[(5, "hello world", red), (6, "13.5 W", Style::new())]);
-    assert_eq!(one, b"\x1b[5D3");
+    assert_eq!(one, b"\x1b[7;2H3");
     // Two cells with one unchanged between: written over rather than moved over.
     let two = text_frame(&mut s, &[(5, "hello world", red), (6, "14.0 W", Style::new())]);
-    assert_eq!(two, b"\x1b[D4.0");
+    assert_eq!(two, b"\x1b[7;2H4.0");
     // Only the colour changes: the SGR, short.
     let bold = Style::new().fg(Color::LightRed).add_modifier(Modifier::BOLD);
     let recolor = text_frame(&mut s, &[(5, "hello world", bold), (6, "14.0 W", Style::new())]);
@@ -373,7 +374,7 @@ fn small_changes_send_few_bytes() {
     // A line that becomes blank from some column on is erased.
     let cut = text_frame(&mut s, &[(5, "hello", bold), (6, "14.0 W", Style::new())]);
     // (With bold off and the default background: the foreground does not matter to an erase.)
-    assert_eq!(cut, b"\x1b[6D\x1b[22m\x1b[K");
+    assert_eq!(cut, b"\x1b[6;6H\x1b[22m\x1b[K");
 }
 
 #[test]
@@ -395,7 +396,7 @@ fn moves_are_short() {
     );
     let want = "\x1b[Hx\r\n\nx\x1b[8Cx\n\x1b[50Cx\x1b[58Cx\r\nx\x1b[31;6Hx";
     assert_eq!(String::from_utf8_lossy(&out), want);
-    // Up and left: CSI A and CSI D.
+    // A later frame starts with an absolute move, whatever the cursor's last place.
     let out = frame(
         &mut s,
         &[
@@ -409,7 +410,7 @@ fn moves_are_short() {
             (5, 29),
         ],
     );
-    assert_eq!(String::from_utf8_lossy(&out), "\x1b[A\x1b[Dx");
+    assert_eq!(String::from_utf8_lossy(&out), "\x1b[30;6Hx");
 }
 
 /// The SGR parameters of every `CSI … m` in `bytes`.
