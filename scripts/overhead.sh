@@ -65,7 +65,7 @@ for f in "$BIN" "$(command -v htop)"; do cat "$f" >/dev/null; done
 
 # The release layout (build.rs) keeps the live monitor's code together only while
 # build/symbol-order.txt names the functions this binary has: say how many it still finds.
-if command -v nm >/dev/null && [ -f "$ROOT/build/symbol-order.txt" ] && [ "$PIDNS" != 2 ]; then
+if command -v nm >/dev/null && [ -f "$ROOT/build/symbol-order.txt" ]; then
     listed="$(grep -vc '^#' "$ROOT/build/symbol-order.txt" || true)"
     found="$(nm "$BIN" 2>/dev/null | awk '{ print $NF }' | sort -u |
         comm -12 - <(grep -v '^#' "$ROOT/build/symbol-order.txt" | sort -u) | wc -l)"
