@@ -223,7 +223,7 @@ pub fn sig(x: f64, digits: i32) -> String {
     if x == 0.0 {
         return "0".into();
     }
-    let mag = x.abs().log10().floor() as i32;
+    let mag = crate::units::decimal_exponent(x).unwrap_or(0);
     let decimals = (digits - 1 - mag).clamp(0, 9) as usize;
     if decimals == 0 {
         let r = x.round();

@@ -106,8 +106,10 @@ pub(super) fn draw(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
 
 /// 1, 2 or 5 times a power of ten, at least `v`.
 fn nice_ceiling(v: f64) -> f64 {
-    let exp = v.log10().floor();
-    let base = 10f64.powf(exp);
+    let Some(exp) = units::decimal_exponent(v) else {
+        return v;
+    };
+    let base = units::pow10(exp);
     for m in [1.0, 2.0, 5.0, 10.0] {
         if m * base >= v {
             return m * base;

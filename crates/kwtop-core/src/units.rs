@@ -60,10 +60,63 @@ pub fn money(amount: f64, currency: &str) -> String {
     let text = if a >= 1.0 || a == 0.0 {
         format!("{amount:.2}")
     } else {
-        let digits = (2 - a.log10().floor() as i32).clamp(2, 12) as usize;
+        let digits = (2 - decimal_exponent(a).unwrap_or(0)).clamp(2, 12) as usize;
         format!("{amount:.digits$}")
     };
     format!("{text} {currency}")
+}
+
+/// 10^`k` as the nearest `f64`: the value the literal `1e{k}` has.
+///
+/// This and [`decimal_exponent`] stand in for `f64::powf` and `f64::log10`: those are the only libm
+/// functions kwtop would call, and without them the linker leaves libm out of the binary altogether
+/// (`--as-needed`). Loading libm cost ~0.4 MB of resident memory (its start-up code and the pages the
+/// kernel maps around them), a tenth of the whole monitor. `clippy.toml` keeps libm's functions out.
+pub fn pow10(k: i32) -> f64 {
+    // Every power of ten up to 1e22 is exact in an f64, and so is a quotient of two of them correctly
+    // rounded: the first 45 need no parsing.
+    const EXACT: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
+        1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    match k {
+        0..=22 => EXACT[k as usize],
+        -22..=-1 => 1.0 / EXACT[k.unsigned_abs() as usize],
+        309.. => f64::INFINITY,
+        ..=-344 => 0.0,
+        _ => {
+            // Core's float parser rounds correctly: the literal's own value, without allocating.
+            use std::io::Write;
+            let mut buf = [0u8; 8];
+            let mut rest = &mut buf[..];
+            let _ = write!(rest, "1e{k}");
+            let len = 8 - rest.len();
+            std::str::from_utf8(&buf[..len])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(f64::NAN)
+        }
+    }
+}
+
+/// `⌊log10 |x|⌋` for a finite, non-zero `x`: the `k` with `pow10(k) <= |x| < pow10(k + 1)`, exactly
+/// (libm's `log10` rounds, so `floor(log10(x))` can be one off just below a power of ten). None for
+/// zero, infinities and NaN.
+pub fn decimal_exponent(x: f64) -> Option<i32> {
+    let a = x.abs();
+    if a == 0.0 || !a.is_finite() {
+        return None;
+    }
+    // The binary exponent times log10(2) is within one of the answer (subnormals: within 16).
+    let e2 = ((a.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+    let mut k = (f64::from(e2) * std::f64::consts::LOG10_2).floor() as i32;
+    while pow10(k) > a {
+        k -= 1;
+    }
+    while pow10(k + 1) <= a {
+        k += 1;
+    }
+    Some(k)
 }
 
 /// `61.0G`, `512M`.
@@ -136,5 +189,43 @@ mod tests {
         assert_eq!(money(0.0, "EUR"), "0.00 EUR");
         assert_eq!(money(0.004123, "USD"), "0.00412 USD");
         assert_eq!(money(0.25, "£"), "0.250 £");
+    }
+
+    #[test]
+    fn pow10_is_the_literal() {
+        for k in -400..=400 {
+            let literal: f64 = format!("1e{k}").parse().unwrap();
+            assert_eq!(pow10(k).to_bits(), literal.to_bits(), "1e{k}");
+        }
+    }
+
+    #[test]
+    fn decimal_exponent_brackets_the_value() {
+        assert_eq!(decimal_exponent(1.0), Some(0));
+        assert_eq!(decimal_exponent(999.999), Some(2));
+        assert_eq!(decimal_exponent(1000.0), Some(3));
+        assert_eq!(decimal_exponent(-0.004123), Some(-3));
+        assert_eq!(decimal_exponent(f64::MAX), Some(308));
+        assert_eq!(decimal_exponent(f64::MIN_POSITIVE), Some(-308));
+        assert_eq!(decimal_exponent(5e-324), Some(-324));
+        for bad in [0.0, -0.0, f64::INFINITY, f64::NAN] {
+            assert_eq!(decimal_exponent(bad), None);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decimal_exponent_matches_log10(bits in 1u64..0x7ff0_0000_0000_0000) {
+            let x = f64::from_bits(bits);
+            let k = decimal_exponent(x).unwrap();
+            proptest::prop_assert!(pow10(k) <= x && x < pow10(k + 1));
+            // libm agrees except within a rounding of a power of ten.
+            #[allow(clippy::disallowed_methods)]
+            let libm = x.log10().floor() as i32;
+            if libm != k {
+                let p = pow10(libm.max(k));
+                proptest::prop_assert!(((x - p) / p).abs() < 1e-15, "{x:e}: {k} vs {libm}");
+            }
+        }
     }
 }
