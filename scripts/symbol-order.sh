@@ -9,9 +9,12 @@
 #
 #   scripts/symbol-order.sh [SECONDS]   (default 25 per run)
 #
-# Profiles, under valgrind's callgrind in a 120x40 tmux window: the live monitor on this machine
-# (config from XDG_CONFIG_HOME, no NVIDIA library), then `--config FILE` with the fake NVML library
-# playing two GPUs (fake-nvml/fixtures), each with a few keys pressed (sort, detail, help).
+# Profiles, under valgrind's callgrind in a 120x40 tmux window, each with a few keys pressed (sort,
+# detail, help): the live monitor as most start it (no config file, no NVIDIA library), the same
+# with a config file setting every key, then `--config FILE` with the fake NVML library playing two
+# GPUs (fake-nvml/fixtures). The list puts the first run's functions first, then those only the
+# config file needs, then those only GPUs need: what a run does not need then lies in windows it
+# never touches (64 KiB each), instead of among those it does.
 # Needs tmux, valgrind, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +57,7 @@ for line in open(example):
     print(f"{key} = {value}")
 PY
 }
-mkdir -p "$work/plain/kwtop" "$work/gpu/kwtop"
+mkdir -p "$work/bare" "$work/plain/kwtop" "$work/gpu/kwtop"
 full_config "" >"$work/plain/kwtop/config.toml"
 full_config "$target/release/libfake_nvml.so" >"$work/gpu/kwtop/config.toml"
 [ "$(grep -c ' = ' "$work/gpu/kwtop/config.toml")" -ge 20 ] &&
@@ -65,7 +68,7 @@ profile() { # NAME ARGS [ENV...]
   local name=$1 args=$2; shift 2
   # shellcheck disable=SC2086 # ARGS is a word list on purpose
   tmux -L kwtop-order new-session -d -x 120 -y 40 \
-    env XDG_CONFIG_HOME="$work/$name" "$@" \
+    env XDG_CONFIG_HOME="$work/$name" XDG_DATA_HOME="$work/data" "$@" \
     valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$name.cg" "$bin" $args
   sleep "$((secs / 2))"
   for k in s s d Escape '?' Escape; do tmux -L kwtop-order send-keys "$k"; sleep 1; done
@@ -75,16 +78,19 @@ profile() { # NAME ARGS [ENV...]
 }
 # `kwtop` as most start it, and `kwtop --config FILE` (parsing an option with a value runs code
 # of its own: 0.9 MB more resident code when it was left out of the list).
+profile bare ""
 profile plain ""
 profile gpu "--config $work/gpu/kwtop/config.toml" \
   KWTOP_FAKE_NVML_FIXTURE="$PWD/fake-nvml/fixtures/h100-busy-and-idle-holder.json"
 
-python3 - "$bin" "$work"/*.cg >build/symbol-order.txt <<'PY'
+python3 - "$bin" "$work/bare.cg" "$work/plain.cg" "$work/gpu.cg" >build/symbol-order.txt <<'PY'
 import re, subprocess, sys
 binary, profiles = sys.argv[1], sys.argv[2:]
-# Self cost of every function of the kwtop binary, over all profiles.
-cost = {}
+# Self cost of every function of the kwtop binary, per profile.
+costs = []
 for path in profiles:
+    cost = {}
+    costs.append(cost)
     objs, names, ob, fn, after_call = {}, {}, None, None, False
     for line in open(path, errors="replace"):
         m = re.match(r"^(ob|fn|cob|cfn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
@@ -111,8 +117,26 @@ for line in subprocess.run(["nm", binary], capture_output=True, text=True).stdou
     parts = line.split()
     if len(parts) == 3 and parts[1] in "tTwW":
         symbols.add(parts[2])
-hot = sorted((f for f in cost if f in symbols), key=lambda f: -cost[f])
-print("# Functions the live monitor runs, hottest first (scripts/symbol-order.sh; build.rs).")
-print("\n".join(hot))
+# What a run touches must lie together: a function only a config file or a GPU needs, among the
+# ones every run needs, pulls its 64 KiB window into every run. So the functions of each profile
+# that no earlier one ran, hottest first within each.
+total = {}
+for cost in costs:
+    for f, c in cost.items():
+        total[f] = total.get(f, 0) + c
+tier = {}
+for i, cost in enumerate(costs):
+    for f in cost:
+        tier.setdefault(f, i)
+order = sorted((f for f in total if f in symbols), key=lambda f: (tier[f], -total[f]))
+# The C start-up files' functions run in every process but are not in the profiles; left to the
+# linker they sit behind the ordered code and cost a window of their own.
+crt = ["_start", "deregister_tm_clones", "register_tm_clones", "__do_global_dtors_aux", "frame_dummy"]
+order = [f for f in crt if f in symbols] + [f for f in order if f not in crt]
+sizes = [sum(1 for f in order if tier.get(f) == i) for i in range(len(costs))]
+print("symbol-order: functions per profile, new in each:", sizes, file=sys.stderr)
+print("# Functions the live monitor runs: without a config file or GPU, then those a config file")
+print("# adds, then those GPUs add; hottest first in each (scripts/symbol-order.sh; build.rs).")
+print("\n".join(order))
 PY
 echo "symbol-order: $(grep -vc '^#' build/symbol-order.txt) functions in build/symbol-order.txt"

@@ -53,8 +53,9 @@ const WORLD_FALLBACK_G_PER_KWH: f64 = 472.94;
 const WORLD_FALLBACK_YEAR: u16 = 2024;
 const WORLD_FALLBACK_SOURCE: &str = "Ember Yearly Electricity Data (CC BY 4.0) via thegreenwebfoundation/co2.js data/output/average-intensities.json @b459b5e";
 
-const COUNTRY_CSV: &str = include_str!("../assets/grid/country.csv");
-const CLOUD_CSV: &str = include_str!("../assets/grid/cloud.csv");
+// Embedded deflated (`build.rs`, `table::inflate`): read once, their pages need not stay resident.
+const COUNTRY_PACKED: &[u8] = crate::table::packed_asset!("country.csv");
+const CLOUD_PACKED: &[u8] = crate::table::packed_asset!("cloud.csv");
 
 const COUNTRY_HEADER: &[&str] = &["iso2", "iso3", "country", "year", "g_co2e_per_kwh", "source"];
 const CLOUD_HEADER: &[&str] = &["provider", "region", "location", "g_co2e_per_kwh", "source"];
@@ -441,8 +442,10 @@ fn resolve_cloud(spec: &str, provider: &str, region: &str) -> Result<GridIntensi
 
 // Each table is read once, on first use, and kept: a lookup (the configured grid, the default's
 // world average, `--list-grids`) then borrows the rows.
-static COUNTRY_ROWS: LazyLock<Result<Vec<CountryRow>, String>> = LazyLock::new(|| read_country(COUNTRY_CSV));
-static CLOUD_ROWS: LazyLock<Result<Vec<CloudRow>, String>> = LazyLock::new(|| read_cloud(CLOUD_CSV));
+static COUNTRY_ROWS: LazyLock<Result<Vec<CountryRow>, String>> =
+    LazyLock::new(|| read_country(&crate::table::inflate("country.csv", COUNTRY_PACKED)?));
+static CLOUD_ROWS: LazyLock<Result<Vec<CloudRow>, String>> =
+    LazyLock::new(|| read_cloud(&crate::table::inflate("cloud.csv", CLOUD_PACKED)?));
 
 fn country_rows() -> Result<&'static [CountryRow], String> {
     COUNTRY_ROWS.as_deref().map_err(Clone::clone)

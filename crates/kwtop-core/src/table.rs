@@ -26,14 +26,19 @@ pub(crate) trait Row: DeserializeOwned {
     fn check(&self) -> Result<(), String>;
 }
 
-impl Table<'_> {
+impl<'a> Table<'a> {
     /// Every data row, in table order; the first error (header, field count, a value's type or
     /// rule) ends the reading.
     pub(crate) fn rows<T: Row>(&self) -> Result<Vec<T>, String> {
+        self.iter()?.collect()
+    }
+
+    /// The data rows one at a time, the header checked first: a lookup that needs one row keeps
+    /// none of the others (the TDP table's 4,918 rows were ~0.3 MB of heap at start).
+    pub(crate) fn iter<T: Row>(&self) -> Result<Rows<'a, T>, String> {
         // The BOM goes first: csv strips one only from the first record, so a comment line behind
         // it would be read as the header.
         let text = self.text.strip_prefix('\u{feff}').unwrap_or(self.text);
-        let line = |pos: Option<&csv::Position>| line_at(text, self.comments, pos);
         let mut reader = csv::ReaderBuilder::new()
             .comment(self.comments.then_some(b'#'))
             .from_reader(text.as_bytes());
@@ -57,43 +62,100 @@ impl Table<'_> {
                 )
             });
         }
-        let mut out = Vec::new();
-        let mut record = csv::StringRecord::new();
-        loop {
-            match reader.read_record(&mut record) {
-                Ok(true) => {}
-                Ok(false) => return Ok(out),
-                Err(e) => {
-                    let line = line(e.position());
-                    return Err(match e.kind() {
-                        csv::ErrorKind::UnequalLengths {
-                            expected_len, len, ..
-                        } => {
-                            format!("{} line {line}: {len} fields, expected {expected_len}", self.name)
-                        }
-                        _ => format!("{} line {line}: {e}", self.name),
-                    });
-                }
-            }
-            let row = record
-                .deserialize::<T>(Some(&header))
-                .map_err(|e| match e.kind() {
-                    csv::ErrorKind::Deserialize { err, .. } => {
-                        let field = err.field().and_then(|i| usize::try_from(i).ok());
-                        match field.and_then(|i| Some((header.get(i)?, record.get(i)?))) {
-                            Some((column, value)) => format!("{column} {value:?}: {}", err.kind()),
-                            None => err.kind().to_string(),
-                        }
-                    }
-                    _ => e.to_string(),
-                })
-                .and_then(|row| row.check().map(|()| row))
-                // Only an error needs the line: counting it for every record would be quadratic.
-                .map_err(|why| format!("{} line {}: {why}", self.name, line(record.position())))?;
-            out.push(row);
-        }
+        Ok(Rows {
+            name: self.name,
+            text,
+            comments: self.comments,
+            reader,
+            header,
+            record: csv::StringRecord::new(),
+            row: std::marker::PhantomData,
+        })
     }
 }
+
+/// The rows of a [`Table`], read as they are asked for.
+pub(crate) struct Rows<'a, T> {
+    name: &'a str,
+    /// The text without its BOM, for the line numbers of errors.
+    text: &'a str,
+    comments: bool,
+    reader: csv::Reader<&'a [u8]>,
+    header: csv::StringRecord,
+    record: csv::StringRecord,
+    row: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: Row> Iterator for Rows<'_, T> {
+    type Item = Result<T, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let line = |pos: Option<&csv::Position>| line_at(self.text, self.comments, pos);
+        match self.reader.read_record(&mut self.record) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                let line = line(e.position());
+                return Some(Err(match e.kind() {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => {
+                        format!("{} line {line}: {len} fields, expected {expected_len}", self.name)
+                    }
+                    _ => format!("{} line {line}: {e}", self.name),
+                }));
+            }
+        }
+        let (header, record) = (&self.header, &self.record);
+        let row = record
+            .deserialize::<T>(Some(header))
+            .map_err(|e| match e.kind() {
+                csv::ErrorKind::Deserialize { err, .. } => {
+                    let field = err.field().and_then(|i| usize::try_from(i).ok());
+                    match field.and_then(|i| Some((header.get(i)?, record.get(i)?))) {
+                        Some((column, value)) => format!("{column} {value:?}: {}", err.kind()),
+                        None => err.kind().to_string(),
+                    }
+                }
+                _ => e.to_string(),
+            })
+            .and_then(|row| row.check().map(|()| row))
+            // Only an error needs the line: counting it for every record would be quadratic.
+            .map_err(|why| format!("{} line {}: {why}", self.name, line(record.position())));
+        Some(row)
+    }
+}
+
+/// The text of a table embedded deflated (`build.rs`: a little-endian u32 length, then raw
+/// deflate). The large tables are kept this way because the kernel maps an embedded table's
+/// pages into the monitor each time it is read: the four were 226 KiB of the binary, 320 KiB of
+/// resident memory for the whole run, where deflated they are 31 KiB, and the text lives on the
+/// heap only while a lookup reads it.
+pub(crate) fn inflate(name: &str, packed: &[u8]) -> Result<String, String> {
+    use std::io::Read;
+    let bad = |why: String| format!("{name}: embedded copy unreadable: {why}");
+    let (len, deflated) = packed
+        .split_first_chunk::<4>()
+        .ok_or_else(|| bad("too short".into()))?;
+    let len = u32::from_le_bytes(*len) as usize;
+    let mut bytes = Vec::with_capacity(len);
+    flate2::read::DeflateDecoder::new(deflated)
+        .take(len as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(e.to_string()))?;
+    if bytes.len() != len {
+        return Err(bad(format!("{} bytes, expected {len}", bytes.len())));
+    }
+    String::from_utf8(bytes).map_err(|e| bad(e.to_string()))
+}
+
+/// The deflated copy of `assets/NAME` that `build.rs` made, for [`inflate`].
+macro_rules! packed_asset {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".deflate"))
+    };
+}
+pub(crate) use packed_asset;
 
 /// The line (1-based) a record starts on. Computed from the byte offset the reader resumed at,
 /// because csv's own `Position::line()` counts from there too: it names the line before the
@@ -166,6 +228,50 @@ mod tests {
             n,
             w,
         }
+    }
+
+    fn pack(len: u32, text: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc =
+            flate2::write::DeflateEncoder::new(len.to_le_bytes().to_vec(), flate2::Compression::best());
+        enc.write_all(text).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn inflate_checks_the_embedded_copy() {
+        assert_eq!(inflate("t.csv", &pack(6, b"name\nx")).unwrap(), "name\nx");
+        let short = inflate("t.csv", &pack(9, b"name\nx")).unwrap_err();
+        assert_eq!(short, "t.csv: embedded copy unreadable: 6 bytes, expected 9");
+        // A longer text than the length says is cut there, and so found short of nothing: the
+        // length is what build.rs wrote, so only a corrupt copy differs; it must not read on.
+        assert_eq!(inflate("t.csv", &pack(4, b"name\nx")).unwrap(), "name");
+        let e = inflate("t.csv", &[1, 0]).unwrap_err();
+        assert_eq!(e, "t.csv: embedded copy unreadable: too short");
+        let e = inflate("t.csv", &[9, 0, 0, 0, 0xff, 0xff, 0xff]).unwrap_err();
+        assert!(e.starts_with("t.csv: embedded copy unreadable: "), "{e}");
+        let e = inflate("t.csv", &pack(2, &[0xc3, 0x28])).unwrap_err();
+        assert!(e.contains("utf-8"), "{e}");
+    }
+
+    #[test]
+    fn iter_reads_row_by_row_and_stops_nowhere_on_its_own() {
+        let t = Table {
+            name: "t.csv",
+            text: "name,n,w\na,1,2\nb,x,3\nc,3,4\n",
+            header: HEADER,
+            comments: false,
+        };
+        let rows: Vec<Result<R, String>> = t.iter().unwrap().collect();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0], Ok(r("a", 1, 2.0)));
+        assert!(
+            rows[1].as_ref().unwrap_err().starts_with("t.csv line 3: n \"x\""),
+            "{rows:?}"
+        );
+        assert_eq!(rows[2], Ok(r("c", 3, 4.0)));
+        // rows() stops at the first error.
+        assert!(t.rows::<R>().unwrap_err().starts_with("t.csv line 3: "));
     }
 
     #[test]

@@ -9,14 +9,15 @@
 //!
 //! Each is read with [`crate::table`] (typed rows, the header checked, errors naming the line) when
 //! a lookup needs it. The lookups run once, when the estimate is set up, so nothing is kept: the
-//! rows would cost memory for the whole run to save one reading.
+//! rows would cost memory for the whole run to save one reading. The two large tables are
+//! embedded deflated (`build.rs`), inflated for the lookup and read one row at a time.
 
 use serde::Deserialize;
 
-use crate::table::{Row, Table, non_negative};
+use crate::table::{Row, Table, inflate, non_negative, packed_asset};
 
-const TDP_TABLE: &str = include_str!("../../../assets/cpu_tdp.csv");
-const THREADS_TABLE: &str = include_str!("../../../assets/cpu_threads.csv");
+const TDP_PACKED: &[u8] = packed_asset!("cpu_tdp.csv");
+const THREADS_PACKED: &[u8] = packed_asset!("cpu_threads.csv");
 const CCF_TABLE: &str = include_str!("../../../assets/ccf_vcpu_watts.csv");
 
 const TDP_HEADER: &[&str] = &["Name", "TDP"];
@@ -99,33 +100,60 @@ fn contains_words(words: &str, part: &str) -> bool {
     })
 }
 
+/// A table row with a model name to match.
+trait Named {
+    fn name(&self) -> &str;
+}
+
+impl<N: AsRef<str>, T> Named for (N, T) {
+    fn name(&self) -> &str {
+        self.0.as_ref()
+    }
+}
+
 /// The table row for a model name: exact normalized match, else the longest table name contained in
 /// the model as whole words. Only names with a digit match by containment, so "AMD EPYC" never
 /// picks "AMD EPYC 7763". Each row's name is normalized into the same buffers: no allocation per
 /// row.
-fn best_match<'a, T>(model: &str, rows: impl Iterator<Item = (&'a str, T)>) -> Option<(&'a str, T)> {
+fn best_match<R: Named>(model: &str, rows: impl Iterator<Item = R>) -> Option<R> {
     let want = normalize(model);
     if want.is_empty() {
         return None;
     }
     let mut norm = Normalizer::default();
-    let mut best: Option<(usize, &'a str, T)> = None;
-    for (name, v) in rows {
-        let n = norm.normalize(name);
+    let mut best: Option<(usize, R)> = None;
+    for row in rows {
+        let n = norm.normalize(row.name());
         if n.is_empty() {
             continue;
         }
         if n == want {
-            return Some((name, v));
+            return Some(row);
         }
         if n.bytes().any(|c| c.is_ascii_digit())
-            && best.as_ref().is_none_or(|(len, _, _)| *len < n.len())
+            && best.as_ref().is_none_or(|(len, _)| *len < n.len())
             && contains_words(&want, n)
         {
-            best = Some((n.len(), name, v));
+            best = Some((n.len(), row));
         }
     }
-    best.map(|(_, name, v)| (name, v))
+    best.map(|(_, row)| row)
+}
+
+/// [`best_match`] over a table read row by row: None when a row before the match does not read
+/// (never for a tested build).
+fn best_row<T: Row, V>(
+    model: &str,
+    rows: crate::table::Rows<'_, T>,
+    usable: impl FnMut(T) -> Option<(String, V)>,
+) -> Option<(String, V)> {
+    let mut failed = false;
+    let found = best_match(
+        model,
+        rows.map_while(|r| r.map_err(|_| failed = true).ok())
+            .filter_map(usable),
+    );
+    if failed { None } else { found }
 }
 
 /// A row of `cpu_tdp.csv`: a model name and its TDP per package in watts.
@@ -149,24 +177,26 @@ impl Row for TdpRow {
 /// The rows of a `cpu_tdp.csv` text: header `Name,TDP`, a TDP that is finite and non-negative
 /// where it is a number. Lookups pass by the rows without a positive TDP: those that are no number
 /// and the one at 0 (the Quark D1000 microcontroller): no figure to estimate from.
-fn read_tdp(text: &str) -> Result<Vec<TdpRow>, String> {
+fn tdp_table(text: &str) -> Table<'_> {
     Table {
         name: "cpu_tdp.csv",
         text,
         header: TDP_HEADER,
         comments: false,
     }
-    .rows()
+}
+
+#[cfg(test)]
+fn read_tdp(text: &str) -> Result<Vec<TdpRow>, String> {
+    tdp_table(text).rows()
 }
 
 /// TDP per package for a model name, with the table's name for it. None when no row fits (or,
 /// never for a tested build, the embedded table were unreadable).
 pub fn lookup_tdp(model: &str) -> Option<(String, f64)> {
-    let rows = read_tdp(TDP_TABLE).ok()?;
-    let usable = rows
-        .iter()
-        .filter_map(|r| Some((r.name.as_str(), r.tdp_w.filter(|t| *t > 0.0)?)));
-    best_match(model, usable).map(|(n, t)| (n.to_string(), t))
+    let text = inflate("cpu_tdp.csv", TDP_PACKED).ok()?;
+    let rows = tdp_table(&text).iter::<TdpRow>().ok()?;
+    best_row(model, rows, |r| Some((r.name, r.tdp_w.filter(|t| *t > 0.0)?)))
 }
 
 /// One package as the threads table describes it.
@@ -202,38 +232,51 @@ impl Row for ThreadsRow {
     }
 }
 
-/// The packages of a `cpu_threads.csv` text: `#` comment lines, header
-/// `model,cores,threads,codename`, cores > 0 and threads ≥ cores.
-fn read_packages(text: &str) -> Result<Vec<Package>, String> {
-    let rows: Vec<ThreadsRow> = Table {
+/// A `cpu_threads.csv` text: `#` comment lines, header `model,cores,threads,codename`, cores > 0
+/// and threads ≥ cores.
+fn threads_table(text: &str) -> Table<'_> {
+    Table {
         name: "cpu_threads.csv",
         text,
         header: THREADS_HEADER,
         comments: true,
     }
-    .rows()?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Package {
+}
+
+impl From<ThreadsRow> for Package {
+    fn from(r: ThreadsRow) -> Self {
+        Package {
             name: r.model,
             cores: r.cores,
             threads: r.threads,
             codename: r.codename,
-        })
-        .collect())
+        }
+    }
 }
 
 /// Cores and threads of the package a model name belongs to. None when no row fits (or, never for
 /// a tested build, the embedded table were unreadable).
 pub fn lookup_package(model: &str) -> Option<Package> {
-    let packages = read_packages(THREADS_TABLE).ok()?;
-    best_match(model, packages.iter().map(|p| (p.name.as_str(), p))).map(|(_, p)| p.clone())
+    let text = inflate("cpu_threads.csv", THREADS_PACKED).ok()?;
+    let rows = threads_table(&text).iter::<ThreadsRow>().ok()?;
+    // The name is moved out for the match and back in after: no copy per row.
+    best_row(model, rows, |r| {
+        let mut p = Package::from(r);
+        Some((std::mem::take(&mut p.name), p))
+    })
+    .map(|(name, p)| Package { name, ..p })
+}
+
+#[cfg(test)]
+fn read_packages(text: &str) -> Result<Vec<Package>, String> {
+    let rows: Vec<ThreadsRow> = threads_table(text).rows()?;
+    Ok(rows.into_iter().map(Package::from).collect())
 }
 
 /// Every package row, for consistency tests.
 #[cfg(test)]
 pub fn packages() -> Vec<Package> {
-    read_packages(THREADS_TABLE).unwrap()
+    read_packages(&inflate("cpu_threads.csv", THREADS_PACKED).unwrap()).unwrap()
 }
 
 /// A row of `ccf_vcpu_watts.csv` (its `providers` column is documentation only).
@@ -284,6 +327,24 @@ pub fn vcpu_watts(row: &str) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tdp_text() -> String {
+        inflate("cpu_tdp.csv", TDP_PACKED).unwrap()
+    }
+
+    #[test]
+    fn the_packed_tables_are_the_assets() {
+        assert_eq!(tdp_text(), include_str!("../../../assets/cpu_tdp.csv"));
+        assert_eq!(
+            inflate("cpu_threads.csv", THREADS_PACKED).unwrap(),
+            include_str!("../../../assets/cpu_threads.csv")
+        );
+        assert!(
+            TDP_PACKED.len() * 4 < tdp_text().len(),
+            "deflated: {}",
+            TDP_PACKED.len()
+        );
+    }
 
     /// `normalize` and `best_match` as they were, allocating per row: the oracle for the
     /// buffered ones.
@@ -349,7 +410,7 @@ mod tests {
 
     /// Every name in the tables, and as `/proc/cpuinfo` might spell some.
     fn models() -> Vec<String> {
-        let tdp = read_tdp(TDP_TABLE).unwrap();
+        let tdp = read_tdp(&tdp_text()).unwrap();
         let mut out: Vec<String> = tdp.iter().map(|r| r.name.clone()).collect();
         out.extend(packages().into_iter().map(|p| p.name));
         for base in out.clone().iter().step_by(97) {
@@ -362,7 +423,7 @@ mod tests {
 
     #[test]
     fn buffered_normalize_and_match_are_the_allocating_ones() {
-        let tdp = read_tdp(TDP_TABLE).unwrap();
+        let tdp = read_tdp(&tdp_text()).unwrap();
         let pk = packages();
         let mut norm = Normalizer::default();
         let models = models();
@@ -427,8 +488,9 @@ mod tests {
 
     #[test]
     fn every_shipped_tdp_row_loads() {
-        let rows = read_tdp(TDP_TABLE).unwrap();
-        assert_eq!(rows.len(), data_lines(TDP_TABLE));
+        let text = tdp_text();
+        let rows = read_tdp(&text).unwrap();
+        assert_eq!(rows.len(), data_lines(&text));
         assert_eq!(rows.len(), 4918);
         // Upstream's four TDPs that are two figures run together, and the one 0 W row: kept, never
         // matched.
@@ -458,7 +520,8 @@ mod tests {
 
     #[test]
     fn every_shipped_package_and_ccf_row_loads() {
-        assert_eq!(packages().len(), data_lines(THREADS_TABLE));
+        let text = inflate("cpu_threads.csv", THREADS_PACKED).unwrap();
+        assert_eq!(packages().len(), data_lines(&text));
         assert_eq!(packages().len(), 1114);
         let rows = read_ccf(CCF_TABLE).unwrap();
         assert_eq!(rows.len(), data_lines(CCF_TABLE));

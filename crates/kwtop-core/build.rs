@@ -1,0 +1,34 @@
+//! Deflates the large embedded tables into `OUT_DIR` (`table::inflate` reads them back): a
+//! little-endian u32 length, then raw deflate at the best level. The CSV files in `assets/` stay
+//! the source, readable and diffable; the binary carries 31 KiB instead of 226 KiB, which matters
+//! because every page of a table that is read stays in the live monitor's resident memory.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+const TABLES: [&str; 4] = [
+    "assets/cpu_tdp.csv",
+    "assets/cpu_threads.csv",
+    "assets/grid/country.csv",
+    "assets/grid/cloud.csv",
+];
+
+fn main() {
+    let Some(out) = std::env::var_os("OUT_DIR").map(PathBuf::from) else {
+        panic!("build.rs: cargo sets OUT_DIR");
+    };
+    for path in TABLES {
+        println!("cargo::rerun-if-changed={path}");
+        let text = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let len = u32::try_from(text.len()).unwrap_or_else(|_| panic!("{path}: over 4 GiB"));
+        let mut enc =
+            flate2::write::DeflateEncoder::new(len.to_le_bytes().to_vec(), flate2::Compression::best());
+        let packed = enc
+            .write_all(&text)
+            .and_then(|()| enc.finish())
+            .unwrap_or_else(|e| panic!("{path}: deflate: {e}"));
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let dest = out.join(format!("{name}.deflate"));
+        std::fs::write(&dest, packed).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
+    }
+}
