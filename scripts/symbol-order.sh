@@ -7,10 +7,11 @@
 # and a stale list only costs memory (names the build no longer has are skipped), so rerun this
 # after large changes or a Rust or dependency upgrade (symbol names carry a hash of those).
 #
-#   scripts/symbol-order.sh [SECONDS]   (default 25 per run)
+#   [LOAD=N] scripts/symbol-order.sh [SECONDS]   (default 25 per run, 350 idle processes)
 #
-# Profiles, under valgrind's callgrind in a 120x40 tmux window, each with a few keys pressed (sort,
-# detail, help): the live monitor as most start it (no config file, no NVIDIA library), the same
+# Profiles, under valgrind's callgrind in a 120x40 tmux window on a host with LOAD more idle
+# processes and some short-lived ones, each with a few keys pressed (sort, detail, help, scrolling):
+# the live monitor as most start it (no config file, no NVIDIA library), the same
 # with a config file setting every key, then `--config FILE` with the fake NVML library playing two
 # GPUs (fake-nvml/fixtures). The list puts the first run's functions first, then those only the
 # config file needs, then those only GPUs need: what a run does not need then lies in windows it
@@ -29,7 +30,8 @@ target=$(cargo metadata --format-version 1 --no-deps |
 bin=$(realpath "$target/release/kwtop")
 [ -f "$target/release/libfake_nvml.so" ] || { echo "symbol-order: no $target/release/libfake_nvml.so" >&2; exit 1; }
 work=$(mktemp -d)
-trap 'tmux -L kwtop-order kill-server 2>/dev/null || true; rm -rf "$work"' EXIT
+load=()
+trap 'tmux -L kwtop-order kill-server 2>/dev/null || true; kill "${load[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # The configs set every key of config.example.toml (its commented defaults uncommented; reading
 # each section runs code of its own: left out, 0.9 MB more code was resident with a full config),
@@ -71,13 +73,18 @@ profile() { # NAME ARGS [ENV...]
     env XDG_CONFIG_HOME="$work/$name" XDG_DATA_HOME="$work/data" "$@" \
     valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$name.cg" "$bin" $args
   sleep "$((secs / 2))"
-  for k in s s d Escape '?' Escape; do tmux -L kwtop-order send-keys "$k"; sleep 1; done
+  for k in s s d Escape '?' Escape Down Down PageDown Home; do tmux -L kwtop-order send-keys "$k"; sleep 1; done
   sleep "$((secs / 2))"
   tmux -L kwtop-order send-keys q
   for _ in $(seq 60); do [ -s "$work/$name.cg" ] && ! tmux -L kwtop-order has-session 2>/dev/null && break; sleep 1; done
 }
 # `kwtop` as most start it, and `kwtop --config FILE` (parsing an option with a value runs code
 # of its own: 0.9 MB more resident code when it was left out of the list).
+# Under load: LOAD idle processes (default 350) and a few short-lived ones a second, so that what a
+# busier host runs (longer sorts, table growth, processes exiting) is in the list; left out, ~150 KiB
+# more code was resident at ~370 processes than at ~70.
+for _ in $(seq "${LOAD:-350}"); do sleep 3600 & load+=($!); done
+(while :; do sleep 0.2 & sleep 0.3; done) & load+=($!)
 profile bare ""
 profile plain ""
 profile gpu "--config $work/gpu/kwtop/config.toml" \

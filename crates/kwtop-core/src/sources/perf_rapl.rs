@@ -10,6 +10,12 @@
 //! 64-bit count, so counters go to the tracker with `wrap_uj: None`. psys is never added to packages:
 //! it is used only when no `energy-pkg` event exists, as powercap does.
 //!
+//! Some virtual machines expose the `power` PMU and its events without counting anything: the count
+//! reads 0 and never moves, which would be shown as a measured 0 W. So each counter, once opened, is
+//! read again until it has moved, for at most [`PerfOpen::probe_window`] (50 ms; a real RAPL counter
+//! moves about every millisecond, by ~61 µJ at most per count): one that does not is left out with
+//! the reason, and with no package counter left the CPU is estimated instead.
+//!
 //! The syscall sits behind [`PerfOpen`], so the description parsing, per-package ids, scaling,
 //! errors and notices are tested with a fake; [`SysPerf`] is the real one (perf-event2, safe).
 
@@ -28,7 +34,16 @@ CPU-wide events for every user with `sudo sysctl kernel.perf_event_paranoid=0`";
 pub trait PerfOpen {
     /// Open an enabled counting event of PMU `ty` with `config` on `cpu`, for all processes.
     fn open(&mut self, ty: u32, config: u64, cpu: u32) -> io::Result<Box<dyn PerfCount>>;
+
+    /// How long an opened counter may stay still before it is taken for one that counts nothing
+    /// (see the module docs); zero: not probed.
+    fn probe_window(&self) -> std::time::Duration {
+        PROBE_WINDOW
+    }
 }
+
+/// See [`PerfOpen::probe_window`].
+pub const PROBE_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One open event's running count.
 pub trait PerfCount: Send {
@@ -278,6 +293,8 @@ struct Channel {
     id: String,
     kind: DeviceKind,
     name: String,
+    /// The event and CPU ("power/energy-pkg on CPU 0"), for notices.
+    what: String,
     scale: f64,
     count: Box<dyn PerfCount>,
 }
@@ -413,6 +430,7 @@ pub fn open(sysfs_root: &Path, proc_root: &Path, perf: &mut dyn PerfOpen) -> Res
                 id,
                 kind,
                 name,
+                what: what.clone(),
                 scale: ev.scale,
                 count,
             }),
@@ -423,6 +441,15 @@ pub fn open(sysfs_root: &Path, proc_root: &Path, perf: &mut dyn PerfOpen) -> Res
             Err(e) => dropped.push(format!("{what} ({id}): {e}")),
         }
     }
+    let opened_cpu = channels.iter().any(|c| c.kind == DeviceKind::Cpu);
+    let still = drop_still(&mut channels, perf.probe_window());
+    if opened_cpu && !channels.iter().any(|c| c.kind == DeviceKind::Cpu) {
+        return Err(format!(
+            "{} (this happens in virtual machines that expose the RAPL events without counting energy)",
+            still.join("; ")
+        ));
+    }
+    dropped.extend(still);
     if !channels.iter().any(|c| c.kind == DeviceKind::Cpu) {
         return Err(refusal.unwrap_or_else(|| format!("perf_event_open failed: {}", dropped.join("; "))));
     }
@@ -443,6 +470,42 @@ pub fn open(sysfs_root: &Path, proc_root: &Path, perf: &mut dyn PerfOpen) -> Res
         notices,
         summary,
     })
+}
+
+/// Take out the channels whose count has not moved within `window` of their first reading (all of
+/// them are read again every 2 ms until each has moved or the window is over) and say why, per
+/// channel. A zero window probes nothing.
+fn drop_still(channels: &mut Vec<Channel>, window: std::time::Duration) -> Vec<String> {
+    if window.is_zero() || channels.is_empty() {
+        return Vec::new();
+    }
+    let first: Vec<Option<u64>> = channels.iter_mut().map(|c| c.count.read().ok()).collect();
+    // A channel that cannot be read now is left to the tick's reading to report.
+    let mut moved: Vec<bool> = first.iter().map(Option::is_none).collect();
+    let start = std::time::Instant::now();
+    while !moved.iter().all(|m| *m) && start.elapsed() < window {
+        std::thread::sleep(std::time::Duration::from_millis(2).min(window));
+        for ((c, f), m) in channels.iter_mut().zip(&first).zip(moved.iter_mut()) {
+            if !*m {
+                *m = c.count.read().map_or(true, |v| Some(v) != *f);
+            }
+        }
+    }
+    let mut still = Vec::new();
+    let mut keep = moved.into_iter();
+    channels.retain(|c| {
+        let moved = keep.next().unwrap_or(true);
+        if !moved {
+            still.push(format!(
+                "{} ({}): the counter did not move in {} ms",
+                c.what,
+                c.id,
+                window.as_millis()
+            ));
+        }
+        moved
+    });
+    still
 }
 
 #[cfg(test)]

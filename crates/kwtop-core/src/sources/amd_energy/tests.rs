@@ -214,16 +214,18 @@ fn unreadable_amd_energy_is_named_when_perf_event_is_chosen() {
         t.path().join("bus/event_source/devices/power"),
     )
     .expect("symlink");
-    struct Zero;
-    impl PerfCount for Zero {
+    /// A counter that counts (one that does not is taken for a VM's empty PMU).
+    struct Counting(u64);
+    impl PerfCount for Counting {
         fn read(&mut self) -> std::io::Result<u64> {
-            Ok(0)
+            self.0 += 1;
+            Ok(self.0)
         }
     }
     struct Opens;
     impl PerfOpen for Opens {
         fn open(&mut self, _: u32, _: u64, _: u32) -> std::io::Result<Box<dyn PerfCount>> {
-            Ok(Box::new(Zero))
+            Ok(Box::new(Counting(0)))
         }
     }
     let powercap = tempfile::tempdir().expect("tempdir");

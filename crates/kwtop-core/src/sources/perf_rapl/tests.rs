@@ -64,17 +64,24 @@ struct Fake {
     opened: Vec<(u32, u64, u32)>,
     /// The error for anything not in the plan (`None`: a count of 0).
     otherwise: Option<i32>,
+    /// [`PerfOpen::probe_window`]: zero (no probe) unless a test sets it.
+    window: std::time::Duration,
+    /// Added to a count at each read of it, per config (a counter that moves by itself).
+    steps: HashMap<u64, u64>,
 }
 
 struct FakeCount {
     plan: Plan,
     key: (u64, u32),
+    step: u64,
+    reads: u64,
 }
 
 impl PerfCount for FakeCount {
     fn read(&mut self) -> io::Result<u64> {
+        self.reads += 1;
         match self.plan.lock().expect("plan").get(&self.key) {
-            Some(Ok(c)) => Ok(*c),
+            Some(Ok(c)) => Ok(*c + self.step * self.reads),
             Some(Err(e)) => Err(io::Error::from_raw_os_error(*e)),
             None => Ok(0),
         }
@@ -90,8 +97,14 @@ impl PerfOpen for Fake {
             _ => Ok(Box::new(FakeCount {
                 plan: Arc::clone(&self.plan),
                 key: (config, cpu),
+                step: self.steps.get(&config).copied().unwrap_or(0),
+                reads: 0,
             })),
         }
+    }
+
+    fn probe_window(&self) -> std::time::Duration {
+        self.window
     }
 }
 
@@ -525,4 +538,62 @@ fn the_real_opener_counts_a_dynamic_pmu_event() {
         }
         Err(e) => assert!(is_refusal(&e), "{e}"),
     }
+}
+
+/// A VM's power PMU that counts nothing: the counter stays at 0, so it is not taken for a measured
+/// 0 W; the CPU is estimated instead, with the reason.
+#[test]
+fn a_counter_that_does_not_move_is_not_a_measurement() {
+    let sys = pmu_tree(&[("energy-psys", "event=0x05")]);
+    let mut fake = Fake {
+        window: std::time::Duration::from_millis(10),
+        ..Fake::default()
+    };
+    set(&fake.plan, 5, 0, Ok(0));
+    let Err(why) = open(sys.path(), Path::new("/nonexistent"), &mut fake) else {
+        panic!("a still counter must not be a source");
+    };
+    assert!(
+        why.contains("did not move in 10 ms") && why.contains("virtual machines"),
+        "{why}"
+    );
+    let powercap = tempfile::tempdir().expect("tempdir");
+    let mut src = cpu_source_with(
+        powercap.path(),
+        Path::new("/nonexistent"),
+        sys.path(),
+        &EstimateConfig::default(),
+        &mut fake,
+    );
+    let r = src.read();
+    assert!(r[0].estimate.is_some() && r[0].energy.is_none(), "{r:?}");
+    let n = src.take_notices();
+    assert!(
+        n[0].contains("estimated, not measured") && n[0].contains("did not move"),
+        "{n:?}"
+    );
+}
+
+/// A package counter that moves is kept; a DRAM counter beside it that does not is left out alone.
+#[test]
+fn only_the_still_counters_are_left_out() {
+    let sys = pmu_tree(SERVER);
+    let mut fake = Fake {
+        window: std::time::Duration::from_millis(10),
+        steps: HashMap::from([(2, 1000)]),
+        ..Fake::default()
+    };
+    for cpu in [0, 32] {
+        set(&fake.plan, 2, cpu, Ok(5));
+        set(&fake.plan, 3, cpu, Ok(7));
+    }
+    let mut src = open(sys.path(), Path::new("/nonexistent"), &mut fake).expect("packages move");
+    let ids: Vec<String> = src.read().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["cpu0", "cpu1"]);
+    let n = src.take_notices();
+    assert!(
+        n.iter()
+            .any(|m| m.contains("left out") && m.contains("(dram0): the counter did not move")),
+        "{n:?}"
+    );
 }
