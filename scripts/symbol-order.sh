@@ -31,7 +31,7 @@ bin=$(realpath "$target/release/kwtop")
 [ -f "$target/release/libfake_nvml.so" ] || { echo "symbol-order: no $target/release/libfake_nvml.so" >&2; exit 1; }
 work=$(mktemp -d)
 load=()
-trap 'tmux -L kwtop-order kill-server 2>/dev/null || true; kill "${load[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'tmux -L kwtop-order kill-server 2>/dev/null || true; kill ${load[@]+"${load[@]}"} 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # The configs set every key of config.example.toml (its commented defaults uncommented; reading
 # each section runs code of its own: left out, 0.9 MB more code was resident with a full config),
@@ -77,6 +77,9 @@ profile() { # NAME ARGS [ENV...]
   sleep "$((secs / 2))"
   tmux -L kwtop-order send-keys q
   for _ in $(seq 60); do [ -s "$work/$name.cg" ] && ! tmux -L kwtop-order has-session 2>/dev/null && break; sleep 1; done
+  tmux -L kwtop-order kill-server 2>/dev/null || true
+  # A profile that did not finish must not leave a list without it (build.rs would link by it).
+  [ -s "$work/$name.cg" ] || { echo "symbol-order: the $name profile did not finish" >&2; exit 1; }
 }
 # `kwtop` as most start it, and `kwtop --config FILE` (parsing an option with a value runs code
 # of its own: 0.9 MB more resident code when it was left out of the list).
@@ -90,7 +93,7 @@ profile plain ""
 profile gpu "--config $work/gpu/kwtop/config.toml" \
   KWTOP_FAKE_NVML_FIXTURE="$PWD/fake-nvml/fixtures/h100-busy-and-idle-holder.json"
 
-python3 - "$bin" "$work/bare.cg" "$work/plain.cg" "$work/gpu.cg" >build/symbol-order.txt <<'PY'
+python3 - "$bin" "$work/bare.cg" "$work/plain.cg" "$work/gpu.cg" >"$work/order.txt" <<'PY'
 import re, subprocess, sys
 binary, profiles = sys.argv[1], sys.argv[2:]
 # Self cost of every function of the kwtop binary, per profile.
@@ -146,4 +149,5 @@ print("# Functions the live monitor runs: without a config file or GPU, then tho
 print("# adds, then those GPUs add; hottest first in each (scripts/symbol-order.sh; build.rs).")
 print("\n".join(order))
 PY
+mv "$work/order.txt" build/symbol-order.txt
 echo "symbol-order: $(grep -vc '^#' build/symbol-order.txt) functions in build/symbol-order.txt"

@@ -14,6 +14,14 @@ const TABLES: [&str; 4] = [
 ];
 
 fn main() {
+    // Each lands in OUT_DIR under its file name, so those must differ.
+    let names: std::collections::BTreeSet<&str> =
+        TABLES.iter().map(|p| p.rsplit('/').next().unwrap_or(p)).collect();
+    assert_eq!(
+        names.len(),
+        TABLES.len(),
+        "build.rs: two tables with one file name"
+    );
     let Some(out) = std::env::var_os("OUT_DIR").map(PathBuf::from) else {
         panic!("build.rs: cargo sets OUT_DIR");
     };

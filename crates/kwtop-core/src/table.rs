@@ -139,12 +139,17 @@ pub(crate) fn inflate(name: &str, packed: &[u8]) -> Result<String, String> {
         .ok_or_else(|| bad("too short".into()))?;
     let len = u32::from_le_bytes(*len) as usize;
     let mut bytes = Vec::with_capacity(len);
-    flate2::read::DeflateDecoder::new(deflated)
+    let mut decoder = flate2::read::DeflateDecoder::new(deflated);
+    (&mut decoder)
         .take(len as u64)
         .read_to_end(&mut bytes)
         .map_err(|e| bad(e.to_string()))?;
     if bytes.len() != len {
         return Err(bad(format!("{} bytes, expected {len}", bytes.len())));
+    }
+    // More than the length says: a corrupt copy, not a table cut short.
+    if decoder.read(&mut [0u8]).map_err(|e| bad(e.to_string()))? != 0 {
+        return Err(bad(format!("longer than {len} bytes")));
     }
     String::from_utf8(bytes).map_err(|e| bad(e.to_string()))
 }
@@ -243,9 +248,9 @@ mod tests {
         assert_eq!(inflate("t.csv", &pack(6, b"name\nx")).unwrap(), "name\nx");
         let short = inflate("t.csv", &pack(9, b"name\nx")).unwrap_err();
         assert_eq!(short, "t.csv: embedded copy unreadable: 6 bytes, expected 9");
-        // A longer text than the length says is cut there, and so found short of nothing: the
-        // length is what build.rs wrote, so only a corrupt copy differs; it must not read on.
-        assert_eq!(inflate("t.csv", &pack(4, b"name\nx")).unwrap(), "name");
+        // The length is what build.rs wrote: a copy that says otherwise is corrupt either way.
+        let long = inflate("t.csv", &pack(4, b"name\nx")).unwrap_err();
+        assert_eq!(long, "t.csv: embedded copy unreadable: longer than 4 bytes");
         let e = inflate("t.csv", &[1, 0]).unwrap_err();
         assert_eq!(e, "t.csv: embedded copy unreadable: too short");
         let e = inflate("t.csv", &[9, 0, 0, 0, 0xff, 0xff, 0xff]).unwrap_err();

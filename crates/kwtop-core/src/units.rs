@@ -99,9 +99,10 @@ pub fn pow10(k: i32) -> f64 {
     }
 }
 
-/// `⌊log10 |x|⌋` for a finite, non-zero `x`: the `k` with `pow10(k) <= |x| < pow10(k + 1)`, exactly
-/// (libm's `log10` rounds, so `floor(log10(x))` can be one off just below a power of ten). None for
-/// zero, infinities and NaN.
+/// The decimal exponent of a finite, non-zero `x`: the `k` with `pow10(k) <= |x| < pow10(k + 1)`,
+/// powers of ten taken as the `f64`s their literals are (so `1e23`, stored just below 10²³, gives 23,
+/// as it is written). `floor(log10(x))` rounds and can be one off just below a power of ten. None
+/// for zero, infinities and NaN.
 pub fn decimal_exponent(x: f64) -> Option<i32> {
     let a = x.abs();
     if a == 0.0 || !a.is_finite() {

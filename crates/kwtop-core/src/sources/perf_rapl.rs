@@ -441,23 +441,32 @@ pub fn open(sysfs_root: &Path, proc_root: &Path, perf: &mut dyn PerfOpen) -> Res
             Err(e) => dropped.push(format!("{what} ({id}): {e}")),
         }
     }
-    let opened_cpu = channels.iter().any(|c| c.kind == DeviceKind::Cpu);
-    let still = drop_still(&mut channels, perf.probe_window());
-    if opened_cpu && !channels.iter().any(|c| c.kind == DeviceKind::Cpu) {
-        return Err(format!(
-            "{} (this happens in virtual machines that expose the RAPL events without counting energy)",
-            still.join("; ")
-        ));
-    }
-    dropped.extend(still);
     if !channels.iter().any(|c| c.kind == DeviceKind::Cpu) {
         return Err(refusal.unwrap_or_else(|| format!("perf_event_open failed: {}", dropped.join("; "))));
+    }
+    let still = drop_still(&mut channels, perf.probe_window());
+    if !channels.iter().any(|c| c.kind == DeviceKind::Cpu) {
+        let mut why = format!(
+            "{} (this happens in virtual machines that expose the RAPL events without counting energy)",
+            still.join("; ")
+        );
+        if let Some(r) = refusal {
+            why.push_str("; ");
+            why.push_str(&r);
+        }
+        return Err(why);
     }
     let mut notices = pmu.notes.clone();
     if !dropped.is_empty() {
         notices.push(format!(
             "perf_event counter(s) could not be opened, left out (the others are measured): {}",
             dropped.join("; ")
+        ));
+    }
+    if !still.is_empty() {
+        notices.push(format!(
+            "perf_event counter(s) that count nothing, left out (the others are measured): {}",
+            still.join("; ")
         ));
     }
     let cpus: Vec<String> = main_domains.iter().map(|d| d.cpu.to_string()).collect();
