@@ -9,7 +9,12 @@
 //! **Progress lines** (`kwtop run --progress REGEX`). The command's stdout and stderr are split into
 //! lines on `\n` *and* on `\r`, so each redraw of a progress bar drawn in place (tqdm) is a line.
 //! ANSI escape sequences (colours, cursor moves) are removed before matching, so a coloured number
-//! still matches `\d+`. Each line is matched against REGEX (first match only):
+//! still matches `\d+`. Each line is matched against REGEX (first match only), as bytes and in the
+//! regex crate's ASCII mode: `\d`, `\w`, `\s`, `\b` and `(?i)` are ASCII, literal text in any
+//! script matches as written, and Unicode classes (`\p{Greek}`, a range of non-ASCII characters)
+//! are refused with the reason. kwtop is built without the regex crate's Unicode tables: their
+//! ~12,000 pointers were relocated at every start, 114 KiB of every process's memory, for classes
+//! a progress line does not need (a count is ASCII digits anyway).
 //! - with a capture group, the first group's whole number is the *cumulative* count so far
 //!   (`step (\d+)`, tqdm's `(\d+)/\d+`); a match whose group is not a whole number counts nothing
 //!   and is reported;
@@ -47,7 +52,7 @@ pub mod live;
 
 use std::fmt;
 
-use regex::Regex;
+use regex::bytes::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
 /// Longest line kept for matching, bytes; the rest of a longer line is dropped (never buffered).
@@ -89,9 +94,21 @@ pub enum LineMatch {
 impl ProgressPattern {
     /// Compile `pattern` (Rust `regex` syntax).
     pub fn new(pattern: &str) -> Result<Self, PatternError> {
-        Regex::new(pattern)
+        RegexBuilder::new(pattern)
+            .unicode(false)
+            .build()
             .map(|re| ProgressPattern { re })
-            .map_err(|e| PatternError::Regex(e.to_string()))
+            .map_err(|e| {
+                let mut why = e.to_string();
+                if why.contains("Unicode not allowed") || why.contains("Unicode-aware") {
+                    why.push_str(
+                        "\n(--progress patterns are matched in ASCII mode: \\d, \\w, \\s and (?i) are ASCII, \
+                         literal text in any script matches as written; Unicode classes such as \\p{Greek} \
+                         and ranges of non-ASCII characters are not available)",
+                    );
+                }
+                PatternError::Regex(why)
+            })
     }
 
     /// The pattern as written.
@@ -107,17 +124,20 @@ impl ProgressPattern {
     /// Match one line (without its `\n` or `\r`), escape sequences removed first.
     pub fn observe(&self, line: &[u8]) -> LineMatch {
         let plain = strip_escapes(line);
-        let text = String::from_utf8_lossy(&plain);
         if !self.is_cumulative() {
-            return if self.re.is_match(&text) {
+            return if self.re.is_match(&plain) {
                 LineMatch::Counts(Observation::Add(1))
             } else {
                 LineMatch::No
             };
         }
-        match self.re.captures(&text) {
+        match self.re.captures(&plain) {
             None => LineMatch::No,
-            Some(c) => match c.get(1).and_then(|m| parse_count(m.as_str())) {
+            Some(c) => match c
+                .get(1)
+                .and_then(|m| std::str::from_utf8(m.as_bytes()).ok())
+                .and_then(parse_count)
+            {
                 Some(n) => LineMatch::Counts(Observation::Total(n)),
                 None => LineMatch::Unparsed,
             },

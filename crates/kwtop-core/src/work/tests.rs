@@ -76,6 +76,44 @@ fn bad_regex_is_refused() {
     assert!(e.to_string().contains("invalid --progress regex"), "{e}");
 }
 
+/// ASCII mode: Perl classes and `(?i)` are ASCII, literal text in any script matches as written,
+/// a non-UTF-8 line still matches; Unicode classes are refused with what is available.
+#[test]
+fn patterns_are_ascii_mode_over_bytes() {
+    let p = ProgressPattern::new(r"(?i)ÉPOCH (\d+)").unwrap();
+    assert_eq!(
+        p.observe("époch 12".as_bytes()),
+        LineMatch::No,
+        "(?i) is ASCII: é is not É"
+    );
+    assert_eq!(
+        p.observe("Époch 12".as_bytes()),
+        LineMatch::Counts(Observation::Total(12))
+    );
+    let p = ProgressPattern::new(r"(?i)époque (\d+)").unwrap();
+    assert_eq!(p.observe("ÉPOQUE 7".as_bytes()), LineMatch::No);
+    assert_eq!(
+        p.observe("époque 7".as_bytes()),
+        LineMatch::Counts(Observation::Total(7))
+    );
+    // \d is ASCII: Arabic-Indic digits are not a count.
+    let d = ProgressPattern::new(r"step (\d+)").unwrap();
+    assert_eq!(d.observe("step \u{0663}".as_bytes()), LineMatch::No);
+    assert_eq!(
+        d.observe(b"\xff\xfe step 42 \x80"),
+        LineMatch::Counts(Observation::Total(42))
+    );
+    let w = ProgressPattern::new(r"\bit\b \w+ (\d+)").unwrap();
+    assert_eq!(w.observe(b"it x_1 3"), LineMatch::Counts(Observation::Total(3)));
+    for unicode in [r"\p{Greek} (\d+)", r"[é-ü]"] {
+        let e = ProgressPattern::new(unicode).unwrap_err().to_string();
+        assert!(
+            e.contains("invalid --progress regex") && e.contains("ASCII mode"),
+            "{e}"
+        );
+    }
+}
+
 #[test]
 fn counts_parse_with_grouping() {
     assert_eq!(parse_count("1,200"), Some(1200));
