@@ -13,7 +13,7 @@
 //! regex crate's ASCII mode: `\d`, `\w`, `\s`, `\b` and `(?i)` are ASCII, literal text in any
 //! script matches as written, and Unicode classes (`\p{Greek}`, a range of non-ASCII characters)
 //! are refused with the reason. kwtop is built without the regex crate's Unicode tables: their
-//! ~12,000 pointers were relocated at every start, 114 KiB of every process's memory, for classes
+//! ~8,700 pointers were relocated at every start, 114 KiB of every process's memory, for classes
 //! a progress line does not need (a count is ASCII digits anyway).
 //! - with a capture group, the first group's whole number is the *cumulative* count so far
 //!   (`step (\d+)`, tqdm's `(\d+)/\d+`); a match whose group is not a whole number counts nothing
