@@ -132,24 +132,27 @@ impl<T: Row> Iterator for Rows<'_, T> {
 /// resident memory for the whole run, where deflated they are 31 KiB, and the text lives on the
 /// heap only while a lookup reads it.
 pub(crate) fn inflate(name: &str, packed: &[u8]) -> Result<String, String> {
-    use std::io::Read;
+    use miniz_oxide::inflate::TINFLStatus;
+    use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
     let bad = |why: String| format!("{name}: embedded copy unreadable: {why}");
     let (len, deflated) = packed
         .split_first_chunk::<4>()
         .ok_or_else(|| bad("too short".into()))?;
     let len = u32::from_le_bytes(*len) as usize;
-    let mut bytes = Vec::with_capacity(len);
-    let mut decoder = flate2::read::DeflateDecoder::new(deflated);
-    (&mut decoder)
-        .take(len as u64)
-        .read_to_end(&mut bytes)
-        .map_err(|e| bad(e.to_string()))?;
-    if bytes.len() != len {
-        return Err(bad(format!("{} bytes, expected {len}", bytes.len())));
-    }
-    // More than the length says: a corrupt copy, not a table cut short.
-    if decoder.read(&mut [0u8]).map_err(|e| bad(e.to_string()))? != 0 {
-        return Err(bad(format!("longer than {len} bytes")));
+    // One call into a buffer of the known size: no 32 KiB window, no stream state (flate2's reader
+    // put ~50 KiB on the stack, which stays resident), no buffer growing by doubling.
+    let mut bytes = vec![0u8; len];
+    let mut state = Box::<DecompressorOxide>::default();
+    let flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+    let (status, _, out) = decompress(&mut state, deflated, &mut bytes, 0, flags);
+    match status {
+        TINFLStatus::Done if out == len => {}
+        TINFLStatus::Done | TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
+            return Err(bad(format!("{out} bytes, expected {len}")));
+        }
+        // More than the length says: a corrupt copy, not a table cut short.
+        TINFLStatus::HasMoreOutput => return Err(bad(format!("longer than {len} bytes"))),
+        other => return Err(bad(format!("{other:?}"))),
     }
     String::from_utf8(bytes).map_err(|e| bad(e.to_string()))
 }
@@ -236,11 +239,9 @@ mod tests {
     }
 
     fn pack(len: u32, text: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        let mut enc =
-            flate2::write::DeflateEncoder::new(len.to_le_bytes().to_vec(), flate2::Compression::best());
-        enc.write_all(text).unwrap();
-        enc.finish().unwrap()
+        let mut out = len.to_le_bytes().to_vec();
+        out.extend(miniz_oxide::deflate::compress_to_vec(text, 10));
+        out
     }
 
     #[test]
