@@ -35,11 +35,11 @@ fn info(comm: &str, cmdline: &str, user: &str, cgroup: &str, slurm: Option<&str>
         cmdline: cmdline.into(),
         user: user.into(),
         uid: Some(1000),
-        cgroup: CgroupInfo {
+        cgroup: Arc::new(CgroupInfo {
             path: cgroup.into(),
             slurm_job: slurm.map(str::to_string),
             ..Default::default()
-        },
+        }),
     })
 }
 

@@ -18,7 +18,7 @@ pub const MAX_CGROUP_PATH_CHARS: usize = 512;
 /// Length of the short container id.
 const SHORT_ID_LEN: usize = 12;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 /// (Serialized into recordings: empty fields are left out and read back as empty.)
 pub struct CgroupInfo {
     /// the cgroup v2 path (line `0::/path`), or the first v1 path found when there is no v2 line; already sanitized

@@ -159,13 +159,14 @@ mod tests {
         let mut e = l.running().next().unwrap().clone();
         assert_eq!(Workload::of(&e).describe(), None);
         let mut info = (*e.info).clone();
-        info.cgroup.container = Some("abc".into());
-        info.cgroup.slurm_job = Some("42".into());
+        let cg = std::sync::Arc::make_mut(&mut info.cgroup);
+        cg.container = Some("abc".into());
+        cg.slurm_job = Some("42".into());
         e.info = std::sync::Arc::new(info.clone());
         let w = Workload::of(&e);
         assert_eq!(w.describe().as_deref(), Some("container abc"));
         assert_eq!(w.id(), Some("abc"));
-        info.cgroup.pod = Some("p".into());
+        std::sync::Arc::make_mut(&mut info.cgroup).pod = Some("p".into());
         e.info = std::sync::Arc::new(info);
         assert_eq!(Workload::of(&e).describe().as_deref(), Some("pod p"));
         assert_eq!(Workload::of(&e).id(), Some("p"));

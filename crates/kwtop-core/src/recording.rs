@@ -368,7 +368,8 @@ fn sanitized(mut i: ProcInfo) -> ProcInfo {
     i.comm = sanitize_str(&i.comm, MAX_FIELD_CHARS);
     i.cmdline = sanitize_str(&i.cmdline, 1024);
     i.user = sanitize_str(&i.user, 64);
-    i.cgroup.path = sanitize_str(&i.cgroup.path, 512);
+    let path = sanitize_str(&i.cgroup.path, 512);
+    std::sync::Arc::make_mut(&mut i.cgroup).path = path;
     i
 }
 

@@ -301,8 +301,10 @@ pub struct ProcInfo {
     pub user: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
+    /// Shared by the processes of one cgroup (the live reader hands out one copy per distinct
+    /// cgroup: ~170 bytes less per process than one each).
     #[serde(default, skip_serializing_if = "CgroupInfo::is_empty")]
-    pub cgroup: CgroupInfo,
+    pub cgroup: Arc<CgroupInfo>,
 }
 
 /// One process at one instant.

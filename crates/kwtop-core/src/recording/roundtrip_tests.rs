@@ -39,13 +39,13 @@ fn info() -> impl Strategy<Value = ProcInfo> {
             cmdline,
             user,
             uid,
-            cgroup: CgroupInfo {
+            cgroup: std::sync::Arc::new(CgroupInfo {
                 path,
                 container,
                 pod: None,
                 slurm_job: None,
                 unit,
-            },
+            }),
         })
 }
 

@@ -18,8 +18,8 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use super::{ProcSnapshot, ProcessSource};
-use crate::cgroup::parse_cgroup;
-use crate::fasthash::FastMap;
+use crate::cgroup::{CgroupInfo, parse_cgroup};
+use crate::fasthash::{FastMap, FastSet};
 use crate::sample::{CpuTimes, ProcInfo, ProcKey, ProcessReading};
 use crate::sanitize::{MAX_FIELD_CHARS, cmdline_from_proc, sanitize_bytes, sanitize_str};
 
@@ -47,6 +47,8 @@ pub struct ProcFs {
     ticks_per_s: u64,
     info: FastMap<ProcKey, Known>,
     users: FastMap<u32, String>,
+    /// One shared copy per distinct cgroup (processes of a service, a job or a container share it).
+    cgroups: FastSet<Arc<CgroupInfo>>,
     buf: Vec<u8>,
     /// Pids listed by the last readdir (kept to reuse its memory).
     pids: Vec<u32>,
@@ -172,6 +174,7 @@ impl ProcFs {
             ticks_per_s: ticks_per_second(),
             info: FastMap::default(),
             users: FastMap::default(),
+            cgroups: FastSet::default(),
             buf: Vec::with_capacity(1024),
             pids: Vec::new(),
             rel: String::new(),
@@ -250,7 +253,15 @@ impl ProcFs {
         };
         let cgroup = match self.read_file(&dir.join("cgroup"), 8192) {
             Ok(()) => parse_cgroup(&String::from_utf8_lossy(&self.buf)),
-            Err(_) => Default::default(),
+            Err(_) => CgroupInfo::default(),
+        };
+        let cgroup = match self.cgroups.get(&cgroup) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                let shared = Arc::new(cgroup);
+                self.cgroups.insert(Arc::clone(&shared));
+                shared
+            }
         };
         let user = match uid {
             Some(u) => self.user_name(u),
@@ -388,6 +399,8 @@ impl ProcessSource for ProcFs {
         if self.info.len() > processes.len() * 2 + 64 {
             let reads = self.reads;
             self.info.retain(|_, k| k.seen == reads);
+            // A cgroup no process of the sample refers to any more (the set holds one reference).
+            self.cgroups.retain(|c| Arc::strong_count(c) > 1);
         }
         ProcSnapshot {
             cpu_times,

@@ -192,7 +192,7 @@ impl SyntheticHost {
                     cmdline: cmd,
                     user: "ana".into(),
                     uid: Some(1000),
-                    cgroup: parse_cgroup(JOB_CGROUP),
+                    cgroup: std::sync::Arc::new(parse_cgroup(JOB_CGROUP)),
                 };
                 (1, info)
             } else {
@@ -206,7 +206,7 @@ impl SyntheticHost {
                     } else {
                         1000 + (user.len() as u32)
                     }),
-                    cgroup: parse_cgroup(cg),
+                    cgroup: std::sync::Arc::new(parse_cgroup(cg)),
                 };
                 (1, info)
             };
@@ -298,7 +298,9 @@ impl SyntheticHost {
                     cmdline: cmd.into(),
                     user: "ana".into(),
                     uid: Some(1000),
-                    cgroup: parse_cgroup("0::/user.slice/user-1000.slice/session-4.scope"),
+                    cgroup: std::sync::Arc::new(parse_cgroup(
+                        "0::/user.slice/user-1000.slice/session-4.scope",
+                    )),
                 }),
             });
             self.transient.push((pid, second + self.shape.life_s));

@@ -213,6 +213,46 @@ fn static_info_is_read_once_per_process() {
     assert_eq!(b.processes[0].info.cmdline, "first");
 }
 
+/// Processes of one cgroup share one copy of it; a cgroup nobody is in any more is forgotten.
+#[test]
+fn one_cgroup_copy_per_cgroup() {
+    let f = FakeProc::new();
+    f.add(5, 1, b"a", 1, 0, 100, 0, b"a\0");
+    f.add(6, 1, b"b", 1, 0, 100, 0, b"b\0");
+    f.add(7, 1, b"c", 1, 0, 100, 0, b"c\0");
+    std::fs::write(f.root().join("7/cgroup"), "0::/user.slice/session-1.scope\n").expect("cgroup");
+    let mut src = ProcFs::new(f.root().to_path_buf());
+    let s = src.read();
+    let cg = |pid: u32| {
+        Arc::clone(
+            &s.processes
+                .iter()
+                .find(|p| p.key.pid == pid)
+                .expect("pid")
+                .info
+                .cgroup,
+        )
+    };
+    assert!(Arc::ptr_eq(&cg(5), &cg(6)));
+    assert!(!Arc::ptr_eq(&cg(5), &cg(7)));
+    assert_eq!(cg(7).path, "/user.slice/session-1.scope");
+    assert_eq!(cg(5).slurm_job.as_deref(), Some("4242"));
+    assert_eq!(src.cgroups.len(), 2);
+    drop(s);
+    // Enough processes gone for the static facts to be pruned: 7's cgroup goes with them.
+    f.remove(7);
+    for pid in 100..200 {
+        f.add(pid, 1, b"n", 1, 0, 100, 0, b"n\0");
+    }
+    src.read();
+    for pid in 100..200 {
+        f.remove(pid);
+    }
+    let s = src.read();
+    assert_eq!(s.processes.len(), 2);
+    assert_eq!(src.cgroups.len(), 1, "only the shared job cgroup is left");
+}
+
 #[test]
 fn exec_rereads_static_info() {
     let f = FakeProc::new();
