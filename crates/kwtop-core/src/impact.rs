@@ -54,8 +54,8 @@ const WORLD_FALLBACK_YEAR: u16 = 2024;
 const WORLD_FALLBACK_SOURCE: &str = "Ember Yearly Electricity Data (CC BY 4.0) via thegreenwebfoundation/co2.js data/output/average-intensities.json @b459b5e";
 
 // Embedded deflated (`build.rs`, `table::inflate`): read once, their pages need not stay resident.
-const COUNTRY_PACKED: &[u8] = crate::table::packed_asset!("country.csv");
-const CLOUD_PACKED: &[u8] = crate::table::packed_asset!("cloud.csv");
+const COUNTRY_PACKED: crate::table::Packed = crate::table::packed_asset!("country.csv");
+const CLOUD_PACKED: crate::table::Packed = crate::table::packed_asset!("cloud.csv");
 
 const COUNTRY_HEADER: &[&str] = &["iso2", "iso3", "country", "year", "g_co2e_per_kwh", "source"];
 const CLOUD_HEADER: &[&str] = &["provider", "region", "location", "g_co2e_per_kwh", "source"];
@@ -443,9 +443,9 @@ fn resolve_cloud(spec: &str, provider: &str, region: &str) -> Result<GridIntensi
 // Each table is read once, on first use, and kept: a lookup (the configured grid, the default's
 // world average, `--list-grids`) then borrows the rows.
 static COUNTRY_ROWS: LazyLock<Result<Vec<CountryRow>, String>> =
-    LazyLock::new(|| read_country(&crate::table::inflate("country.csv", COUNTRY_PACKED)?));
+    LazyLock::new(|| read_country(&COUNTRY_PACKED.text()?));
 static CLOUD_ROWS: LazyLock<Result<Vec<CloudRow>, String>> =
-    LazyLock::new(|| read_cloud(&crate::table::inflate("cloud.csv", CLOUD_PACKED)?));
+    LazyLock::new(|| read_cloud(&CLOUD_PACKED.text()?));
 
 fn country_rows() -> Result<&'static [CountryRow], String> {
     COUNTRY_ROWS.as_deref().map_err(Clone::clone)

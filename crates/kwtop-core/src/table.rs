@@ -157,10 +157,27 @@ pub(crate) fn inflate(name: &str, packed: &[u8]) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|e| bad(e.to_string()))
 }
 
-/// The deflated copy of `assets/NAME` that `build.rs` made, for [`inflate`].
+/// An embedded table as `build.rs` deflated it, with its file name for messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Packed {
+    pub name: &'static str,
+    pub bytes: &'static [u8],
+}
+
+impl Packed {
+    /// The table's text ([`inflate`]).
+    pub(crate) fn text(&self) -> Result<String, String> {
+        inflate(self.name, self.bytes)
+    }
+}
+
+/// The deflated copy of `assets/NAME` that `build.rs` made, as a [`Packed`].
 macro_rules! packed_asset {
     ($name:literal) => {
-        include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".deflate"))
+        crate::table::Packed {
+            name: $name,
+            bytes: include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".deflate")),
+        }
     };
 }
 pub(crate) use packed_asset;

@@ -14,10 +14,10 @@
 
 use serde::Deserialize;
 
-use crate::table::{Row, Table, inflate, non_negative, packed_asset};
+use crate::table::{Packed, Row, Table, non_negative, packed_asset};
 
-const TDP_PACKED: &[u8] = packed_asset!("cpu_tdp.csv");
-const THREADS_PACKED: &[u8] = packed_asset!("cpu_threads.csv");
+const TDP_PACKED: Packed = packed_asset!("cpu_tdp.csv");
+const THREADS_PACKED: Packed = packed_asset!("cpu_threads.csv");
 const CCF_TABLE: &str = include_str!("../../../assets/ccf_vcpu_watts.csv");
 
 const TDP_HEADER: &[&str] = &["Name", "TDP"];
@@ -100,30 +100,19 @@ fn contains_words(words: &str, part: &str) -> bool {
     })
 }
 
-/// A table row with a model name to match.
-trait Named {
-    fn name(&self) -> &str;
-}
-
-impl<N: AsRef<str>, T> Named for (N, T) {
-    fn name(&self) -> &str {
-        self.0.as_ref()
-    }
-}
-
 /// The table row for a model name: exact normalized match, else the longest table name contained in
 /// the model as whole words. Only names with a digit match by containment, so "AMD EPYC" never
 /// picks "AMD EPYC 7763". Each row's name is normalized into the same buffers: no allocation per
 /// row.
-fn best_match<R: Named>(model: &str, rows: impl Iterator<Item = R>) -> Option<R> {
+fn best_match<N: AsRef<str>, T>(model: &str, rows: impl Iterator<Item = (N, T)>) -> Option<(N, T)> {
     let want = normalize(model);
     if want.is_empty() {
         return None;
     }
     let mut norm = Normalizer::default();
-    let mut best: Option<(usize, R)> = None;
+    let mut best: Option<(usize, (N, T))> = None;
     for row in rows {
-        let n = norm.normalize(row.name());
+        let n = norm.normalize(row.0.as_ref());
         if n.is_empty() {
             continue;
         }
@@ -194,7 +183,7 @@ fn read_tdp(text: &str) -> Result<Vec<TdpRow>, String> {
 /// TDP per package for a model name, with the table's name for it. None when no row fits (or,
 /// never for a tested build, the embedded table were unreadable).
 pub fn lookup_tdp(model: &str) -> Option<(String, f64)> {
-    let text = inflate("cpu_tdp.csv", TDP_PACKED).ok()?;
+    let text = TDP_PACKED.text().ok()?;
     let rows = tdp_table(&text).iter::<TdpRow>().ok()?;
     best_row(model, rows, |r| Some((r.name, r.tdp_w.filter(|t| *t > 0.0)?)))
 }
@@ -257,7 +246,7 @@ impl From<ThreadsRow> for Package {
 /// Cores and threads of the package a model name belongs to. None when no row fits (or, never for
 /// a tested build, the embedded table were unreadable).
 pub fn lookup_package(model: &str) -> Option<Package> {
-    let text = inflate("cpu_threads.csv", THREADS_PACKED).ok()?;
+    let text = THREADS_PACKED.text().ok()?;
     let rows = threads_table(&text).iter::<ThreadsRow>().ok()?;
     // The name is moved out for the match and back in after: no copy per row.
     best_row(model, rows, |r| {
@@ -276,7 +265,7 @@ fn read_packages(text: &str) -> Result<Vec<Package>, String> {
 /// Every package row, for consistency tests.
 #[cfg(test)]
 pub fn packages() -> Vec<Package> {
-    read_packages(&inflate("cpu_threads.csv", THREADS_PACKED).unwrap()).unwrap()
+    read_packages(&THREADS_PACKED.text().unwrap()).unwrap()
 }
 
 /// A row of `ccf_vcpu_watts.csv` (its `providers` column is documentation only).
@@ -329,20 +318,20 @@ mod tests {
     use super::*;
 
     fn tdp_text() -> String {
-        inflate("cpu_tdp.csv", TDP_PACKED).unwrap()
+        TDP_PACKED.text().unwrap()
     }
 
     #[test]
     fn the_packed_tables_are_the_assets() {
         assert_eq!(tdp_text(), include_str!("../../../assets/cpu_tdp.csv"));
         assert_eq!(
-            inflate("cpu_threads.csv", THREADS_PACKED).unwrap(),
+            THREADS_PACKED.text().unwrap(),
             include_str!("../../../assets/cpu_threads.csv")
         );
         assert!(
-            TDP_PACKED.len() * 4 < tdp_text().len(),
+            TDP_PACKED.bytes.len() * 4 < tdp_text().len(),
             "deflated: {}",
-            TDP_PACKED.len()
+            TDP_PACKED.bytes.len()
         );
     }
 
@@ -520,7 +509,7 @@ mod tests {
 
     #[test]
     fn every_shipped_package_and_ccf_row_loads() {
-        let text = inflate("cpu_threads.csv", THREADS_PACKED).unwrap();
+        let text = THREADS_PACKED.text().unwrap();
         assert_eq!(packages().len(), data_lines(&text));
         assert_eq!(packages().len(), 1114);
         let rows = read_ccf(CCF_TABLE).unwrap();

@@ -348,18 +348,11 @@ fn proc_with_paranoid(level: &str) -> tempfile::TempDir {
 fn a_refused_open_falls_back_to_the_estimate_with_the_paranoid_hint() {
     let sys = pmu_tree(SERVER);
     let proc = proc_with_paranoid("2");
-    let powercap = tempfile::tempdir().expect("tempdir");
     let mut fake = Fake {
         otherwise: Some(libc::EACCES),
         ..Fake::default()
     };
-    let mut src = cpu_source_with(
-        powercap.path(),
-        proc.path(),
-        sys.path(),
-        &EstimateConfig::default(),
-        &mut fake,
-    );
+    let mut src = without_powercap(proc.path(), sys.path(), &mut fake);
     let r = src.read();
     assert_eq!(r.len(), 1);
     assert!(r[0].estimate.is_some() && r[0].energy.is_none());
@@ -402,15 +395,8 @@ fn eperm_names_the_container_profile_as_well() {
 #[test]
 fn an_absent_pmu_falls_back_to_the_estimate_with_the_reason() {
     let sys = tempfile::tempdir().expect("tempdir");
-    let powercap = tempfile::tempdir().expect("tempdir");
     let mut fake = Fake::default();
-    let mut src = cpu_source_with(
-        powercap.path(),
-        Path::new("/nonexistent"),
-        sys.path(),
-        &EstimateConfig::default(),
-        &mut fake,
-    );
+    let mut src = without_powercap(Path::new("/nonexistent"), sys.path(), &mut fake);
     assert!(fake.opened.is_empty());
     assert!(src.read()[0].estimate.is_some());
     let n = src.take_notices();
@@ -557,14 +543,7 @@ fn a_counter_that_does_not_move_is_not_a_measurement() {
         why.contains("did not move in 10 ms") && why.contains("virtual machines"),
         "{why}"
     );
-    let powercap = tempfile::tempdir().expect("tempdir");
-    let mut src = cpu_source_with(
-        powercap.path(),
-        Path::new("/nonexistent"),
-        sys.path(),
-        &EstimateConfig::default(),
-        &mut fake,
-    );
+    let mut src = without_powercap(Path::new("/nonexistent"), sys.path(), &mut fake);
     let r = src.read();
     assert!(r[0].estimate.is_some() && r[0].energy.is_none(), "{r:?}");
     let n = src.take_notices();
@@ -596,4 +575,10 @@ fn only_the_still_counters_are_left_out() {
             .any(|m| m.contains("count nothing, left out") && m.contains("(dram0): the counter did not move")),
         "{n:?}"
     );
+}
+
+/// The CPU source on a host with no powercap zones (an empty powercap directory).
+fn without_powercap(proc: &Path, sys: &Path, perf: &mut dyn PerfOpen) -> Box<dyn CpuEnergySource> {
+    let powercap = tempfile::tempdir().expect("tempdir");
+    cpu_source_with(powercap.path(), proc, sys, &EstimateConfig::default(), perf)
 }
