@@ -12,7 +12,6 @@
 //! `scripts/gen-grid-assets.py`), or from a number the user sets. Every figure carries its label,
 //! source credit and year so the UI and exports can say where it came from. Pure code: no I/O.
 
-use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -87,10 +86,7 @@ pub struct GridEntry {
 /// The world-average grid intensity (`WLD` row: 472.94 ≈ 473 gCO2e/kWh, Ember 2024), labelled
 /// "world average". The fallback when no grid is configured.
 pub fn world_average() -> GridIntensity {
-    match country_rows()
-        .ok()
-        .and_then(|rows| rows.iter().find(|r| r.iso3 == "WLD"))
-    {
+    match find_country(|r| r.iso3 == "WLD").ok().flatten() {
         Some(row) => row.grid(),
         None => GridIntensity {
             g_per_kwh: WORLD_FALLBACK_G_PER_KWH,
@@ -137,10 +133,10 @@ pub fn resolve_grid(spec: &str) -> Result<GridIntensity, String> {
     if s.eq_ignore_ascii_case("world") {
         return Ok(world_average());
     }
-    let found = country_rows()?.iter().find(|r| {
+    let found = find_country(|r| {
         (s.len() == 2 && !r.iso2.is_empty() && r.iso2.eq_ignore_ascii_case(s))
             || (s.len() == 3 && r.iso3.eq_ignore_ascii_case(s))
-    });
+    })?;
     match found {
         Some(row) => Ok(row.grid()),
         None => Err(format!("unknown country code '{s}': {ACCEPTED}")),
@@ -424,8 +420,9 @@ fn resolve_cloud(spec: &str, provider: &str, region: &str) -> Result<GridIntensi
             "unknown cloud provider '{provider}' in '{spec}': cloud regions are written gcp:REGION, aws:REGION or azure:REGION (e.g. gcp:europe-west4); otherwise {ACCEPTED}"
         ));
     }
+    let rows = cloud_rows()?;
     let mut known = Vec::new();
-    for row in cloud_rows()? {
+    for row in &rows {
         if row.provider != provider {
             continue;
         }
@@ -440,31 +437,42 @@ fn resolve_cloud(spec: &str, provider: &str, region: &str) -> Result<GridIntensi
     ))
 }
 
-// Each table is read once, on first use, and kept: a lookup (the configured grid, the default's
-// world average, `--list-grids`) then borrows the rows.
-static COUNTRY_ROWS: LazyLock<Result<Vec<CountryRow>, String>> =
-    LazyLock::new(|| read_country(&COUNTRY_PACKED.text()?));
-static CLOUD_ROWS: LazyLock<Result<Vec<CloudRow>, String>> =
-    LazyLock::new(|| read_cloud(&CLOUD_PACKED.text()?));
-
-fn country_rows() -> Result<&'static [CountryRow], String> {
-    COUNTRY_ROWS.as_deref().map_err(Clone::clone)
+// Each table is read where it is used: a lookup inflates it and goes through its rows, keeping
+// the one it wants. A run looks up one or two grids at start; the ~300 rows kept for the whole
+// run were 54 KiB of heap (issue 12).
+fn country_rows() -> Result<Vec<CountryRow>, String> {
+    read_country(&COUNTRY_PACKED.text()?)
 }
 
-fn cloud_rows() -> Result<&'static [CloudRow], String> {
-    CLOUD_ROWS.as_deref().map_err(Clone::clone)
+fn cloud_rows() -> Result<Vec<CloudRow>, String> {
+    read_cloud(&CLOUD_PACKED.text()?)
 }
 
-/// The rows of a `country.csv` text: the header as in [`COUNTRY_HEADER`], a year that fits a u16,
-/// a finite, non-negative g/kWh; the source quoted where it holds commas.
-fn read_country(text: &str) -> Result<Vec<CountryRow>, String> {
+/// The first row of `country.csv` that `pred` accepts, without keeping the others.
+fn find_country(pred: impl Fn(&CountryRow) -> bool) -> Result<Option<CountryRow>, String> {
+    let text = COUNTRY_PACKED.text()?;
+    for row in country_table(&text).iter()? {
+        let row = row?;
+        if pred(&row) {
+            return Ok(Some(row));
+        }
+    }
+    Ok(None)
+}
+
+fn country_table(text: &str) -> Table<'_> {
     Table {
         name: "country.csv",
         text,
         header: COUNTRY_HEADER,
         comments: false,
     }
-    .rows()
+}
+
+/// The rows of a `country.csv` text: the header as in [`COUNTRY_HEADER`], a year that fits a u16,
+/// a finite, non-negative g/kWh; the source quoted where it holds commas.
+fn read_country(text: &str) -> Result<Vec<CountryRow>, String> {
+    country_table(text).rows()
 }
 
 /// The rows of a `cloud.csv` text (header [`CLOUD_HEADER`], finite, non-negative g/kWh), with

@@ -25,6 +25,9 @@ use crate::sanitize::{MAX_FIELD_CHARS, cmdline_from_proc, sanitize_bytes, saniti
 
 /// Bytes of `/proc/PID/cmdline` read at most (a command line can be megabytes).
 const CMDLINE_READ_CAP: u64 = 16 * 1024;
+/// The facts buffer's size between reads: a `status` file is ~1.4 KB, a `cgroup` file and most
+/// command lines less.
+const FACTS_BUF: usize = 4096;
 /// Characters of command line kept.
 const CMDLINE_CHARS: usize = 1024;
 /// `/proc/PID/stat` is one line of 52 numbers and a name of at most 64 bytes: well under this.
@@ -49,7 +52,13 @@ pub struct ProcFs {
     users: FastMap<u32, String>,
     /// One shared copy per distinct cgroup (processes of a service, a job or a container share it).
     cgroups: FastSet<Arc<CgroupInfo>>,
+    /// `stat` files, `/proc/stat` and `/proc/uptime`.
     buf: Vec<u8>,
+    /// A new process's `cmdline`, `status` and `cgroup`, read while its `stat` is still in `buf`.
+    /// Kept between processes: a buffer made afresh for each, grown by doubling and dropped, left
+    /// its old copies scattered among the facts kept (~85 KiB of the feed thread's heap at ~70
+    /// processes, issue 12).
+    facts: Vec<u8>,
     /// Pids listed by the last readdir (kept to reuse its memory).
     pids: Vec<u32>,
     /// `PID/stat`, the path read relative to the root.
@@ -176,6 +185,7 @@ impl ProcFs {
             users: FastMap::default(),
             cgroups: FastSet::default(),
             buf: Vec::with_capacity(1024),
+            facts: Vec::with_capacity(FACTS_BUF),
             pids: Vec::new(),
             rel: String::new(),
             reads: 0,
@@ -184,9 +194,14 @@ impl ProcFs {
         }
     }
 
-    fn read_file(&mut self, path: &Path, cap: u64) -> std::io::Result<()> {
-        self.buf.clear();
-        File::open(path)?.take(cap).read_to_end(&mut self.buf)?;
+    /// Read `path` (at most `cap` bytes) into `facts`.
+    fn read_facts(&mut self, path: &Path, cap: u64) -> std::io::Result<()> {
+        self.facts.clear();
+        if self.facts.capacity() > FACTS_BUF {
+            // A command line near its cap grew it: give that back rather than keep it for good.
+            self.facts.shrink_to(FACTS_BUF);
+        }
+        File::open(path)?.take(cap).read_to_end(&mut self.facts)?;
         Ok(())
     }
 
@@ -243,16 +258,16 @@ impl ProcFs {
 
     fn read_info(&mut self, pid: u32, comm: String) -> ProcInfo {
         let dir = self.root.join(pid.to_string());
-        let cmdline = match self.read_file(&dir.join("cmdline"), CMDLINE_READ_CAP) {
-            Ok(()) => cmdline_from_proc(&self.buf, CMDLINE_CHARS),
+        let cmdline = match self.read_facts(&dir.join("cmdline"), CMDLINE_READ_CAP) {
+            Ok(()) => cmdline_from_proc(&self.facts, CMDLINE_CHARS),
             Err(_) => String::new(),
         };
-        let uid = match self.read_file(&dir.join("status"), 8192) {
-            Ok(()) => parse_uid(&self.buf),
+        let uid = match self.read_facts(&dir.join("status"), 8192) {
+            Ok(()) => parse_uid(&self.facts),
             Err(_) => None,
         };
-        let cgroup = match self.read_file(&dir.join("cgroup"), 8192) {
-            Ok(()) => parse_cgroup(&String::from_utf8_lossy(&self.buf)),
+        let cgroup = match self.read_facts(&dir.join("cgroup"), 8192) {
+            Ok(()) => parse_cgroup(&String::from_utf8_lossy(&self.facts)),
             Err(_) => CgroupInfo::default(),
         };
         let cgroup = match self.cgroups.get(&cgroup) {
