@@ -12,7 +12,6 @@
 //! `scripts/gen-grid-assets.py`), or from a number the user sets. Every figure carries its label,
 //! source credit and year so the UI and exports can say where it came from. Pure code: no I/O.
 
-
 use serde::{Deserialize, Serialize};
 
 use crate::table::{Row, Table, non_negative};
