@@ -11,11 +11,12 @@
 #
 # Profiles, under valgrind's callgrind in a 120x40 tmux window on a host with LOAD more idle
 # processes and some short-lived ones, each with a few keys pressed (sort, detail, help, scrolling):
-# the live monitor as most start it (no config file, no NVIDIA library), the same
-# with a config file setting every key, then `--config FILE` with the fake NVML library playing two
-# GPUs (fake-nvml/fixtures). The list puts the first run's functions first, then those only the
-# config file needs, then those only GPUs need: what a run does not need then lies in windows it
-# never touches (64 KiB each), instead of among those it does.
+# the live monitor as most start it (no config file, no NVIDIA library), the same with
+# `--config FILE` setting every key, then with that file found in XDG_CONFIG_HOME instead, then
+# `--config FILE` with the fake NVML library playing two GPUs (fake-nvml/fixtures). The list puts
+# the first run's functions first, then those only a config file needs, then those only GPUs need:
+# what a run does not need then lies in windows it never touches (64 KiB each), instead of among
+# those it does.
 # Needs tmux, valgrind, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,7 @@ trap 'tmux -L kwtop-order kill-server 2>/dev/null || true; kill ${load[@]+"${loa
 # The configs set every key of config.example.toml (its commented defaults uncommented; reading
 # each section runs code of its own: left out, 0.9 MB more code was resident with a full config),
 # with the summaries in the temp dir, the CPU model looked up (no tdp_w) and, for the GPU run, the
-# fake NVML library. The plain run reads its config from XDG_CONFIG_HOME, as `kwtop` does.
+# fake NVML library.
 full_config() { # NVML_LIBRARY (empty: the system's)
   python3 - "$1" "$work/out" config.example.toml <<'PY'
 import re, sys
@@ -81,19 +82,21 @@ profile() { # NAME ARGS [ENV...]
   # A profile that did not finish must not leave a list without it (build.rs would link by it).
   [ -s "$work/$name.cg" ] || { echo "symbol-order: the $name profile did not finish" >&2; exit 1; }
 }
-# `kwtop` as most start it, and `kwtop --config FILE` (parsing an option with a value runs code
-# of its own: 0.9 MB more resident code when it was left out of the list).
+# `kwtop` as most start it, then `kwtop --config FILE` before the same file found without the
+# option: parsing an option with a value runs code of its own (0.9 MB more resident code when it
+# was left out of the list; ~190 KiB while it came only with the GPU run).
 # Under load: LOAD idle processes (default 350) and a few short-lived ones a second, so that what a
 # busier host runs (longer sorts, table growth, processes exiting) is in the list; left out, ~150 KiB
 # more code was resident at ~370 processes than at ~70.
 for _ in $(seq "${LOAD:-350}"); do sleep 3600 & load+=($!); done
 (while :; do sleep 0.2 & sleep 0.3; done) & load+=($!)
 profile bare ""
-profile plain ""
+profile plain "--config $work/plain/kwtop/config.toml"
+profile xdg "" XDG_CONFIG_HOME="$work/plain"
 profile gpu "--config $work/gpu/kwtop/config.toml" \
   KWTOP_FAKE_NVML_FIXTURE="$PWD/fake-nvml/fixtures/h100-busy-and-idle-holder.json"
 
-python3 - "$bin" "$work/bare.cg" "$work/plain.cg" "$work/gpu.cg" >"$work/order.txt" <<'PY'
+python3 - "$bin" "$work/bare.cg" "$work/plain.cg" "$work/xdg.cg" "$work/gpu.cg" >"$work/order.txt" <<'PY'
 import re, subprocess, sys
 binary, profiles = sys.argv[1], sys.argv[2:]
 # Self cost of every function of the kwtop binary, per profile.
@@ -145,8 +148,9 @@ crt = ["_start", "deregister_tm_clones", "register_tm_clones", "__do_global_dtor
 order = [f for f in crt if f in symbols] + [f for f in order if f not in crt]
 sizes = [sum(1 for f in order if tier.get(f) == i) for i in range(len(costs))]
 print("symbol-order: functions per profile, new in each:", sizes, file=sys.stderr)
-print("# Functions the live monitor runs: without a config file or GPU, then those a config file")
-print("# adds, then those GPUs add; hottest first in each (scripts/symbol-order.sh; build.rs).")
+print("# Functions the live monitor runs: without a config file or GPU, then those `--config FILE`")
+print("# adds, then those a config file found by itself adds, then those GPUs add; hottest first in")
+print("# each (scripts/symbol-order.sh; build.rs).")
 print("\n".join(order))
 PY
 mv "$work/order.txt" build/symbol-order.txt
