@@ -84,7 +84,7 @@ profile() { # NAME ARGS [ENV...]
 }
 # `kwtop` as most start it, then `kwtop --config FILE` before the same file found without the
 # option: parsing an option with a value runs code of its own (0.9 MB more resident code when it
-# was left out of the list; ~190 KiB while it came only with the GPU run).
+# was left out of the list; ~100 KiB while it came only with the GPU run).
 # Under load: LOAD idle processes (default 350) and a few short-lived ones a second, so that what a
 # busier host runs (longer sorts, table growth, processes exiting) is in the list; left out, ~150 KiB
 # more code was resident at ~370 processes than at ~70.

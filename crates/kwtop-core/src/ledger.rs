@@ -414,6 +414,12 @@ impl Ledger {
     }
 
     fn see_processes(&mut self, cur: &Sample, generation: u64, dt: f64) {
+        if self.running.is_empty() {
+            // The first sample brings every process at once: one table of the right size rather
+            // than doubling up to it, each time with the old one still held (at ~3,000 processes
+            // the last doubling held 0.55 MB more than the table it made).
+            self.running.reserve(cur.processes.len());
+        }
         let mut by_pid: Option<FastMap<u32, (u32, &str)>> = None;
         for p in &cur.processes {
             if let Some(e) = self.running.get_mut(&p.key) {

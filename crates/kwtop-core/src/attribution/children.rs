@@ -98,12 +98,25 @@ fn reaped_before(prev: &Sample, alive: &[bool]) -> Vec<u64> {
     if alive.iter().all(|a| *a) {
         return Vec::new();
     }
-    let by_pid: FastMap<u32, usize> = prev
-        .processes
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.key.pid, i))
-        .collect();
+    // The index of a pid in `prev`: a binary search when its pids ascend (as `/proc` lists them),
+    // else a map made for this interval.
+    let sorted = prev.processes.windows(2).all(|w| w[0].key.pid < w[1].key.pid);
+    let by_pid: FastMap<u32, usize> = if sorted {
+        FastMap::default()
+    } else {
+        prev.processes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.key.pid, i))
+            .collect()
+    };
+    let index_of = |pid: u32| {
+        if sorted {
+            prev.processes.binary_search_by_key(&pid, |p| p.key.pid).ok()
+        } else {
+            by_pid.get(&pid).copied()
+        }
+    };
     let mut reaped = vec![0u64; prev.processes.len()];
     for (i, gone) in prev.processes.iter().enumerate() {
         if alive[i] {
@@ -113,13 +126,13 @@ fn reaped_before(prev: &Sample, alive: &[bool]) -> Vec<u64> {
         // Walk up to the nearest ancestor still alive; the step bound stops a ppid cycle.
         let mut ppid = gone.ppid;
         for _ in 0..prev.processes.len() {
-            match by_pid.get(&ppid) {
-                Some(&a) if a == i => break,
-                Some(&a) if alive[a] => {
+            match index_of(ppid) {
+                Some(a) if a == i => break,
+                Some(a) if alive[a] => {
                     reaped[a] = reaped[a].saturating_add(already);
                     break;
                 }
-                Some(&a) => ppid = prev.processes[a].ppid,
+                Some(a) => ppid = prev.processes[a].ppid,
                 None => break,
             }
         }

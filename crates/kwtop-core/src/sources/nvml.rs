@@ -25,7 +25,8 @@ use crate::sanitize::sanitize_str;
 
 /// Reads every GPU NVML reports.
 pub struct NvmlSource {
-    nvml: Nvml,
+    /// Boxed: nvml-wrapper's table of NVML's functions is 12 KB.
+    nvml: Box<Nvml>,
     devices: Vec<DevState>,
     notices: Vec<String>,
 }
@@ -77,14 +78,23 @@ fn explain_query(e: &NvmlError) -> String {
     }
 }
 
+/// Load NVML (from `library` when given), boxed at once. Its own function so that the 12 KB it
+/// returns by value is on the stack only while it runs: inlined into the sampler's set-up, each
+/// move of it kept a copy there (a 59 KB frame, every page of it touched by the stack probes at
+/// each start, driver or not: issue 12).
+#[inline(never)]
+fn load(library: Option<&Path>) -> Result<Box<Nvml>, NvmlError> {
+    let nvml = match library {
+        Some(p) => Nvml::builder().lib_path(p.as_os_str()).init(),
+        None => Nvml::init(),
+    }?;
+    Ok(Box::new(nvml))
+}
+
 impl NvmlSource {
     /// Load NVML (from `library` when given) and enumerate devices. `Err` is the notice to show.
     pub fn open(library: Option<&Path>) -> Result<Self, String> {
-        let nvml = match library {
-            Some(p) => Nvml::builder().lib_path(p.as_os_str()).init(),
-            None => Nvml::init(),
-        }
-        .map_err(|e| explain_init(&e))?;
+        let nvml = load(library).map_err(|e| explain_init(&e))?;
         let count = nvml.device_count().map_err(|e| explain_init(&e))?;
         let mut devices = Vec::new();
         for i in 0..count {

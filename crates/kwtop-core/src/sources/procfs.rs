@@ -375,7 +375,7 @@ impl ProcessSource for ProcFs {
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         );
-        let mut processes = Vec::with_capacity(self.info.len() + 16);
+        let mut processes = Vec::new();
         let mut denied = 0usize;
         let (cpu_times, uptime_s) = match root {
             Ok(mut root) => {
@@ -383,6 +383,11 @@ impl ProcessSource for ProcFs {
                 // The directory handle lists the pids, then every PID/stat opens relative to it.
                 self.list_pids(&mut root);
                 let pids = std::mem::take(&mut self.pids);
+                processes.reserve(pids.len());
+                if self.info.is_empty() {
+                    // Every process is new at the first read: size the table once.
+                    self.info.reserve(pids.len());
+                }
                 for &pid in &pids {
                     match self.read_process(&root, pid) {
                         Ok(p) => processes.push(p),
