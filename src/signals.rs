@@ -70,21 +70,32 @@ fn from_terminal() -> bool {
     fg.is_ok_and(|fg| fg == pgrp)
 }
 
-/// Resolves when SIGINT, SIGTERM or SIGHUP arrives (for the live monitor's event loop; needs a tokio
-/// runtime with signal handling). Errors say which handler could not be installed.
+/// Resolves when SIGINT, SIGTERM or SIGHUP arrives (for the live monitor's event loop; call it
+/// inside a tokio runtime with I/O enabled). Errors say which handler could not be installed.
+///
+/// Each signal writes a byte to a socket pair whose read end the runtime watches, rather than
+/// going through tokio's signal driver: that one keeps a slot for every signal number
+/// (22 KiB of heap for the whole run, issue 12) to watch three.
 pub fn stopped() -> Result<impl Future<Output = ()>, String> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let sig = |k| signal(k).map_err(|e| format!("cannot install signal handler: {e}"));
-    let (mut term, mut hup, mut int) = (
-        sig(SignalKind::terminate())?,
-        sig(SignalKind::hangup())?,
-        sig(SignalKind::interrupt())?,
-    );
+    let failed = |e: std::io::Error| format!("cannot install signal handler: {e}");
+    let (read, write) = std::os::unix::net::UnixStream::pair().map_err(failed)?;
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        signal_hook::low_level::pipe::register(sig, write.try_clone().map_err(failed)?).map_err(failed)?;
+    }
+    read.set_nonblocking(true).map_err(failed)?;
+    let read = tokio::net::UnixStream::from_std(read).map_err(failed)?;
     Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = hup.recv() => {}
-            _ = int.recv() => {}
+        let mut bytes = [0u8; 16];
+        loop {
+            if read.readable().await.is_err() {
+                return;
+            }
+            match read.try_read(&mut bytes) {
+                // Readiness can be reported when there is nothing to read: wait again.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // A signal's byte (or a socket that can no longer say): stop.
+                _ => return,
+            }
         }
     })
 }

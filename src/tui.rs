@@ -182,6 +182,9 @@ pub fn run(sources: &SourceConfig, params: &AppParams, options: Options) -> Resu
     run_with_feed(params, options, Box::new(feed), false)
 }
 
+/// Layouts ratatui keeps solved (see `run_with_feed`).
+const LAYOUT_CACHE: std::num::NonZeroUsize = std::num::NonZeroUsize::new(64).unwrap();
+
 /// Run the live monitor over `feed`, which runs on its own thread until the monitor ends (live
 /// sensors, or a replayed recording). `lossless`: hand over every tick (a recording) instead of the
 /// latest (live sensors).
@@ -218,6 +221,10 @@ pub fn run_with_feed(
     let guard =
         setup_terminal().map_err(|e| TuiError::Runtime(format!("cannot set up the terminal: {e}")))?;
     let mut screen = Screen::new();
+    // ratatui keeps the last 500 layouts it solved by default: one frame solves about ten, so 64
+    // still hit on every redraw, without the cache growing for hours as the table's columns and
+    // the terminal's size change.
+    ratatui::layout::Layout::init_cache(LAYOUT_CACHE);
     // A panic unwinds to here (the panic hook has already restored the terminal and printed the
     // message): the ledger holds every interval accounted before it, so the summary is still saved.
     let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
