@@ -124,7 +124,7 @@ fn table_rows_add_up_to_the_header_at_pue_1_5() {
             starttime: 7,
         })
         .unwrap();
-    let state = format!("IDLE {} gpu1", units::short_age(train.idle.streak_s));
+    let state = format!("IDLE {} gpu1", units::short_age(train.idle().streak_s));
     assert!(
         screen.iter().any(|l| l.contains(&state)),
         "no {state}: {screen:#?}"

@@ -400,13 +400,13 @@ with_fixture! {
 
         let busy = l.process(&key(4242)).expect("busy");
         let holder = l.process(&key(5151)).expect("holder");
-        assert_eq!(busy.gpu_util_pct, Some(97.0));
-        assert_eq!(busy.gpu_mem_bytes, Some(8 * GIB));
-        assert!(!busy.idle.flagged);
-        assert_eq!(holder.gpu_util_pct, Some(0.0));
-        assert_eq!(holder.gpu_mem_bytes, Some(4 * GIB));
-        assert!(holder.idle.flagged, "{:?}", holder.idle);
-        assert_close!(holder.idle.wasted_j, proc_j(l, 5151, "gpu0"));
+        assert_eq!(busy.gpu_util_pct(), Some(97.0));
+        assert_eq!(busy.gpu_mem_bytes(), Some(8 * GIB));
+        assert!(!busy.idle().flagged);
+        assert_eq!(holder.gpu_util_pct(), Some(0.0));
+        assert_eq!(holder.gpu_mem_bytes(), Some(4 * GIB));
+        assert!(holder.idle().flagged, "{:?}", holder.idle());
+        assert_close!(holder.idle().wasted_j, proc_j(l, 5151, "gpu0"));
         assert_eq!(l.idle_holders().count(), 1);
         // CPU side runs alongside: 20 J per interval, half idle, each process 0.2 of the active half.
         assert_close!(device(l, "cpu0").energy_j, 100.0);
@@ -416,7 +416,7 @@ with_fixture! {
         let h = doc_process(&d, 5151);
         assert_eq!(h["state"], "idle-holder");
         assert_eq!(h["command"], "jupyter-kernel");
-        assert_close!(h["idle_wasted_j"].as_f64().expect("wasted"), holder.idle.wasted_j);
+        assert_close!(h["idle_wasted_j"].as_f64().expect("wasted"), holder.idle().wasted_j);
         assert_eq!(doc_process(&d, 4242)["idle_wasted_j"], 0.0);
         assert_eq!(doc_process(&d, 4242)["state"], "running");
         assert_eq!(d["totals"]["idle_holders"], 1);
@@ -460,8 +460,8 @@ with_fixture! {
         assert_close!(device(l, "gpu0").unattributed_j, 0.0);
         for pid in [3100, 3200] {
             let e = l.process(&key(pid)).expect("holder");
-            assert_eq!(e.gpu_util_pct, Some(0.0));
-            assert!(e.idle.flagged, "pid {pid} holds memory at 0 % for 2 s");
+            assert_eq!(e.gpu_util_pct(), Some(0.0));
+            assert!(e.idle().flagged, "pid {pid} holds memory at 0 % for 2 s");
         }
     }
 }
@@ -553,7 +553,7 @@ with_fixture! {
         // Utilisation unknown: everything split by memory, 3:1, and labelled so.
         assert!(g.notes.iter().any(|n| n == "dynamic energy split by GPU memory (no per-process utilisation)"));
         assert_close!(proc_j(l, 8100, "gpu0"), 375.0);
-        assert_eq!(l.process(&key(8100)).expect("a").gpu_util_pct, None);
+        assert_eq!(l.process(&key(8100)).expect("a").gpu_util_pct(), None);
         let notes: Vec<_> = r.notices.iter().filter(|n| n.contains("per-process utilisation failed")).collect();
         assert_eq!(notes.len(), 1, "{:?}", r.notices);
         assert!(device_up(&r, &s, "gpu0"));
@@ -660,8 +660,8 @@ with_fixture! {
         assert_close!(proc_j(l, 4242, "gpu0"), 5.0 * (600.0 / 9.0 + 225.0));
         assert_close!(proc_j(l, 4343, "gpu0"), 5.0 * (200.0 / 9.0 + 75.0));
         assert_close!(proc_j(l, 100, "gpu0"), 5.0 * 100.0 / 9.0);
-        assert_eq!(l.process(&key(4242)).expect("client").gpu_util_pct, Some(60.0));
-        assert_eq!(l.process(&key(4343)).expect("client").gpu_util_pct, Some(20.0));
+        assert_eq!(l.process(&key(4242)).expect("client").gpu_util_pct(), Some(60.0));
+        assert_eq!(l.process(&key(4343)).expect("client").gpu_util_pct(), Some(20.0));
     }
 }
 
@@ -683,7 +683,7 @@ with_fixture! {
         let g = device(l, "gpu0");
         assert_eq!(g.status, None);
         assert_eq!(g.notes, ["dynamic energy split by GPU memory (MIG: no per-process utilisation)"]);
-        assert_eq!(l.process(&key(5001)).expect("a").gpu_util_pct, None);
+        assert_eq!(l.process(&key(5001)).expect("a").gpu_util_pct(), None);
         assert_eq!(r.notices.iter().filter(|n| n.contains("no per-process utilisation")).count(), 1);
         let d = doc(&r, &s);
         assert_eq!(
@@ -714,7 +714,7 @@ with_fixture! {
             assert_close!(pct, 100.0 / 6.0);
         }
         let e = r.engine.ledger.process(&key(4242)).expect("busy");
-        assert_close!(e.gpu_util_pct.expect("util"), 100.0 / 6.0);
+        assert_close!(e.gpu_util_pct().expect("util"), 100.0 / 6.0);
         assert_close!(doc_process(&doc(&r, &s), 4242)["gpu_util_pct"].as_f64().expect("pct"), 100.0 / 6.0);
     }
 }

@@ -455,11 +455,11 @@ pub fn listing(app: &App) -> Listing<'_> {
 /// A process's STATE text: `IDLE 42m gpu1` for an idle holder, `run` or `exited`.
 fn state_text(e: &ProcEntry) -> Cow<'static, str> {
     let running = e.state == ProcState::Running;
-    if running && e.idle.flagged {
+    if running && e.idle().flagged {
         Cow::Owned(format!(
             "IDLE {} {}",
-            crate::units::short_age(e.idle.streak_s),
-            crate::ledger::short_gpu_list(e.idle.flagged_gpus().map(|g| g.device.as_str()))
+            crate::units::short_age(e.idle().streak_s),
+            crate::ledger::short_gpu_list(e.idle().flagged_gpus().map(|g| g.device.as_str()))
         ))
     } else if running {
         Cow::Borrowed("run")
@@ -519,7 +519,7 @@ impl<'a> Listed<'a> {
             Column::TotalW => e.power_w,
             Column::AvgW => e.avg_w(),
             Column::Energy | Column::Co2e | Column::Equiv => e.energy_j,
-            Column::GpuPct => opt(e.gpu_util_pct),
+            Column::GpuPct => opt(e.gpu_util_pct()),
             _ => 0.0,
         };
         // Numbers are largest first, unless reversed.
@@ -577,7 +577,7 @@ fn cmp_listed(a: &Listed, b: &Listed, col: Column, reverse: bool, texts: &[Cow<s
         Column::User => a.e.info.user.cmp(&b.e.info.user),
         Column::Dev | Column::State => text(a).cmp(text(b)),
         // Largest first.
-        Column::GpuMem => b.e.gpu_mem_bytes.cmp(&a.e.gpu_mem_bytes),
+        Column::GpuMem => b.e.gpu_mem_bytes().cmp(&a.e.gpu_mem_bytes()),
         Column::Command => cmp_command(command_parts(a.e), command_parts(b.e)),
     };
     let ord = if reverse && !is_numeric(col) {
@@ -648,9 +648,9 @@ fn process_row(e: &ProcEntry, view: &super::View, any_est: &dyn Fn(&[f64], bool)
     row.total_w = e.power_w;
     row.avg_w = Some(e.avg_w());
     row.energy_j = e.energy_j;
-    row.gpu_pct = e.gpu_util_pct;
-    row.gpu_mem = e.gpu_mem_bytes;
-    row.idle_holder = running && e.idle.flagged;
+    row.gpu_pct = e.gpu_util_pct();
+    row.gpu_mem = e.gpu_mem_bytes();
+    row.idle_holder = running && e.idle().flagged;
     row.state = state_text(e).into_owned();
     row.command = match command_parts(e) {
         (true, comm) => format!("[{comm}]"),

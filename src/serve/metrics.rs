@@ -338,7 +338,7 @@ fn holders(engine: &Engine) -> Vec<HolderRow> {
     let mut out = Vec::new();
     for e in engine.ledger.idle_holders() {
         let labels = proc_labels(e);
-        for g in e.idle.flagged_gpus() {
+        for g in e.idle().flagged_gpus() {
             out.push(HolderRow {
                 labels: labels.clone(),
                 device: label(&g.device),

@@ -47,10 +47,10 @@ fn process_summary(ledger: &Ledger, impact: &ImpactParams, red: &Redactor, e: &P
         observed_s: e.observed_s,
         first_seen: rfc3339(e.first_seen_ms),
         last_seen: rfc3339(e.last_seen_ms),
-        gpu_mem_bytes: e.gpu_mem_bytes,
-        idle_wasted_j: e.idle.wasted_j,
+        gpu_mem_bytes: e.gpu_mem_bytes(),
+        idle_wasted_j: e.idle().wasted_j,
         idle_wasted_by_device_j: e
-            .idle
+            .idle()
             .idle_gpus()
             .map(|g| (g.device.clone(), g.idle.wasted_j))
             .collect(),
@@ -258,7 +258,7 @@ fn process_rows(ledger: &Ledger, impact: &ImpactParams, opts: &SummaryOptions) -
     let mut processes: Vec<ProcessSummary> = ledger
         .processes()
         .filter(|e| in_scope(opts, e))
-        .filter(|e| e.energy_j > 0.0 || e.gpu_mem_bytes.is_some() || opts.members.is_some())
+        .filter(|e| e.energy_j > 0.0 || e.gpu_mem_bytes().is_some() || opts.members.is_some())
         .map(|e| process_summary(ledger, impact, red, e))
         .collect();
     if opts.members.is_none() {

@@ -54,7 +54,7 @@ pub(super) fn idle_holder_rows(
     };
     let mut v: Vec<IdleHolderSummary> = Vec::new();
     for e in ledger.processes().filter(in_scope) {
-        for g in e.idle.idle_gpus() {
+        for g in e.idle().idle_gpus() {
             let mut r = row(
                 e.key.pid,
                 &e.info.user,

@@ -146,12 +146,12 @@ fn process_section<'a>(f: &Fmt<'a>, key: &ProcKey) -> Option<Section<'a>> {
         clean(&e.info.user, t.ascii)
     ));
     let lines = &mut s.lines;
-    let state = match (e.state, e.idle.flagged) {
+    let state = match (e.state, e.idle().flagged) {
         (ProcState::Exited, _) => "exited".to_string(),
         (_, true) => format!(
             "IDLE GPU holder on {} for {}",
-            e.idle.flagged_on(),
-            units::short_age(e.idle.streak_s)
+            e.idle().flagged_on(),
+            units::short_age(e.idle().streak_s)
         ),
         _ => "running".to_string(),
     };
@@ -180,7 +180,7 @@ fn process_section<'a>(f: &Fmt<'a>, key: &ProcKey) -> Option<Section<'a>> {
     lines.push(f.by_dev_line(&e.energy_by_dev));
     lines.push(f.equiv_line(e.energy_j, est));
     // One line per GPU it holds (or held): SM share and memory there, its idle state there.
-    for g in &e.idle.gpus {
+    for g in &e.idle().gpus {
         let sm = g.sm_pct.map_or_else(|| "N/A".into(), |u| format!("{u:.0}%"));
         let mem = g.mem_bytes.map_or_else(|| "N/A".into(), units::bytes);
         let mut text = if g.holding {

@@ -189,7 +189,7 @@ fn alerts<'a>(app: &App, t: &Theme) -> Vec<Item<'a>> {
             .filter(|(i, _)| {
                 ledger
                     .idle_holders()
-                    .any(|e| e.idle.flagged_gpus().any(|g| g.dev == *i))
+                    .any(|e| e.idle().flagged_gpus().any(|g| g.dev == *i))
             })
             .map(|(_, d)| d.id.as_str())
             .collect();
@@ -345,7 +345,7 @@ fn device_line<'a>(app: &App, d: &DeviceTotals, width: u16, t: &Theme) -> Line<'
         let holders: Vec<String> = app
             .ledger()
             .idle_holders()
-            .filter(|e| e.idle.flagged_gpus().any(|g| g.device == d.id))
+            .filter(|e| e.idle().flagged_gpus().any(|g| g.device == d.id))
             .map(|e| e.key.pid.to_string())
             .collect();
         if !holders.is_empty() {

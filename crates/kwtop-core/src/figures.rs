@@ -17,7 +17,7 @@ use crate::sample::MigInstance;
 pub fn state(e: &ProcEntry) -> &'static str {
     match e.state {
         ProcState::Exited => "exited",
-        ProcState::Running if e.idle.flagged => "idle-holder",
+        ProcState::Running if e.idle().flagged => "idle-holder",
         ProcState::Running => "running",
     }
 }
@@ -68,7 +68,7 @@ impl<'a> Workload<'a> {
 /// The GPUs a running process holds a context on at the latest sample (an exited one holds none).
 pub fn held_gpus(e: &ProcEntry) -> impl Iterator<Item = &GpuHold> {
     let running = e.state == ProcState::Running;
-    e.idle.gpus.iter().filter(move |g| running && g.holding)
+    e.idle().gpus.iter().filter(move |g| running && g.holding)
 }
 
 /// The GPUs a process holds a context on now, as the table names them (`0`, `0/1` for a MIG

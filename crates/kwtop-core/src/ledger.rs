@@ -76,19 +76,43 @@ pub struct ProcEntry {
     /// [`Ledger::devices`]; empty while every device was available).
     pub unavailable_by_dev: Vec<f64>,
     pub state: ProcState,
-    /// SM share summed over the GPUs it holds at the last tick, percent of one GPU (like `top`'s
-    /// CPU %: 200 = two GPUs fully busy); `None` = holds no GPU, or a share is unknown.
-    /// Per GPU: [`IdleHolder::gpus`].
-    pub gpu_util_pct: Option<f64>,
-    /// GPU memory summed over the GPUs it holds at the last tick, bytes; `None` = holds no GPU.
-    pub gpu_mem_bytes: Option<u64>,
-    /// Idle-holder state, judged per GPU (with each GPU's memory and SM share).
-    pub idle: IdleHolder,
+    /// What it did on GPUs; `None` until it first holds one (most processes never do: boxed, so
+    /// they do not each carry its 80 bytes, issue 12).
+    gpu: Option<Box<GpuSide>>,
     seen_gen: u64,
     interval_j: f64,
 }
 
+/// A process's GPU side: [`ProcEntry::gpu_util_pct`], [`ProcEntry::gpu_mem_bytes`],
+/// [`ProcEntry::idle`].
+#[derive(Debug, Clone, PartialEq, Default)]
+struct GpuSide {
+    util_pct: Option<f64>,
+    mem_bytes: Option<u64>,
+    idle: IdleHolder,
+}
+
+/// The idle-holder state of a process that never held a GPU.
+static NO_GPU: IdleHolder = IdleHolder::NONE;
+
 impl ProcEntry {
+    /// SM share summed over the GPUs it holds at the last tick, percent of one GPU (like `top`'s
+    /// CPU %: 200 = two GPUs fully busy); `None` = holds no GPU, or a share is unknown.
+    /// Per GPU: [`IdleHolder::gpus`].
+    pub fn gpu_util_pct(&self) -> Option<f64> {
+        self.gpu.as_ref().and_then(|g| g.util_pct)
+    }
+
+    /// GPU memory summed over the GPUs it holds at the last tick, bytes; `None` = holds no GPU.
+    pub fn gpu_mem_bytes(&self) -> Option<u64> {
+        self.gpu.as_ref().and_then(|g| g.mem_bytes)
+    }
+
+    /// Idle-holder state, judged per GPU (with each GPU's memory and SM share).
+    pub fn idle(&self) -> &IdleHolder {
+        self.gpu.as_ref().map_or(&NO_GPU, |g| &g.idle)
+    }
+
     /// Average power over the time it was observed: per device, its energy there over the time
     /// that device's energy was available while the process was observed, summed over devices.
     pub fn avg_w(&self) -> f64 {
@@ -216,7 +240,7 @@ impl Ledger {
 
     /// Processes currently flagged as idle GPU holders.
     pub fn idle_holders(&self) -> impl Iterator<Item = &ProcEntry> {
-        self.running.values().filter(|e| e.idle.flagged)
+        self.running.values().filter(|e| e.idle().flagged)
     }
 
     /// Energy that flagged idle holders have cost while idle, whole session, joules (exited and
@@ -230,7 +254,7 @@ impl Ledger {
     pub fn idle_holder_wasted_by_dev(&self) -> Vec<f64> {
         let mut by = vec![0.0; self.devices.len()];
         for e in self.processes() {
-            for g in &e.idle.gpus {
+            for g in &e.idle().gpus {
                 if let Some(slot) = by.get_mut(g.dev) {
                     *slot += g.idle.wasted_j;
                 }
@@ -454,9 +478,7 @@ impl Ledger {
                     observed_s: dt,
                     unavailable_by_dev: Vec::new(),
                     state: ProcState::Running,
-                    gpu_util_pct: None,
-                    gpu_mem_bytes: None,
-                    idle: IdleHolder::default(),
+                    gpu: None,
                     seen_gen: generation,
                     interval_j: 0.0,
                 },
@@ -492,7 +514,9 @@ impl Ledger {
             if let Some(mut e) = self.running.remove(&k) {
                 e.state = ProcState::Exited;
                 e.power_w = 0.0;
-                e.idle.clear_flags();
+                if let Some(g) = e.gpu.as_mut() {
+                    g.idle.clear_flags();
+                }
                 self.exited.push(e);
             }
         }
@@ -509,8 +533,8 @@ impl Ledger {
             let f = self.folded.entry(e.info.comm.clone()).or_default();
             f.count += 1;
             f.energy_j += e.energy_j;
-            f.idle_wasted_j += e.idle.wasted_j;
-            for g in &e.idle.gpus {
+            f.idle_wasted_j += e.idle().wasted_j;
+            for g in &e.idle().gpus {
                 if f.idle_wasted_by_dev.len() <= g.dev {
                     f.idle_wasted_by_dev.resize(g.dev + 1, 0.0);
                 }
@@ -548,9 +572,7 @@ fn invisible_entry(key: ProcKey, wall_ms: i64, generation: u64) -> ProcEntry {
         observed_s: 0.0,
         unavailable_by_dev: Vec::new(),
         state: ProcState::Running,
-        gpu_util_pct: None,
-        gpu_mem_bytes: None,
-        idle: IdleHolder::default(),
+        gpu: None,
         seen_gen: generation,
         interval_j: 0.0,
     }

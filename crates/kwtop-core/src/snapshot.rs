@@ -204,10 +204,10 @@ fn process_out(ledger: &Ledger, impact: &ImpactParams, e: &ProcEntry) -> Process
         avg_power_w: e.avg_w(),
         energy_j: e.energy_j,
         energy_by_device_j: figures::by_device(ledger, &e.energy_by_dev),
-        gpu_util_pct: e.gpu_util_pct,
-        gpu_mem_bytes: e.gpu_mem_bytes,
+        gpu_util_pct: e.gpu_util_pct(),
+        gpu_mem_bytes: e.gpu_mem_bytes(),
         gpus: e
-            .idle
+            .idle()
             .gpus
             .iter()
             .map(|g| ProcessGpuOut {
@@ -223,9 +223,9 @@ fn process_out(ledger: &Ledger, impact: &ImpactParams, e: &ProcEntry) -> Process
         co2e_g: impact.co2e_g(e.energy_j),
         equivalents: impact.equivalents(e.energy_j),
         state: figures::state(e),
-        idle_for_s: e.idle.flagged.then_some(e.idle.streak_s),
-        idle_gpus: e.idle.flagged_gpus().map(|g| g.device.clone()).collect(),
-        idle_wasted_j: e.idle.wasted_j,
+        idle_for_s: e.idle().flagged.then_some(e.idle().streak_s),
+        idle_gpus: e.idle().flagged_gpus().map(|g| g.device.clone()).collect(),
+        idle_wasted_j: e.idle().wasted_j,
         container: figures::Workload::of(e).id().map(str::to_string),
         slurm_job: e.info.cgroup.slurm_job.clone(),
         folded_count: None,
@@ -267,7 +267,7 @@ pub fn build(
         .collect();
     let mut processes: Vec<ProcessOut> = ledger
         .processes()
-        .filter(|e| e.energy_j > 0.0 || e.gpu_mem_bytes.is_some())
+        .filter(|e| e.energy_j > 0.0 || e.gpu_mem_bytes().is_some())
         .map(|e| process_out(ledger, impact, e))
         .collect();
     for (comm, f) in ledger.folded() {

@@ -106,6 +106,14 @@ pub struct IdleHolder {
 }
 
 impl IdleHolder {
+    /// Never flagged, no GPU held.
+    pub const NONE: IdleHolder = IdleHolder {
+        flagged: false,
+        streak_s: 0.0,
+        wasted_j: 0.0,
+        gpus: Vec::new(),
+    };
+
     /// Advance by one interval ending at session second `now_s`. `seen`: the GPUs it holds in the
     /// latest sample (one entry per device); `energy_by_dev`: its joules per device so far;
     /// `device_id`: the id of a device index.
@@ -275,17 +283,22 @@ impl Ledger {
         let device_id = |i: usize| devices.get(i).map_or_else(String::new, |d| d.id.clone());
         for e in self.running.values_mut() {
             let uses = per_proc.get(&e.key).map_or(&[][..], Vec::as_slice);
+            if uses.is_empty() && e.gpu.is_none() {
+                // Never held a GPU: nothing to clear or observe.
+                continue;
+            }
+            let g = e.gpu.get_or_insert_with(Box::default);
             if uses.is_empty() {
-                e.gpu_util_pct = None;
-                e.gpu_mem_bytes = None;
+                g.util_pct = None;
+                g.mem_bytes = None;
             } else {
-                e.gpu_util_pct = uses
+                g.util_pct = uses
                     .iter()
                     .map(|u| u.sm_pct)
                     .try_fold(0.0, |a, u| u.map(|u| a + u));
-                e.gpu_mem_bytes = Some(uses.iter().filter_map(|u| u.mem_bytes).sum());
+                g.mem_bytes = Some(uses.iter().filter_map(|u| u.mem_bytes).sum());
             }
-            e.idle.observe(uses, &e.energy_by_dev, device_id, now_s, &cfg);
+            g.idle.observe(uses, &e.energy_by_dev, device_id, now_s, &cfg);
         }
     }
 }

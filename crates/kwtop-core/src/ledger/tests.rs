@@ -149,16 +149,16 @@ fn idle_holder_is_flagged_and_charged() {
         .collect();
     let l = run(&s, cfg);
     let idle = l.process(&ProcKey { pid: 2, starttime: 1 }).expect("holder");
-    assert!(idle.idle.flagged);
+    assert!(idle.idle().flagged);
     assert_eq!(l.idle_holders().count(), 1);
     // Static floor 50 W split evenly by memory: 25 J per interval; streak began at the first interval.
-    assert!(idle.idle.wasted_j > 0.0);
+    assert!(idle.idle().wasted_j > 0.0);
     assert!((idle.energy_j - 6.0 * 25.0).abs() < 1e-9);
     let busy = l.process(&ProcKey { pid: 1, starttime: 1 }).expect("busy");
-    assert!(!busy.idle.flagged);
+    assert!(!busy.idle().flagged);
     assert!((busy.energy_j - 6.0 * 275.0).abs() < 1e-9);
-    assert_eq!(busy.gpu_util_pct, Some(97.0));
-    assert_eq!(idle.gpu_mem_bytes, Some(8 << 30));
+    assert_eq!(busy.gpu_util_pct(), Some(97.0));
+    assert_eq!(idle.gpu_mem_bytes(), Some(8 << 30));
     session_conservation(&l);
 }
 
@@ -200,10 +200,10 @@ fn busy_on_one_gpu_idle_on_another_is_flagged_on_that_gpu() {
         l.device_index("gpu0").expect("gpu0"),
         l.device_index("gpu1").expect("gpu1"),
     );
-    assert!(p.idle.flagged, "{:?}", p.idle);
-    assert_eq!(p.idle.flagged_on(), "gpu1");
+    assert!(p.idle().flagged, "{:?}", p.idle());
+    assert_eq!(p.idle().flagged_on(), "gpu1");
     assert_eq!(l.idle_holders().count(), 1);
-    let on = |dev: usize| p.idle.gpus.iter().find(|g| g.dev == dev).expect("held");
+    let on = |dev: usize| p.idle().gpus.iter().find(|g| g.dev == dev).expect("held");
     assert!(!on(g0).idle.flagged);
     assert_eq!(on(g0).idle.wasted_j, 0.0);
     assert_eq!(on(g1).mem_bytes, Some(40 << 30));
@@ -212,7 +212,7 @@ fn busy_on_one_gpu_idle_on_another_is_flagged_on_that_gpu() {
     assert!((p.energy_by_dev[g1] - 360.0).abs() < 1e-9);
     assert!((on(g1).idle.wasted_j - 360.0).abs() < 1e-9);
     assert!(
-        (p.idle.wasted_j - 360.0).abs() < 1e-9,
+        (p.idle().wasted_j - 360.0).abs() < 1e-9,
         "GPU0's 1800 J is not waste"
     );
     assert!((p.energy_by_dev[g0] - 1800.0).abs() < 1e-9);
@@ -221,8 +221,8 @@ fn busy_on_one_gpu_idle_on_another_is_flagged_on_that_gpu() {
     assert!((by_dev[g1] - 360.0).abs() < 1e-9);
     assert!((l.idle_holder_wasted_j() - 360.0).abs() < 1e-9);
     // The per-process totals stay: SM % summed over its GPUs, memory summed.
-    assert_eq!(p.gpu_util_pct, Some(97.0));
-    assert_eq!(p.gpu_mem_bytes, Some(48 << 30));
+    assert_eq!(p.gpu_util_pct(), Some(97.0));
+    assert_eq!(p.gpu_mem_bytes(), Some(48 << 30));
     session_conservation(&l);
 }
 
@@ -250,12 +250,12 @@ fn small_holdings_on_two_gpus_are_not_summed() {
         .collect();
     let l = run(&s, cfg);
     let p = l.process(&ProcKey { pid: 1, starttime: 1 }).expect("notebook");
-    assert!(!p.idle.flagged, "{:?}", p.idle);
-    assert_eq!(p.idle.wasted_j, 0.0);
+    assert!(!p.idle().flagged, "{:?}", p.idle());
+    assert_eq!(p.idle().wasted_j, 0.0);
     assert_eq!(l.idle_holders().count(), 0);
     assert_eq!(l.idle_holder_wasted_j(), 0.0);
-    assert_eq!(p.gpu_mem_bytes, Some(400 << 20));
-    assert_eq!(p.idle.gpus.len(), 2);
+    assert_eq!(p.gpu_mem_bytes(), Some(400 << 20));
+    assert_eq!(p.idle().gpus.len(), 2);
 }
 
 /// An idle holder that exits and is folded keeps its waste, per GPU, in the ledger's totals.
