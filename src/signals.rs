@@ -71,20 +71,29 @@ fn from_terminal() -> bool {
 }
 
 /// Resolves when SIGINT, SIGTERM or SIGHUP arrives (for the live monitor's event loop; call it
-/// inside a tokio runtime with I/O enabled). Errors say which handler could not be installed.
+/// inside a tokio runtime with I/O enabled). Errors name the handler that could not be installed.
 ///
 /// Each signal writes a byte to a socket pair whose read end the runtime watches, rather than
 /// going through tokio's signal driver: that one keeps a slot for every signal number
-/// (22 KiB of heap for the whole run, issue 12) to watch three.
+/// (22 KiB of heap for the whole run, issue 12) to watch three. The handlers are removed when the
+/// future is dropped (a signal after that does nothing, as with tokio's).
 pub fn stopped() -> Result<impl Future<Output = ()>, String> {
-    let failed = |e: std::io::Error| format!("cannot install signal handler: {e}");
-    let (read, write) = std::os::unix::net::UnixStream::pair().map_err(failed)?;
-    for sig in [SIGINT, SIGTERM, SIGHUP] {
-        signal_hook::low_level::pipe::register(sig, write.try_clone().map_err(failed)?).map_err(failed)?;
+    let (read, write) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let mut handlers = Handlers(Vec::new());
+    for (sig, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM"), (SIGHUP, "SIGHUP")] {
+        let id = write
+            .try_clone()
+            .and_then(|w| signal_hook::low_level::pipe::register(sig, w))
+            .map_err(|e| format!("cannot install the {name} handler: {e}"))?;
+        handlers.0.push(id);
     }
-    read.set_nonblocking(true).map_err(failed)?;
-    let read = tokio::net::UnixStream::from_std(read).map_err(failed)?;
+    let read = read
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(read))
+        .map_err(|e| format!("cannot watch for signals: {e}"))?;
     Ok(async move {
+        let _handlers = handlers;
         let mut bytes = [0u8; 16];
         loop {
             if read.readable().await.is_err() {
@@ -92,10 +101,25 @@ pub fn stopped() -> Result<impl Future<Output = ()>, String> {
             }
             match read.try_read(&mut bytes) {
                 // Readiness can be reported when there is nothing to read: wait again.
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) => {}
                 // A signal's byte (or a socket that can no longer say): stop.
                 _ => return,
             }
         }
     })
+}
+
+/// The handlers [`stopped`] installed, removed when dropped (also when installing a later one failed).
+struct Handlers(Vec<signal_hook::SigId>);
+
+impl Drop for Handlers {
+    fn drop(&mut self) {
+        for id in self.0.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
 }

@@ -201,7 +201,7 @@ pub fn run_with_feed(
                 .into(),
         ));
     }
-    // The loop's only I/O source is the signal pipe: 16 events a poll instead of the default 1,024
+    // The loop's only I/O source is the signals' socket pair: 16 events a poll instead of the default 1,024
     // (12 KiB of buffer, issue 12).
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -221,9 +221,9 @@ pub fn run_with_feed(
     let guard =
         setup_terminal().map_err(|e| TuiError::Runtime(format!("cannot set up the terminal: {e}")))?;
     let mut screen = Screen::new();
-    // ratatui keeps the last 500 layouts it solved by default: one frame solves about ten, so 64
-    // still hit on every redraw, without the cache growing for hours as the table's columns and
-    // the terminal's size change.
+    // ratatui keeps up to 500 solved layouts by default: one frame solves about ten, so 64 still
+    // hit on every redraw, while the cache no longer fills towards 500 over hours as the table's
+    // column widths and the terminal's size change.
     ratatui::layout::Layout::init_cache(LAYOUT_CACHE);
     // A panic unwinds to here (the panic hook has already restored the terminal and printed the
     // message): the ledger holds every interval accounted before it, so the summary is still saved.

@@ -198,7 +198,7 @@ impl ProcFs {
     fn read_facts(&mut self, path: &Path, cap: u64) -> std::io::Result<()> {
         self.facts.clear();
         if self.facts.capacity() > FACTS_BUF {
-            // A command line near its cap grew it: give that back rather than keep it for good.
+            // A command line over 4 KiB grew it: give that back rather than keep it for good.
             self.facts.shrink_to(FACTS_BUF);
         }
         File::open(path)?.take(cap).read_to_end(&mut self.facts)?;
