@@ -256,6 +256,12 @@ pub(crate) fn holder_keys(s: &Sample) -> FastMap<u32, ProcKey> {
     )
 }
 
+/// Whether the pids of `processes` strictly ascend, as `/proc` lists them (each pid once): then a
+/// pid is found by binary search.
+pub(crate) fn pids_ascend(processes: &[ProcessReading]) -> bool {
+    processes.windows(2).all(|w| w[0].key.pid < w[1].key.pid)
+}
+
 /// The keys of `pids` among `processes` (pids not listed are left out; a pid listed twice gets
 /// its last key). A binary search per pid when the list is in pid order (as `/proc` lists them),
 /// one pass over it otherwise: never a map of every process for a handful of GPU holders.
@@ -270,7 +276,7 @@ pub(crate) fn keys_of_pids(
     }
     want.sort_unstable();
     want.dedup();
-    if processes.windows(2).all(|w| w[0].key.pid < w[1].key.pid) {
+    if pids_ascend(processes) {
         for pid in want {
             if let Ok(i) = processes.binary_search_by_key(&pid, |p| p.key.pid) {
                 out.insert(pid, processes[i].key);

@@ -193,6 +193,7 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 fn process_out(ledger: &Ledger, impact: &ImpactParams, e: &ProcEntry) -> ProcessOut {
+    let idle = e.idle();
     ProcessOut {
         pid: e.key.pid,
         starttime: e.key.starttime,
@@ -206,8 +207,7 @@ fn process_out(ledger: &Ledger, impact: &ImpactParams, e: &ProcEntry) -> Process
         energy_by_device_j: figures::by_device(ledger, &e.energy_by_dev),
         gpu_util_pct: e.gpu_util_pct(),
         gpu_mem_bytes: e.gpu_mem_bytes(),
-        gpus: e
-            .idle()
+        gpus: idle
             .gpus
             .iter()
             .map(|g| ProcessGpuOut {
@@ -223,9 +223,9 @@ fn process_out(ledger: &Ledger, impact: &ImpactParams, e: &ProcEntry) -> Process
         co2e_g: impact.co2e_g(e.energy_j),
         equivalents: impact.equivalents(e.energy_j),
         state: figures::state(e),
-        idle_for_s: e.idle().flagged.then_some(e.idle().streak_s),
-        idle_gpus: e.idle().flagged_gpus().map(|g| g.device.clone()).collect(),
-        idle_wasted_j: e.idle().wasted_j,
+        idle_for_s: idle.flagged.then_some(idle.streak_s),
+        idle_gpus: idle.flagged_gpus().map(|g| g.device.clone()).collect(),
+        idle_wasted_j: idle.wasted_j,
         container: figures::Workload::of(e).id().map(str::to_string),
         slurm_job: e.info.cgroup.slurm_job.clone(),
         folded_count: None,

@@ -98,24 +98,18 @@ fn reaped_before(prev: &Sample, alive: &[bool]) -> Vec<u64> {
     if alive.iter().all(|a| *a) {
         return Vec::new();
     }
-    // The index of a pid in `prev`: a binary search when its pids ascend (as `/proc` lists them),
-    // else a map made for this interval.
-    let sorted = prev.processes.windows(2).all(|w| w[0].key.pid < w[1].key.pid);
-    let by_pid: FastMap<u32, usize> = if sorted {
-        FastMap::default()
-    } else {
+    // The index of a pid in `prev`: a binary search when its pids ascend, else a map made for
+    // this interval.
+    let by_pid: Option<FastMap<u32, usize>> = (!super::pids_ascend(&prev.processes)).then(|| {
         prev.processes
             .iter()
             .enumerate()
             .map(|(i, p)| (p.key.pid, i))
             .collect()
-    };
-    let index_of = |pid: u32| {
-        if sorted {
-            prev.processes.binary_search_by_key(&pid, |p| p.key.pid).ok()
-        } else {
-            by_pid.get(&pid).copied()
-        }
+    });
+    let index_of = |pid: u32| match &by_pid {
+        None => prev.processes.binary_search_by_key(&pid, |p| p.key.pid).ok(),
+        Some(map) => map.get(&pid).copied(),
     };
     let mut reaped = vec![0u64; prev.processes.len()];
     for (i, gone) in prev.processes.iter().enumerate() {
