@@ -223,6 +223,8 @@ pub fn run(
     }
     subs.push(&mut endpoint);
     subs.push(&mut printer);
+    // Start-up is over: the pages of code and data only it ran go (issue 12).
+    let _ = crate::sources::resident::release_startup_pages();
     let n = pipeline.run(&mut feed, &mut subs, &|| stop.is_set(), |errors| {
         for e in errors {
             eprintln!("kwtop: {e}");

@@ -87,6 +87,9 @@ pub(super) async fn event_loop(
     let (mut tick_rx, mut feed_panic_rx) = spawn_feed(feed, lossless)?;
     let mut feed_alive = true;
     let mut input_rx = spawn_input()?;
+    // Start-up is over: the pages of code and data only it ran go (issue 12; a failure only costs
+    // memory, so it is not reported).
+    let _ = crate::sources::resident::release_startup_pages();
 
     let frame = Duration::from_secs_f64(1.0 / options.ui.max_fps.clamp(0.5, 60.0));
     let mut dirty = true;

@@ -18,6 +18,7 @@ pub mod openfiles;
 pub mod perf_rapl;
 pub mod powercap;
 pub mod procfs;
+pub mod resident;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
