@@ -17,6 +17,7 @@
 //! program does, only where its bytes lie.
 
 use std::env;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -33,9 +34,10 @@ fn main() {
     if !wanted {
         return;
     }
-    let order = Path::new(&var("CARGO_MANIFEST_DIR")).join("build/symbol-order.txt");
+    let listed = Path::new(&var("CARGO_MANIFEST_DIR")).join("build/symbol-order.txt");
     let mut sets: Vec<Vec<String>> = Vec::new();
-    if order.is_file() {
+    if let Some(order) = with_renumbered_copies(&listed, &Path::new(&var("OUT_DIR")).join("symbol-order.txt"))
+    {
         // `-Xlinker` pairs: a comma in the path would split a `-Wl,` argument.
         sets.push(vec![
             "-Xlinker".into(),
@@ -59,6 +61,39 @@ fn main() {
             }
         }
     }
+}
+
+/// How far the number LTO appends to a renamed local copy of a function (`name.1202`) is looked
+/// for around the profiled one.
+const RENUMBERED: u32 = 300;
+
+/// `listed` written to `out` with, for each name LTO renumbered (`name.N`: a local copy, numbered
+/// by a counter that any change to the program shifts), the same name numbered `N - RENUMBERED`
+/// to `N + RENUMBERED`: those are copies of the same function, and the linker skips the numbers
+/// the binary does not have. Without this, the hottest of them (grapheme and width functions the
+/// screen runs for every cell) left the list as soon as the code changed, and their 64 KiB
+/// windows were resident on top of the ordered code's. `None` when there is no list.
+fn with_renumbered_copies(listed: &Path, out: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(listed).ok()?;
+    let mut expanded = String::with_capacity(text.len() * 2);
+    for line in text.lines() {
+        expanded.push_str(line);
+        expanded.push('\n');
+        let Some((name, n)) = line.rsplit_once('.') else {
+            continue;
+        };
+        let Ok(n) = n.parse::<u32>() else { continue };
+        if line.starts_with('#') || name.ends_with(".llvm") {
+            continue; // `.llvm.N` is a hash, not a counter
+        }
+        for k in n.saturating_sub(RENUMBERED)..=n.saturating_add(RENUMBERED) {
+            if k != n {
+                let _ = writeln!(expanded, "{name}.{k}");
+            }
+        }
+    }
+    std::fs::write(out, expanded).ok()?;
+    Some(out.to_path_buf())
 }
 
 /// Whether an empty program links with these extra linker arguments, with the compiler, target,
