@@ -5,7 +5,8 @@
 # (fault-around): with the ~1,000 functions the monitor runs scattered over 3.8 MB of code, 3.1 MB
 # of it was resident; packed together, about 1 MB. Functions not listed keep the linker's order,
 # and a stale list only costs memory (names the build no longer has are skipped), so rerun this
-# after large changes or a Rust or dependency upgrade (symbol names carry a hash of those).
+# after large changes, a Rust or dependency upgrade or a change of features (symbol names carry a
+# hash of those).
 #
 #   [LOAD=N] scripts/symbol-order.sh [SECONDS]   (default 25 per run, 350 idle processes)
 #
@@ -13,15 +14,17 @@
 # processes and some short-lived ones, each with a few keys pressed (sort, detail, help, scrolling):
 # the live monitor as most start it (no config file, no NVIDIA library), the same with
 # `--config FILE` setting every key, then with that file found in XDG_CONFIG_HOME instead, then
-# `--config FILE` with the fake NVML library playing two GPUs (fake-nvml/fixtures). The list puts
-# the first run's functions first, then those only a config file needs, then those only GPUs need:
-# what a run does not need then lies in windows it never touches (64 KiB each), instead of among
-# those it does.
-# Needs tmux, valgrind, python3.
+# `--config FILE` with the fake NVML library playing two GPUs (fake-nvml/fixtures). Each profile
+# is dumped in parts: start-up (up to `release_startup_pages`, which gives its pages back), the
+# screen running, the keys, the screen running again, the exit. The list puts what the running
+# screen needs first (a plain run's, then what a config file and GPUs add), then what the keys,
+# the exit and start-up need: the code a session keeps resident then fills as few 64 KiB windows
+# as it can, and what it ran only once lies in windows it gives back.
+# Needs tmux, valgrind (callgrind_control), python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-25}
-for tool in tmux valgrind python3 nm; do
+for tool in tmux valgrind callgrind_control python3 nm; do
   command -v "$tool" >/dev/null 2>&1 || { echo "symbol-order: needs $tool" >&2; exit 1; }
 done
 cargo build --release --quiet --bin kwtop
@@ -68,19 +71,29 @@ full_config "$target/release/libfake_nvml.so" >"$work/gpu/kwtop/config.toml"
   { echo "symbol-order: the generated config does not load" >&2; exit 1; }
 
 profile() { # NAME ARGS [ENV...]
-  local name=$1 args=$2; shift 2
+  local name=$1 args=$2 pid; shift 2
+  # Four dumps before the last: start-up (up to the release of its pages), the screen running,
+  # the keys, the screen running again; the last one has the exit.
   # shellcheck disable=SC2086 # ARGS is a word list on purpose
   tmux -L kwtop-order new-session -d -x 120 -y 40 \
     env XDG_CONFIG_HOME="$work/$name" XDG_DATA_HOME="$work/data" "$@" \
-    valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$name.cg" "$bin" $args
+    valgrind --tool=callgrind --demangle=no --dump-after='*release_startup_pages*' \
+    --callgrind-out-file="$work/$name.cg" "$bin" $args
+  pid=$(tmux -L kwtop-order list-panes -F '#{pane_pid}')
   sleep "$((secs / 2))"
+  callgrind_control -d "$pid" >/dev/null
   for k in s s d Escape '?' Escape Down Down PageDown Home; do tmux -L kwtop-order send-keys "$k"; sleep 1; done
+  callgrind_control -d "$pid" >/dev/null
   sleep "$((secs / 2))"
+  callgrind_control -d "$pid" >/dev/null
   tmux -L kwtop-order send-keys q
   for _ in $(seq 60); do [ -s "$work/$name.cg" ] && ! tmux -L kwtop-order has-session 2>/dev/null && break; sleep 1; done
   tmux -L kwtop-order kill-server 2>/dev/null || true
   # A profile that did not finish must not leave a list without it (build.rs would link by it).
-  [ -s "$work/$name.cg" ] || { echo "symbol-order: the $name profile did not finish" >&2; exit 1; }
+  for part in 1 2 3 4 ""; do
+    [ -s "$work/$name.cg${part:+.$part}" ] ||
+      { echo "symbol-order: the $name profile did not finish (no dump ${part:-final})" >&2; exit 1; }
+  done
 }
 # `kwtop` as most start it, then `kwtop --config FILE` before the same file found without the
 # option: parsing an option with a value runs code of its own (0.9 MB more resident code when it
@@ -96,15 +109,13 @@ profile xdg "" XDG_CONFIG_HOME="$work/plain"
 profile gpu "--config $work/gpu/kwtop/config.toml" \
   KWTOP_FAKE_NVML_FIXTURE="$PWD/fake-nvml/fixtures/h100-busy-and-idle-holder.json"
 
-python3 - "$bin" "$work/bare.cg" "$work/plain.cg" "$work/xdg.cg" "$work/gpu.cg" >"$work/order.txt" <<'PY'
+python3 - "$bin" "$work"/{bare,plain,xdg,gpu} >"$work/order.txt" <<'PY'
 import re, subprocess, sys
 binary, profiles = sys.argv[1], sys.argv[2:]
-# Self cost of every function of the kwtop binary, per profile.
-costs = []
-for path in profiles:
-    cost = {}
-    costs.append(cost)
-    objs, names, ob, fn, after_call = {}, {}, None, None, False
+
+def self_cost(path):
+    """Self cost of every function of the kwtop binary in one callgrind dump."""
+    cost, objs, names, ob, fn, after_call = {}, {}, {}, None, None, False
     for line in open(path, errors="replace"):
         m = re.match(r"^(ob|fn|cob|cfn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
         if m:
@@ -125,32 +136,42 @@ for path in profiles:
             if fn and not after_call and len(parts) >= 2:
                 cost[fn] = cost.get(fn, 0) + int(parts[1])
             after_call = False
+    return cost
+
+# The dumps of each profile by what they are: start-up runs once and its pages are given back
+# (sources::resident), so what matters is that the code the screen runs afterwards lies in as few
+# 64 KiB windows as it can. Classes in the order the list puts them: the screen running (before
+# and after the keys), the keys, the exit, start-up.
+STEADY, KEYS, EXIT, START = range(4)
+dumps = {".1": START, ".2": STEADY, ".3": KEYS, ".4": STEADY, "": EXIT}
 symbols = set()
 for line in subprocess.run(["nm", binary], capture_output=True, text=True).stdout.splitlines():
     parts = line.split()
     if len(parts) == 3 and parts[1] in "tTwW":
         symbols.add(parts[2])
-# What a run touches must lie together: a function only a config file or a GPU needs, among the
-# ones every run needs, pulls its 64 KiB window into every run. So the functions of each profile
-# that no earlier one ran, hottest first within each.
-total = {}
-for cost in costs:
-    for f, c in cost.items():
-        total[f] = total.get(f, 0) + c
-tier = {}
-for i, cost in enumerate(costs):
-    for f in cost:
-        tier.setdefault(f, i)
+# Each function goes where it is first needed: its earliest class, then its earliest profile
+# (a function only a config file or a GPU needs, among the ones every run needs, would pull its
+# window into every run); hottest first within each.
+tier, total = {}, {}
+for p, base in enumerate(profiles):
+    for suffix, cls in dumps.items():
+        for f, c in self_cost(base + ".cg" + suffix).items():
+            total[f] = total.get(f, 0) + c
+            tier[f] = min(tier.get(f, (cls, p)), (cls, p))
 order = sorted((f for f in total if f in symbols), key=lambda f: (tier[f], -total[f]))
-# The C start-up files' functions run in every process but are not in the profiles; left to the
-# linker they sit behind the ordered code and cost a window of their own.
+# First: the C start-up files' functions (they run in every process but are not in the profiles;
+# left to the linker they sit behind the ordered code and cost a window of their own), and the
+# code that gives start-up's pages back, which runs on after they are gone: in the first window,
+# with the screen's hottest code, it brings back no window of its own.
 crt = ["_start", "deregister_tm_clones", "register_tm_clones", "__do_global_dtors_aux", "frame_dummy"]
-order = [f for f in crt if f in symbols] + [f for f in order if f not in crt]
-sizes = [sum(1 for f in order if tier.get(f) == i) for i in range(len(costs))]
-print("symbol-order: functions per profile, new in each:", sizes, file=sys.stderr)
-print("# Functions the live monitor runs: without a config file or GPU, then those `--config FILE`")
-print("# adds, then those a config file found by itself adds, then those GPUs add; hottest first in")
-print("# each (scripts/symbol-order.sh; build.rs).")
+release = [f for f in order if "8resident" in f]
+first = [f for f in crt if f in symbols] + release
+order = first + [f for f in order if f not in first]
+sizes = [sum(1 for f in order if tier.get(f, (None,))[0] == c) for c in range(4)]
+print("symbol-order: functions for the screen running, the keys, the exit, start-up:", sizes, file=sys.stderr)
+print("# Functions the live monitor runs: those the running screen needs (without a config file or")
+print("# GPU, then with `--config FILE`, a config file found by itself, GPUs), then those keys, the")
+print("# exit and start-up need; hottest first in each (scripts/symbol-order.sh; build.rs).")
 print("\n".join(order))
 PY
 mv "$work/order.txt" build/symbol-order.txt
