@@ -85,8 +85,11 @@ fn with_renumbered_copies(listed: &Path, out: &Path) -> Option<PathBuf> {
             continue;
         };
         let Ok(n) = n.parse::<u32>() else { continue };
-        if line.starts_with('#') || name.ends_with(".llvm") {
-            continue; // `.llvm.N` is a hash, not a counter
+        // Rust's mangled names only (a C `static` could share a base name with an unrelated
+        // function); `.llvm.N` is a hash, not a counter.
+        let rust = name.starts_with("_R") || (name.starts_with("_ZN") && name.ends_with('E'));
+        if !rust || name.ends_with(".llvm") {
+            continue;
         }
         for k in n.saturating_sub(RENUMBERED)..=n.saturating_add(RENUMBERED) {
             if k != n {

@@ -203,6 +203,10 @@ pub fn run(
 ) -> Result<(), ServeError> {
     let addr = params.listen;
     let stop = StopFlag::install().map_err(ServeError)?;
+    let mut feed = LiveFeed::new(Sampler::from_config(sources), interval);
+    // Start-up is over: the pages of code and data only it ran go (issue 12), while this is the
+    // only thread (the endpoint and the work meter start their own).
+    let _ = crate::sources::resident::release_startup_pages();
     let mut meter = work
         .map(|spec| WorkMeter::start(spec, &sources.proc_root, impact.clone(), work_timeout(interval)))
         .transpose()
@@ -214,7 +218,6 @@ pub fn run(
         eprintln!("kwtop: {w}");
     }
     eprintln!("kwtop: serving http://{}/metrics", endpoint.local_addr());
-    let mut feed = LiveFeed::new(Sampler::from_config(sources), interval);
     let mut pipeline = Pipeline::new(engine);
     let mut printer = crate::subscribers::NoticePrinter;
     let mut subs: Vec<&mut dyn Subscriber> = Vec::with_capacity(3);
@@ -223,8 +226,6 @@ pub fn run(
     }
     subs.push(&mut endpoint);
     subs.push(&mut printer);
-    // Start-up is over: the pages of code and data only it ran go (issue 12).
-    let _ = crate::sources::resident::release_startup_pages();
     let n = pipeline.run(&mut feed, &mut subs, &|| stop.is_set(), |errors| {
         for e in errors {
             eprintln!("kwtop: {e}");

@@ -84,12 +84,13 @@ pub(super) async fn event_loop(
     let stopped = crate::signals::stopped().map_err(TuiError::Runtime)?;
     tokio::pin!(stopped);
     super::stats::enable(app.cost.is_some());
+    // Start-up is over: the pages of code and data only it ran go (issue 12), before the feed and
+    // input threads start (it gives nothing back beside another thread: with `--serve` or
+    // `--progress-log`, say). Failing only costs memory, so it is not reported.
+    let _ = crate::sources::resident::release_startup_pages();
     let (mut tick_rx, mut feed_panic_rx) = spawn_feed(feed, lossless)?;
     let mut feed_alive = true;
     let mut input_rx = spawn_input()?;
-    // Start-up is over: the pages of code and data only it ran go (issue 12; a failure only costs
-    // memory, so it is not reported).
-    let _ = crate::sources::resident::release_startup_pages();
 
     let frame = Duration::from_secs_f64(1.0 / options.ui.max_fps.clamp(0.5, 60.0));
     let mut dirty = true;

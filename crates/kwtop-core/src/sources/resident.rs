@@ -7,14 +7,21 @@
 //! [`release_startup_pages`], called once start-up is done, unmaps the pages of the program's and
 //! its libraries' read-only mappings (`madvise(MADV_DONTNEED)`); what the monitor runs afterwards
 //! faults back in from the page cache (minor faults, a few dozen once), what it does not stays
-//! out. Nothing is read from disk again: the pages stay in the page cache.
+//! out. The pages stay in the page cache as any file's do (under memory pressure the kernel may
+//! evict them, and a later use reads them again).
 //!
 //! Unobservable but for time, because only pages that are still the file's are given back: of
 //! private mappings without write permission of the files that have code mapped (the program and
 //! its shared libraries), the pages `/proc/self/pagemap` shows as present and the file's, or as
-//! neither present nor swapped out. A private copy (a page the loader relocated, a debugger's
-//! breakpoint, a uprobe) is kept, and so is any page pagemap cannot vouch for. If the maps or
-//! pagemap cannot be read nothing is given back.
+//! neither present nor swapped out. A private copy (a page the loader relocated, a breakpoint or
+//! uprobe set before the release) is kept, and so is any page pagemap cannot vouch for. Nothing is
+//! given back
+//! - unless this is the process's only thread: another one could load a library meanwhile (a user
+//!   name lookup loads NSS modules), and the loader maps a new library's future data read-only
+//!   for a moment before relocating it, which madvise would then undo;
+//! - unless pagemap tells the program's code (the file's) from its relocated pointers (private
+//!   copies): an emulator or sandbox that fakes it would otherwise have those dropped;
+//! - if the maps or pagemap cannot be read.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -26,14 +33,38 @@ pub struct Released {
     pub bytes: usize,
     /// Pages kept because they are not the file's (private copies, swapped out).
     pub kept_pages: usize,
+    /// Runs of pages the kernel would not drop (a locked mapping, say), left as they were.
+    pub refused_runs: usize,
 }
 
 /// Unmap the file's pages of the loaded objects' read-only mappings (see the module). Call it
-/// once start-up has run; the pages needed later come back on their own.
+/// once start-up has run, before any other thread starts; the pages needed later come back on
+/// their own.
 pub fn release_startup_pages() -> Result<Released, String> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("cannot read /proc/self/status: {e}"))?;
+    match threads(&status) {
+        Some(1) => {}
+        Some(n) => {
+            return Err(format!(
+                "not given back: {n} threads run (one could load a library meanwhile)"
+            ));
+        }
+        None => return Err("not given back: /proc/self/status has no thread count".into()),
+    }
     let maps = std::fs::read_to_string("/proc/self/maps")
         .map_err(|e| format!("cannot read /proc/self/maps: {e}"))?;
-    release(&read_only_code_mappings(&maps))
+    let pagemap = Pagemap::open()?;
+    pagemap.vouches()?;
+    release(&pagemap, &read_only_code_mappings(&maps))
+}
+
+/// `Threads:` of `/proc/PID/status`.
+fn threads(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 /// One line of `/proc/PID/maps`: `(start, end, perms, inode, path)`.
@@ -100,61 +131,124 @@ fn the_files(entry: u64) -> bool {
     }
 }
 
+/// A pointer the loader relocates at start: its page is a private copy of the file's.
+static RELOCATED: &u8 = &7;
+
+/// `/proc/self/pagemap`.
+struct Pagemap {
+    file: File,
+    page: usize,
+}
+
+impl Pagemap {
+    fn open() -> Result<Pagemap, String> {
+        let file =
+            File::open("/proc/self/pagemap").map_err(|e| format!("cannot read /proc/self/pagemap: {e}"))?;
+        Ok(Pagemap {
+            file,
+            page: page_size(),
+        })
+    }
+
+    /// The entries of the pages of `start..end` (page-aligned), 8 bytes each, into `out`.
+    fn read(&self, start: usize, end: usize, out: &mut Vec<u8>) -> Result<(), String> {
+        out.clear();
+        out.resize((end - start) / self.page * 8, 0);
+        self.file
+            .read_exact_at(out, (start / self.page * 8) as u64)
+            .map_err(|e| format!("cannot read /proc/self/pagemap: {e}"))
+    }
+
+    fn entry(&self, addr: usize) -> Result<u64, String> {
+        let start = addr / self.page * self.page;
+        let mut b = Vec::with_capacity(8);
+        self.read(start, start + self.page, &mut b)?;
+        Ok(entries(&b).next().unwrap_or(0))
+    }
+
+    /// Whether pagemap tells a page of the file (this code) from a private copy (a relocated
+    /// pointer), as a kernel does and a stub would not.
+    fn vouches(&self) -> Result<(), String> {
+        let code = self.entry(release_startup_pages as fn() -> Result<Released, String> as usize)?;
+        let relocated = std::hint::black_box(&RELOCATED);
+        let copy = self.entry(std::ptr::from_ref(relocated) as usize)?;
+        if code & (PM_PRESENT | PM_FILE) == PM_PRESENT | PM_FILE
+            && copy & (PM_PRESENT | PM_FILE | PM_SWAP) == PM_PRESENT
+            && **relocated == 7
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "not given back: pagemap does not tell the file's pages from copies (code {code:#x}, relocated {copy:#x})"
+            ))
+        }
+    }
+}
+
+/// The entries of a pagemap read.
+fn entries(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    bytes
+        .chunks_exact(8)
+        .map(|b| b.try_into().map_or(PM_PRESENT, u64::from_le_bytes))
+}
+
+/// The runs of pages that may go, as `(first page, pages)`, and how many pages stay.
+fn runs(entries: impl Iterator<Item = u64>) -> (Vec<(usize, usize)>, usize) {
+    let (mut out, mut kept, mut first) = (Vec::new(), 0, None);
+    let mut n = 0;
+    for (i, e) in entries.enumerate() {
+        n = i + 1;
+        match (first, the_files(e)) {
+            (None, true) => first = Some(i),
+            (Some(f), false) => {
+                out.push((f, i - f));
+                first = None;
+            }
+            _ => {}
+        }
+        kept += usize::from(!the_files(e));
+    }
+    if let Some(f) = first {
+        out.push((f, n - f));
+    }
+    (out, kept)
+}
+
 /// Advise away the pages of `ranges` (page-aligned, private read-only file mappings) that are
 /// the file's. All of pagemap is read first: the code that runs after the first page goes is
 /// only this function's loop over the runs, so little of it has to come back.
-fn release(ranges: &[(usize, usize)]) -> Result<Released, String> {
-    let page = page_size();
-    let pagemap =
-        File::open("/proc/self/pagemap").map_err(|e| format!("cannot read /proc/self/pagemap: {e}"))?;
+fn release(pagemap: &Pagemap, ranges: &[(usize, usize)]) -> Result<Released, String> {
+    let page = pagemap.page;
     let mut out = Released::default();
-    let mut runs = Vec::new();
-    let mut entries = Vec::new();
+    let mut all = Vec::new();
+    let mut bytes = Vec::new();
     for &(start, end) in ranges {
-        let pages = (end - start) / page;
-        entries.clear();
-        entries.resize(pages * 8, 0u8);
-        pagemap
-            .read_exact_at(&mut entries, (start / page * 8) as u64)
-            .map_err(|e| format!("cannot read /proc/self/pagemap: {e}"))?;
-        // Runs of pages that may go, between those that stay.
-        let mut first = None;
-        for (i, entry) in entries.chunks_exact(8).map(Some).chain([None]).enumerate() {
-            let stays =
-                entry.is_some_and(|b| !the_files(u64::from_le_bytes(b.try_into().unwrap_or([0xff; 8]))));
-            out.kept_pages += usize::from(stays);
-            match (first, entry.is_none() || stays) {
-                (Some(f), true) => {
-                    runs.push((start + f * page, (i - f) * page));
-                    first = None;
-                }
-                (None, false) => first = Some(i),
-                _ => {}
-            }
-        }
+        pagemap.read(start, end, &mut bytes)?;
+        let (runs, kept) = runs(entries(&bytes));
+        out.kept_pages += kept;
+        all.extend(runs.into_iter().map(|(f, n)| (start + f * page, n * page)));
     }
-    for (addr, len) in runs {
-        advise(addr, len)?;
-        out.bytes += len;
+    for (addr, len) in all {
+        if advise(addr, len) {
+            out.bytes += len;
+        } else {
+            out.refused_runs += 1;
+        }
     }
     Ok(out)
 }
 
-/// `madvise(MADV_DONTNEED)`: the only unsafe code in kwtop (see the module for why it is sound).
+/// `madvise(MADV_DONTNEED)`, whether the kernel did it: the only unsafe code in kwtop (see the
+/// module for why it is sound).
 #[expect(
     unsafe_code,
     reason = "madvise has no safe wrapper; the pages are the file's (module doc)"
 )]
-fn advise(addr: usize, len: usize) -> Result<(), String> {
+fn advise(addr: usize, len: usize) -> bool {
     // SAFETY: `addr..addr + len` is a private read-only file mapping whose pages hold only what
-    // the file does (pagemap, just read; nothing in this process writes to them), so they fault
-    // back in with the same bytes on the next access.
-    let rc = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(format!("madvise: {}", std::io::Error::last_os_error()))
-    }
+    // the file does (pagemap, just read; this is the only thread, and nothing writes to them), so
+    // they fault back in with the same bytes on the next access.
+    unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
 }
 
 #[cfg(test)]

@@ -77,4 +77,45 @@ fn only_pages_that_hold_what_the_file_does_may_go() {
         !the_files(PM_SWAP | PM_FILE),
         "swapped or migrating: not vouched for"
     );
+    assert!(
+        !the_files(entries(&[1, 2, 3, 4, 5, 6, 7]).next().unwrap_or(PM_PRESENT)),
+        "a short read stays"
+    );
+}
+
+#[test]
+fn runs_stop_at_every_page_that_stays() {
+    const F: u64 = PM_PRESENT | PM_FILE;
+    const COPY: u64 = PM_PRESENT;
+    let of = |e: &[u64]| runs(e.iter().copied());
+    assert_eq!(of(&[]), (vec![], 0));
+    assert_eq!(of(&[F, F, 0, F]), (vec![(0, 4)], 0), "one run, present or not");
+    assert_eq!(of(&[COPY, F, F]), (vec![(1, 2)], 1), "a copy first");
+    assert_eq!(of(&[F, F, COPY]), (vec![(0, 2)], 1), "a copy last");
+    assert_eq!(
+        of(&[F, COPY, PM_SWAP, F]),
+        (vec![(0, 1), (3, 1)], 2),
+        "two that stay, side by side"
+    );
+    assert_eq!(of(&[COPY, COPY]), (vec![], 2), "all stay");
+    assert_eq!(of(&[F]), (vec![(0, 1)], 0));
+}
+
+#[test]
+fn thread_count() {
+    assert_eq!(threads("Name:\tkwtop\nThreads:\t1\nSigQ:\t0/1\n"), Some(1));
+    assert_eq!(threads("Threads:\t12\n"), Some(12));
+    assert_eq!(threads("Name:\tkwtop\n"), None);
+}
+
+#[test]
+fn nothing_goes_while_other_threads_run() {
+    // The test harness runs this on a thread of its own, beside the main one.
+    let e = release_startup_pages().err().unwrap_or_default();
+    assert!(e.contains("threads run"), "{e}");
+}
+
+#[test]
+fn pagemap_tells_this_code_from_its_relocated_pointers() {
+    assert_eq!(Pagemap::open().and_then(|p| p.vouches()), Ok(()));
 }
