@@ -198,7 +198,8 @@ fn runs(entries: impl Iterator<Item = u64>) -> (Vec<(usize, usize)>, usize) {
     let mut n = 0;
     for (i, e) in entries.enumerate() {
         n = i + 1;
-        match (first, the_files(e)) {
+        let goes = the_files(e);
+        match (first, goes) {
             (None, true) => first = Some(i),
             (Some(f), false) => {
                 out.push((f, i - f));
@@ -206,7 +207,7 @@ fn runs(entries: impl Iterator<Item = u64>) -> (Vec<(usize, usize)>, usize) {
             }
             _ => {}
         }
-        kept += usize::from(!the_files(e));
+        kept += usize::from(!goes);
     }
     if let Some(f) = first {
         out.push((f, n - f));
